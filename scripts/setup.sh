@@ -1,0 +1,251 @@
+#!/bin/bash
+# Installs everything the SlapOS mail bundle needs on a Debian 12 machine:
+# Debian packages, the runtime user, the directories of DEVELOPERS.md, the
+# Postfix source in the download cache, the virtual environment with this
+# package in develop mode, and the partitions' IPv6 addresses.
+#
+# Idempotent: a second run only checks, and takes a few seconds.
+# Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail), SLAPOS_MAIL_USER
+# (default: slapmail when run as root, else the invoking user).
+set -euo pipefail
+
+step() { echo "==> $*"; }
+note() { echo "    $*"; }
+die() { echo "setup.sh: error: $*" >&2; exit 1; }
+
+SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(dirname "$(dirname "$SCRIPT")")
+ROOT=${SLAPOS_MAIL_ROOT:-/srv/slapos-mail}
+START=$SECONDS
+
+# --- root, or re-run through sudo ------------------------------------------
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 \
+    || die "must be run as root (sudo is not installed): run it as root"
+  # Without a terminal there is nobody to type a password: fail instead.
+  [ -t 0 ] && SUDO=(sudo) || SUDO=(sudo -n)
+  rc=0
+  "${SUDO[@]}" env SLAPOS_MAIL_ROOT="$ROOT" \
+    SLAPOS_MAIL_USER="${SLAPOS_MAIL_USER:-$(id -un)}" bash "$SCRIPT" "$@" || rc=$?
+  [ "$rc" -eq 0 ] || echo "setup.sh: failed (as root through sudo, exit $rc): run it as root if sudo cannot be used" >&2
+  exit "$rc"
+fi
+
+RUN_USER=${SLAPOS_MAIL_USER:-slapmail}
+[ "$RUN_USER" != root ] \
+  || die "the runtime user cannot be root (slapgrid refuses to run partitions as root)"
+cd "$REPO"
+
+# --- (a) Debian packages ----------------------------------------------------
+PACKAGES=(
+  dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
+  dovecot-managesieved apache2 php8.2-fpm php8.2-curl php8.2-xml
+  php8.2-mbstring php8.2-intl php8.2-zip php8.2-gd php8.2-sqlite3
+  libssl-dev libsasl2-dev libdb-dev liblmdb-dev libpcre2-dev libicu-dev
+  m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
+  bogofilter swaks iproute2 procps rsync sudo
+)
+step "installing Debian packages"
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  [[ $status == ii* ]] || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  note "all ${#PACKAGES[@]} packages already installed"
+else
+  note "missing: ${missing[*]}"
+  # Keep the packages' maintainer scripts from starting services.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=1
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+fi
+
+# Our own instances listen on the partitions' addresses: the system's
+# daemons (which bind every address) must neither run nor start at boot.
+step "stopping system mail/web services"
+stopped=()
+for svc in dovecot apache2 php8.2-fpm postfix; do
+  [ -e "/etc/init.d/$svc" ] || [ -e "/lib/systemd/system/$svc.service" ] || continue
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    if systemctl is-enabled --quiet "$svc" 2>/dev/null \
+        || systemctl is-active --quiet "$svc" 2>/dev/null; then
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+      stopped+=("$svc")
+    fi
+  elif compgen -G "/etc/rc[2-5].d/S??$svc" >/dev/null; then
+    update-rc.d "$svc" disable >/dev/null 2>&1 || true
+  fi
+done
+# Whatever still runs as root from the system binaries (our instances run as
+# the runtime user): kill those processes by pid.
+pids=$( { pgrep -u root -x dovecot; pgrep -u root -x apache2
+          pgrep -u root -x php-fpm8.2
+          pgrep -u root -f '^/usr/lib/postfix/sbin/master'; } || true)
+if [ -n "$pids" ]; then
+  stopped+=($(ps -o comm= -p "$(echo $pids | tr ' ' ,)" | sort -u))
+  kill $pids 2>/dev/null || true
+  for _ in $(seq 50); do
+    alive=$(for p in $pids; do kill -0 "$p" 2>/dev/null && echo "$p"; done || true)
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  [ -z "$alive" ] || kill -9 $alive 2>/dev/null || true
+fi
+if [ ${#stopped[@]} -gt 0 ]; then note "stopped: ${stopped[*]}"; else note "none running"; fi
+
+# --- (b) runtime user -------------------------------------------------------
+step "runtime user $RUN_USER"
+if ! id "$RUN_USER" >/dev/null 2>&1; then
+  [ "$RUN_USER" = slapmail ] || die "user $RUN_USER does not exist"
+  mkdir -p "$ROOT"
+  useradd --system --user-group --home-dir "$ROOT/home" --shell /bin/bash slapmail
+  note "created"
+fi
+RUN_GROUP=$(id -gn "$RUN_USER")
+RUN_HOME=$(getent passwd "$RUN_USER" | cut -d: -f6)
+as_user() { runuser -u "$RUN_USER" -- env HOME="$RUN_HOME" USER="$RUN_USER" "$@"; }
+
+# --- (c) directories and buildout defaults --------------------------------
+step "directories under $ROOT"
+for d in "$ROOT" "$ROOT/venv" "$ROOT/src" "$ROOT/download-cache" "$ROOT/slapos" "$RUN_HOME"; do
+  mkdir -p "$d"
+  [ "$(stat -c %U "$d")" = "$RUN_USER" ] || chown "$RUN_USER:$RUN_GROUP" "$d"
+done
+# Read by buildout when a developer runs it by hand (slapgrid runs buildout
+# with -U and HOME set to the software directory, so it ignores this file).
+default_cfg="$RUN_HOME/.buildout/default.cfg"
+wanted=$(printf '[buildout]\ndownload-cache = %s\n' "$ROOT/download-cache")
+if [ "$(cat "$default_cfg" 2>/dev/null || true)" != "$wanted" ]; then
+  as_user mkdir -p "$RUN_HOME/.buildout"
+  printf '%s\n' "$wanted" | as_user tee "$default_cfg" >/dev/null
+  note "wrote $default_cfg"
+fi
+
+# --- (d) Postfix source -----------------------------------------------------
+step "Postfix source in the download cache"
+if [ -f "$REPO/scripts/fetch-postfix-source.sh" ]; then
+  bash "$REPO/scripts/fetch-postfix-source.sh" "$ROOT/download-cache"
+  chown -R "$RUN_USER:$RUN_GROUP" "$ROOT/download-cache"
+else
+  note "scripts/fetch-postfix-source.sh is not there yet: skipped"
+fi
+
+# --- (e) source copy and virtual environment -------------------------------
+step "copying the checkout to $ROOT/src"
+rsync -a --delete --chown="$RUN_USER:$RUN_GROUP" \
+  --exclude=.git --exclude=/bin/ --exclude=/parts/ --exclude=/eggs/ \
+  --exclude=/develop-eggs/ --exclude=.installed.cfg --exclude=__pycache__ \
+  --exclude=.pytest_cache --exclude='*.egg-info' --exclude=/build/ \
+  "$REPO/" "$ROOT/src/"
+
+VENV=$ROOT/venv
+PY=$VENV/bin/python
+CONSTRAINTS=$ROOT/src/scripts/constraints.txt
+REQUIREMENTS=(zc.buildout slapos.core slapos.cookbook slapos.recipe.template
+  slapos.recipe.build jinja2 libpass pytest slapos.libnetworkcache nxdbom
+  zc.recipe.egg)
+step "virtual environment $VENV"
+if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+  note "broken or foreign virtual environment: recreating"
+  find "$VENV" -mindepth 1 -delete
+fi
+if [ "$(find "$VENV" \! -user "$RUN_USER" -print -quit)" ]; then
+  chown -R "$RUN_USER:$RUN_GROUP" "$VENV"
+fi
+[ -e "$PY" ] || as_user /usr/bin/python3 -m venv "$VENV"
+# Does the venv hold exactly the pinned versions? (fast: no pip involved)
+pins_ok() {
+  "$PY" - "$CONSTRAINTS" <<'EOF'
+import re, sys
+from importlib import metadata
+norm = lambda n: re.sub(r'[-_.]+', '-', n).lower()
+installed = {norm(d.metadata['Name']): d.version for d in metadata.distributions()}
+bad = []
+for line in open(sys.argv[1]):
+    line = line.split('#')[0].strip()
+    if line:
+        name, version = line.split('==')
+        if installed.get(norm(name)) != version:
+            bad.append('%s==%s (have %s)' % (name, version, installed.get(norm(name))))
+if bad:
+    print('    to install: ' + (', '.join(bad) if len(bad) < 6 else '%d packages' % len(bad)))
+    sys.exit(1)
+EOF
+}
+if pins_ok; then
+  note "pinned packages already installed"
+else
+  as_user "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pip setuptools wheel
+  as_user "$VENV/bin/pip" install -q -c "$CONSTRAINTS" "${REQUIREMENTS[@]}"
+  pins_ok || die "the virtual environment does not match scripts/constraints.txt"
+fi
+
+# slapos.core 1.26.1 calls importlib.resources.files() on modules, not
+# packages (slapos.grid.SlapObject and slapos.grid.svcbackend do it at
+# import/supervisord start), which only Python >= 3.12 accepts: on 3.11 it
+# raises "TypeError: ... is not a package". This shim, loaded by a .pth at
+# interpreter start-up, makes files(<module>) return the module's directory,
+# as 3.12 does.
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+SHIM='import importlib, importlib.resources, os, pathlib
+
+_files = importlib.resources.files
+
+
+def files(anchor=None):
+    try:
+        return _files(anchor)
+    except TypeError:
+        module = importlib.import_module(anchor) if isinstance(anchor, str) else anchor
+        if getattr(module, "__file__", None) is None:
+            raise
+        return pathlib.Path(os.path.dirname(module.__file__))
+
+
+importlib.resources.files = files'
+if [ "$(cat "$SITE/slapos_mail_compat.py" 2>/dev/null || true)" != "$SHIM" ]; then
+  printf '%s\n' "$SHIM" | as_user tee "$SITE/slapos_mail_compat.py" >/dev/null
+  echo 'import slapos_mail_compat' | as_user tee "$SITE/slapos_mail_compat.pth" >/dev/null
+  note "installed the importlib.resources.files() shim"
+fi
+
+step "installing slapos.mailbundle in develop mode"
+stamp="$VENV/.slapos.mailbundle.stamp"
+digest=$( { cat "$ROOT"/src/setup.py "$ROOT"/src/setup.cfg "$ROOT"/src/pyproject.toml \
+  2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" = "$digest" ] \
+    && "$PY" -c 'from importlib import metadata; metadata.distribution("slapos.mailbundle")' 2>/dev/null; then
+  note "already installed"
+else
+  (cd "$ROOT/src" && as_user env PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT/src")
+  echo "$digest" | as_user tee "$stamp" >/dev/null
+fi
+
+# --- (f) IPv6 addresses of the partitions ----------------------------------
+# Partition i has fd6d:6169:6c00::<i+2> (hexadecimal), for 32 partitions.
+step "IPv6 addresses on lo"
+if [ "$(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null || echo 1)" != 0 ]; then
+  sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0 \
+    || die "IPv6 is disabled on lo and cannot be enabled (net.ipv6.conf.lo.disable_ipv6)"
+fi
+present=$(ip -6 addr show dev lo)
+added=0
+for n in $(seq 2 33); do
+  addr=$(printf 'fd6d:6169:6c00::%x' "$n")
+  grep -q "inet6 $addr/" <<<"$present" && continue
+  ip -6 addr add "$addr/128" dev lo nodad
+  added=$((added + 1))
+done
+note "$added added, $((32 - added)) already there"
+
+# --- (g) summary ------------------------------------------------------------
+step "done in $((SECONDS - START)) s: user $RUN_USER, root $ROOT, venv $VENV ($("$PY" --version)), IPv6 fd6d:6169:6c00::2-::21 on lo"

@@ -1,0 +1,25 @@
+"""The Python package of the SlapOS mail bundle: its buildout recipes and
+the plain-Python logic behind them (``import recipes``)."""
+from setuptools import setup
+
+setup(
+    name='slapos.mailbundle',
+    version='0.1.0',
+    description='Buildout recipes and logic of the SlapOS mail bundle '
+                '(mail-server, mail-server-relay)',
+    packages=['recipes'],
+    include_package_data=True,
+    python_requires='>=3.9',
+    install_requires=['jsonschema', 'libpass', 'jinja2'],
+    entry_points={
+        'zc.buildout': [
+            'slapconfiguration = recipes.slapconfiguration:Recipe',
+            'switch-softwaretype = recipes.switch_softwaretype:Recipe',
+            'profile-files = recipes.profile_files:Recipe',
+            'certificate = recipes.certificates:Recipe',
+            'accounts = recipes.accounts:Recipe',
+            'request = recipes.request:Recipe',
+            'reload = recipes.reload:Recipe',
+        ],
+    },
+)

@@ -1,0 +1,93 @@
+"""A relay cluster and a mail backend in the embedded SlapOS: mail sent to
+the relay's inbound port for the backend's domain is read back over IMAPS."""
+import json
+import os
+import pwd
+import uuid
+
+import psutil
+import pytest
+
+from tests.deployment import MAIL_SERVER, RELAY, imaps_find, send
+from tests.harness import SlapOSCommandFailed
+
+DOMAIN = 'mail1.example.com'
+
+
+@pytest.fixture(scope='module')
+def deployment(slapos):
+    slapos.supply(MAIL_SERVER)
+    slapos.supply(RELAY)
+    slapos.wait_software()
+    slapos.request(MAIL_SERVER, 'backend', 'default',
+                   {'mail-domains': [DOMAIN], 'test-account': True})
+    slapos.wait_instance(max_retry=2)
+    backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
+    slapos.request(RELAY, 'relay', 'cluster',
+                   {'topology': {'node1': {'fqdn': 'relay1.example.com'}}})
+    slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster',
+                   {'name': DOMAIN,
+                    'mail-server-host': backend['imap-smtp-ipv6'],
+                    'mail-server-port': int(backend['smtp-port'])},
+                   shared=True)
+    slapos.wait_instance(max_retry=6)
+    relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
+    return {'backend': backend, 'relay': relay}
+
+
+def test_backend_publishes_its_endpoints(deployment):
+    backend = deployment['backend']
+    assert backend['imap-smtp-ipv6'].startswith('fd6d:6169:6c00::')
+    assert backend['smtp-port'] == '10025'
+    assert backend['imaps-port'] == '10993'
+    assert len(json.loads(backend['tls-fingerprints'])) == 2
+
+
+def test_relay_cluster_publishes_its_node_and_domains(deployment):
+    relay = deployment['relay']
+    assert json.loads(relay['backend-domains']) == [DOMAIN]
+    hosts = json.loads(relay['relay-hosts'])
+    assert len(hosts) == 1 and hosts[0].startswith('fd6d:6169:6c00::')
+    assert hosts[0] != deployment['backend']['imap-smtp-ipv6']
+
+
+def test_inbound_mail_crosses_the_relay_to_the_backend(deployment):
+    node = json.loads(deployment['relay']['relay-hosts'])[0]
+    backend = deployment['backend']
+    subject = 'skeleton %s' % uuid.uuid4()
+    send(node, 10025, 'etienne@hotmail.com', ['testmail@' + DOMAIN], subject)
+    message = imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
+                         'testmail@' + DOMAIN, 'password123', subject)
+    assert 'etienne@hotmail.com' in message
+    # it went through the relay node's Postfix, then the backend's
+    received = [l for l in message.splitlines() if l.startswith('Received:')]
+    assert len(received) >= 2
+
+
+def test_daemons_run_as_the_unprivileged_user(deployment, slapos):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert me != 'root'
+    masters = {'postfix': [], 'dovecot': []}
+    for process in psutil.process_iter(['cmdline']):
+        cmdline = ' '.join(process.info['cmdline'] or [])
+        if slapos.base_directory not in cmdline:
+            continue
+        if 'libexec/postfix/master' in cmdline:
+            masters['postfix'].append(process)
+        elif 'dovecot.conf' in cmdline:
+            masters['dovecot'].append(process)
+    # the relay node's Postfix and the backend's, the backend's Dovecot
+    assert len(masters['postfix']) == 2 and len(masters['dovecot']) == 1
+    for master in masters['postfix'] + masters['dovecot']:
+        tree = [master] + master.children(recursive=True)
+        assert {p.username() for p in tree} == {me}, master.cmdline()
+
+
+def test_a_wrong_parameter_names_itself(deployment, slapos):
+    slapos.request(MAIL_SERVER, 'no-domains', 'default', {'smtp-port': 10026})
+    try:
+        with pytest.raises(SlapOSCommandFailed) as error:
+            slapos.wait_instance()
+        assert "'mail-domains' is a required property" in str(error.value)
+    finally:
+        slapos.destroy(MAIL_SERVER, 'no-domains')

@@ -1,0 +1,279 @@
+"""The embedded SlapOS harness, shared by the tests and the demo.
+
+A thin wrapper around ``slapos.slap.standalone.StandaloneSlapOS``: a real
+SlapOS master (slapproxy), slapgrid and supervisord under
+``$SLAPOS_MAIL_ROOT/slapos``, with one IPv6 address per partition out of
+``fd6d:6169:6c00::/112`` (partition *i* has ``fd6d:6169:6c00::<i+2>``)::
+
+    with EmbeddedSlapOS() as slapos:
+        slapos.supply('/path/to/software.cfg')
+        slapos.wait_software()
+        slapos.request('/path/to/software.cfg', 'main', parameters={...})
+        slapos.wait_instance()
+        slapos.connection_parameters('/path/to/software.cfg', 'main')
+
+It runs as the unprivileged runtime user (slapgrid refuses to run partitions
+as root): use ``scripts/test.sh``, which runs ``scripts/setup.sh`` first.
+"""
+import hashlib
+import ipaddress
+import json
+import os
+import socket
+import sys
+import time
+
+import psutil
+
+IPV4 = '127.0.0.1'
+IPV6_RANGE = 'fd6d:6169:6c00::/112'
+DEFAULT_ROOT = '/srv/slapos-mail'
+
+
+def log(message):
+    print('[harness %s] %s' % (time.strftime('%H:%M:%S'), message),
+          file=sys.stderr, flush=True)
+
+
+def partition_ipv6(i):
+    """The IPv6 address of partition ``i`` (``fd6d:6169:6c00::<i+2>``)."""
+    network = ipaddress.IPv6Network(IPV6_RANGE)
+    return str(network.network_address + i + 2)
+
+
+class SlapOSCommandFailed(RuntimeError):
+    """slapos node software, instance or report failed: the message ends
+    with the tail of its output."""
+
+
+class EmbeddedSlapOS(object):
+
+    def __init__(self, root=None, port=None, partition_count=10):
+        if os.geteuid() == 0:
+            raise RuntimeError(
+                'the embedded SlapOS cannot run as root (slapgrid refuses to '
+                'run partitions as root): run the tests with scripts/test.sh, '
+                'which runs them as the runtime user')
+        self.root = root or os.environ.get('SLAPOS_MAIL_ROOT', DEFAULT_ROOT)
+        self.base_directory = os.path.join(self.root, 'slapos')
+        self.port = int(port or os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000))
+        self.partition_count = partition_count
+        # The venv's slapos and supervisord, whatever PATH says: both
+        # StandaloneSlapOS and the supervisord it starts look them up in PATH.
+        self.bin_directory = os.path.join(sys.prefix, 'bin')
+        self.slapos_bin = os.path.join(self.bin_directory, 'slapos')
+        if not os.access(self.slapos_bin, os.X_OK):
+            raise RuntimeError('%s not found: run the tests with the virtual '
+                               'environment of scripts/setup.sh' % self.slapos_bin)
+        path = os.environ.get('PATH', '').split(os.pathsep)
+        if path[:1] != [self.bin_directory]:
+            os.environ['PATH'] = os.pathsep.join([self.bin_directory] + path)
+        self.standalone = None
+        self.software_list = []
+        self._requests = {}  # (reference, shared) -> request arguments
+
+    # -- life cycle -----------------------------------------------------------
+    def start(self, clean=True):
+        """Starts slapproxy and formats the partitions. With ``clean``, the
+        partitions, the master's database and the logs of an earlier run are
+        removed first (built software releases are kept)."""
+        from slapos.slap.standalone import StandaloneSlapOS
+        from slapos.util import getPartitionIpv6Addr, rmtree
+        self._check_addresses()
+        self._kill(self.processes(), 'left over by an earlier run')
+        os.makedirs(self.base_directory, exist_ok=True)
+        if clean:
+            log_directory = os.path.join(self.base_directory, 'var', 'log')
+            for path in ['inst', os.path.join('var', 'proxy.db')] + [
+                    os.path.join(log_directory, name) for name in
+                    (os.listdir(log_directory) if os.path.isdir(log_directory) else ())]:
+                path = os.path.join(self.base_directory, path)
+                if os.path.isdir(path):
+                    rmtree(path)
+                elif os.path.exists(path):
+                    os.unlink(path)
+        log('starting SlapOS in %s (slapproxy on %s:%s)'
+            % (self.base_directory, IPV4, self.port))
+        self.standalone = StandaloneSlapOS(
+            self.base_directory, IPV4, self.port, slapos_bin=self.slapos_bin)
+        self.standalone.format(self.partition_count, IPV4, IPV6_RANGE)
+        address, prefixlen = IPV6_RANGE.split('/')
+        for i in range(self.partition_count):
+            given = getPartitionIpv6Addr(
+                {'addr': address, 'prefixlen': int(prefixlen)}, i)['addr']
+            assert given == partition_ipv6(i), (i, given)
+        log('%d partitions formatted' % self.partition_count)
+        return self
+
+    def _check_addresses(self):
+        missing = []
+        for i in range(self.partition_count):
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((partition_ipv6(i), 0))
+                except OSError:
+                    missing.append(partition_ipv6(i))
+        if missing:
+            raise RuntimeError(
+                'the partitions\' IPv6 addresses are not on this machine (%s): '
+                'run scripts/setup.sh as root' % ', '.join(missing))
+
+    def stop(self):
+        """Stops slapproxy, slapgrid, the instance supervisord and every
+        partition service, then checks that none of our processes is left."""
+        if self.standalone is not None:
+            log('stopping SlapOS')
+            self.standalone.stop()
+            self.standalone = None
+        self._kill(self.processes(), 'still running')
+        log('stopped, no process left')
+
+    def _kill(self, processes, why):
+        if not processes:
+            return
+        log('killing processes %s: %s' % (why, ', '.join(
+            '%s (%s)' % (p.pid, ' '.join(p.cmdline())[:80]) for p in processes)))
+        for p in processes:
+            p.terminate()
+        _, alive = psutil.wait_procs(processes, timeout=10)
+        for p in alive:
+            p.kill()
+        _, alive = psutil.wait_procs(alive, timeout=5)
+        if alive:
+            raise RuntimeError('could not stop %r' % alive)
+
+    def processes(self):
+        """Our processes that run from or in the SlapOS directory."""
+        me = {os.getpid()} | {p.pid for p in psutil.Process().parents()}
+        base = self.base_directory + os.sep
+        found = []
+        for p in psutil.process_iter(['pid', 'uids', 'cmdline', 'cwd']):
+            info = p.info
+            if info['pid'] in me or not info['uids'] \
+                    or info['uids'].real != os.getuid():
+                continue
+            if base in ' '.join(info['cmdline'] or ()) + ' ' \
+                    or (info['cwd'] or '').startswith(base):
+                found.append(p)
+        return found
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- software -------------------------------------------------------------
+    def supply(self, software_cfg_path, state='available'):
+        url = os.path.abspath(software_cfg_path)
+        log('supplying %s' % url)
+        self._provide_download_cache(url)
+        self.standalone.supply(url, state=state)
+        if url not in self.software_list:
+            self.software_list.append(url)
+        return url
+
+    def _provide_download_cache(self, url):
+        """What the node cannot download (no network here): the software
+        releases take their archives from ``${buildout:directory}/
+        download-cache``, which is linked to ``$SLAPOS_MAIL_ROOT/
+        download-cache`` that scripts/setup.sh fills."""
+        software = os.path.join(self.standalone.software_directory,
+                                hashlib.md5(url.encode()).hexdigest())
+        os.makedirs(software, exist_ok=True)
+        link = os.path.join(software, 'download-cache')
+        if not os.path.lexists(link):
+            os.symlink(os.path.join(self.root, 'download-cache'), link)
+
+    def wait_software(self, max_retry=0, error_lines=100, force=True):
+        """Builds the supplied software releases. With ``force``, buildout
+        runs again on those already built (quick when nothing changed), so
+        that changes of the profiles are taken."""
+        start = time.time()
+        log('building the software releases')
+        self._run(lambda **kw: self.standalone.waitForSoftware(
+                      install_all=force, **kw),
+                  'slapos-node-software', max_retry, error_lines)
+        log('software releases built in %.1f s' % (time.time() - start))
+
+    # -- instances ------------------------------------------------------------
+    def request(self, software_release, reference, software_type='default',
+                parameters=None, shared=False, state='started'):
+        kw = dict(software_release=os.path.abspath(software_release),
+                  partition_reference=reference, software_type=software_type,
+                  shared=shared, state=state,
+                  partition_parameter_kw={'_': json.dumps(parameters or {})})
+        self._requests[reference, shared] = kw
+        log('requesting %s%s (%s, %s)' % (
+            'shared ' if shared else '', reference, software_type, state))
+        return self.standalone.request(**kw)
+
+    def wait_instance(self, max_retry=0, error_lines=100, max_passes=6):
+        """Runs slapos node instance until a pass has no partition left to
+        process: slapgrid chooses the partitions of a pass when it starts,
+        so what one partition requests from another (a cluster from its
+        nodes) is processed by the next pass, as on a real node."""
+        start = time.time()
+        log('instantiating the partitions')
+        instance_log = os.path.join(self.base_directory, 'var', 'log',
+                                    'slapos-node-instance.log')
+        for done in range(1, max_passes + 1):
+            offset = os.path.getsize(instance_log) if os.path.exists(
+                instance_log) else 0
+            self._run(self.standalone.waitForInstance, 'slapos-node-instance',
+                      max_retry, error_lines)
+            with open(instance_log, 'rb') as f:
+                f.seek(offset)
+                if b'Processing Computer Partition' not in f.read():
+                    break
+        log('partitions instantiated in %.1f s (%d passes)'
+            % (time.time() - start, done))
+
+    def wait_report(self, max_retry=0, error_lines=100):
+        """Runs slapos node report, which destroys what was requested so."""
+        self._run(self.standalone.waitForReport, 'slapos-node-report',
+                  max_retry, error_lines)
+
+    def connection_parameters(self, software_release, reference,
+                              software_type='default', shared=False):
+        """The decoded connection parameters of an instance requested before
+        (it is requested again with the same parameters, as SlapOS does)."""
+        kw = dict(self._requests.get((reference, shared)) or dict(
+            partition_reference=reference, shared=shared, state='started',
+            partition_parameter_kw={'_': '{}'}))
+        kw.update(software_release=os.path.abspath(software_release),
+                  software_type=software_type)
+        params = self.standalone.request(**kw).getConnectionParameterDict()
+        if '_' in params:
+            params = json.loads(params['_'])
+        return params
+
+    def destroy(self, software_release, reference, software_type='default',
+                shared=False, wait=True):
+        """Requests the instance destroyed, and by default runs slapgrid
+        until it is."""
+        kw = self._requests.get((reference, shared), {})
+        self.request(software_release, reference, software_type,
+                     json.loads(kw.get('partition_parameter_kw', {}).get('_', '{}')),
+                     shared=shared, state='destroyed')
+        if wait:
+            # slapos node report destroys; node instance would run the
+            # profile of a partition that may be the broken one
+            self.wait_report()
+
+    def partition_path(self, i):
+        return os.path.join(self.base_directory, 'inst', 'slappart%d' % i)
+
+    def partition_of_address(self, ipv6):
+        """The directory of the partition that has this IPv6 address."""
+        network = ipaddress.IPv6Network(IPV6_RANGE)
+        return self.partition_path(
+            int(ipaddress.IPv6Address(ipv6)) - int(network.network_address) - 2)
+
+    def _run(self, method, program, max_retry, error_lines):
+        try:
+            method(max_retry=max_retry, error_lines=error_lines)
+        except Exception as e:
+            raise SlapOSCommandFailed('%s failed (full log: %s.log):\n%s' % (
+                program, os.path.join(self.base_directory, 'var', 'log',
+                                      program), e)) from None

@@ -1,0 +1,58 @@
+"""The JSON schemas shipped next to each software.cfg accept what
+interface.md documents and name the parameter they refuse."""
+import json
+import pathlib
+
+import jsonschema
+import pytest
+
+SOFTWARE = pathlib.Path(__file__).resolve().parents[2] / 'software'
+
+
+def schema(release, name):
+    return json.loads((SOFTWARE / release / name).read_text())
+
+
+def errors(s, instance):
+    v = jsonschema.Draft202012Validator(s)
+    return [e.json_path + ': ' + e.message for e in v.iter_errors(instance)]
+
+
+@pytest.mark.parametrize('release', ['mail-server', 'mail-server-relay'])
+def test_software_cfg_json_names_existing_schemas(release):
+    description = schema(release, 'software.cfg.json')
+    assert description['serialisation'] == 'json-in-xml'
+    for software_type in description['software-type'].values():
+        for key in ('request', 'response'):
+            s = schema(release, software_type[key])
+            jsonschema.Draft202012Validator.check_schema(s)
+
+
+def test_mail_server_requires_mail_domains():
+    s = schema('mail-server', 'instance-default-input-schema.json')
+    assert errors(s, {'mail-domains': ['example.com'],
+                      'test-account': True}) == []
+    assert any("'mail-domains' is a required property" in e
+               for e in errors(s, {}))
+    assert any(e.startswith("$['smtp-port']") for e in errors(
+        s, {'mail-domains': ['example.com'], 'smtp-port': 'x'}))
+
+
+def test_account_and_alias_shared_instances():
+    s = schema('mail-server', 'instance-default-slave-input-schema.json')
+    assert errors(s, {'address': 'alice@example.com'}) == []
+    assert errors(s, {'alias': '@example.com',
+                      'destinations': ['bob@example.com']}) == []
+    assert errors(s, {'address': 'not an address'})
+    assert errors(s, {'alias': 'x@example.com', 'destinations': []})
+
+
+def test_relay_cluster_and_domain():
+    s = schema('mail-server-relay', 'instance-cluster-input-schema.json')
+    assert errors(s, {'topology': {'node1': {'fqdn': 'relay1.example.com'}}}) == []
+    assert any("'topology'" in e for e in errors(s, {}))
+    d = schema('mail-server-relay', 'instance-cluster-slave-input-schema.json')
+    assert errors(d, {'name': 'example.com', 'mail-server-host': 'fd00::2'}) == []
+    assert errors(d, {'name': 'example.com', 'mail-server-host': 'fd00::2',
+                      'authentication': 'fingerprint'})
+    assert errors(d, {'name': 'not a domain', 'mail-server-host': 'fd00::2'})
