@@ -20,6 +20,7 @@ setup(
             'accounts = recipes.accounts:Recipe',
             'request = recipes.request:Recipe',
             'reload = recipes.reload:Recipe',
+            'publish-shared = recipes.publish:Recipe',
         ],
     },
 )

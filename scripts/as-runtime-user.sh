@@ -20,11 +20,14 @@ else
     || { echo "error: scripts/setup.sh needs root and sudo is not installed" >&2; exit 1; }
   [ -t 0 ] && SUDO=(sudo) || SUDO=(sudo -n)
   "${SUDO[@]}" env SLAPOS_MAIL_ROOT="$ROOT" SLAPOS_MAIL_USER="$RUN_USER" \
+    SLAPOS_MAIL_IPV6_PREFIX="${SLAPOS_MAIL_IPV6_PREFIX:-fd6d:6169:6c00}" \
     bash "$REPO/scripts/setup.sh"
 fi
 RUN_HOME=$(getent passwd "$RUN_USER" | cut -d: -f6)
 
 cmd=(env HOME="$RUN_HOME" SLAPOS_MAIL_ROOT="$ROOT"
+     SLAPOS_MAIL_PROXY_PORT="${SLAPOS_MAIL_PROXY_PORT:-40000}"
+     SLAPOS_MAIL_IPV6_PREFIX="${SLAPOS_MAIL_IPV6_PREFIX:-fd6d:6169:6c00}"
      PATH="$ROOT/venv/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" "$@")
 cd "$ROOT/src"
 if [ "$(id -un)" = "$RUN_USER" ]; then

@@ -231,7 +231,10 @@ else
 fi
 
 # --- (f) IPv6 addresses of the partitions ----------------------------------
-# Partition i has fd6d:6169:6c00::<i+2> (hexadecimal), for 32 partitions.
+# Partition i has <prefix>::<i+2> (hexadecimal), for 32 partitions, the
+# prefix being SLAPOS_MAIL_IPV6_PREFIX (default fd6d:6169:6c00): a second
+# embedded SlapOS on the same machine uses another prefix (and root, port).
+IPV6_PREFIX=${SLAPOS_MAIL_IPV6_PREFIX:-fd6d:6169:6c00}
 step "IPv6 addresses on lo"
 if [ "$(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null || echo 1)" != 0 ]; then
   sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0 \
@@ -240,7 +243,7 @@ fi
 present=$(ip -6 addr show dev lo)
 added=0
 for n in $(seq 2 33); do
-  addr=$(printf 'fd6d:6169:6c00::%x' "$n")
+  addr=$(printf '%s::%x' "$IPV6_PREFIX" "$n")
   grep -q "inet6 $addr/" <<<"$present" && continue
   ip -6 addr add "$addr/128" dev lo nodad
   added=$((added + 1))
@@ -248,4 +251,4 @@ done
 note "$added added, $((32 - added)) already there"
 
 # --- (g) summary ------------------------------------------------------------
-step "done in $((SECONDS - START)) s: user $RUN_USER, root $ROOT, venv $VENV ($("$PY" --version)), IPv6 fd6d:6169:6c00::2-::21 on lo"
+step "done in $((SECONDS - START)) s: user $RUN_USER, root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"

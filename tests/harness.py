@@ -26,7 +26,11 @@ import time
 import psutil
 
 IPV4 = '127.0.0.1'
-IPV6_RANGE = 'fd6d:6169:6c00::/112'
+# One embedded SlapOS a (root, proxy port, IPv6 prefix): set
+# SLAPOS_MAIL_ROOT, SLAPOS_MAIL_PROXY_PORT and SLAPOS_MAIL_IPV6_PREFIX to run
+# a second one beside it (scripts/setup.sh adds the addresses of the prefix).
+IPV6_RANGE = '%s::/112' % os.environ.get('SLAPOS_MAIL_IPV6_PREFIX',
+                                         'fd6d:6169:6c00')
 DEFAULT_ROOT = '/srv/slapos-mail'
 
 
