@@ -28,11 +28,8 @@ SHARED_BUILDOUT_OPTIONS = (
 )
 
 
-def as_data(section):
-    """Options of a section, escaped so that the sub-buildout takes them
-    literally (``$`` starts a substitution), without its recipe."""
-    return [(key, value.replace('$', '$$'))
-            for key, value in section.items() if key != 'recipe']
+# What the sub-buildout receives from this one, as data.
+PASSED_SECTIONS = ('slap-connection', 'slap-configuration')
 
 
 class SubBuildout(Buildout):
@@ -44,10 +41,19 @@ class SubBuildout(Buildout):
         for key in SHARED_BUILDOUT_OPTIONS:
             if key in main_buildout['buildout']:
                 options.append(('buildout', key, main_buildout['buildout'][key]))
-        for section in ('slap-connection', 'slap-configuration'):
-            options.extend((section, key, value)
-                           for key, value in as_data(main_buildout[section]))
+        data = {section: {key: value
+                          for key, value in main_buildout[section].items()
+                          if key != 'recipe'}
+                for section in PASSED_SECTIONS}
+        for section, values in data.items():
+            options.extend((section, key, '') for key in values)
         Buildout.__init__(self, profile, options)
+        # Set once parsed: a value given as an option above would go through
+        # ${...} substitution (there is no escape for it in zc.buildout from
+        # PyPI), and parameters are data, never buildout syntax.
+        for section, values in data.items():
+            for key, value in values.items():
+                self[section][key] = value
 
     def _setup_logging(self):
         """Logging is set up by the main buildout already."""
