@@ -1,0 +1,296 @@
+"""Messages per second, end to end, 5 KB messages over 20 sessions, from
+Postfix's smtp-source:
+
+- limit:    smtp-source into smtp-sink (SMTP alone);
+- baseline: smtp-source into a bare relay Postfix that routes by domain to
+            a bare backend Postfix delivering over LMTP into Dovecot's
+            Maildir: two hand-written configurations, nothing else;
+- bundle:   the same path through the mail bundle deployed in an embedded
+            SlapOS with its production defaults (TLS between relay and
+            backend, spam filter on, greylisting whitelisting the
+            generator), until every message sits in the backend's Maildir.
+
+Run as the runtime user (what scripts/as-runtime-user.sh does):
+  bash scripts/as-runtime-user.sh python bench/throughput.py [messages]
+It deploys in the embedded SlapOS the tests use (started clean, stopped at
+the end): do not run it beside the demo or the tests.
+"""
+import glob
+import grp
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.deployment import MAIL_SERVER, RELAY  # noqa: E402
+from tests.harness import EmbeddedSlapOS, partition_ipv6  # noqa: E402
+
+SESSIONS = 20
+SIZE = 5 * 1024
+DOMAIN = 'bench.example.com'
+RECIPIENT = 'testmail@' + DOMAIN
+SENDER = 'load@generator.example.net'
+# addresses of the IPv6 prefix that no partition of a 10-partition
+# embedded SlapOS uses (scripts/setup.sh makes ::2 to ::21 local)
+SINK, BARE_RELAY, BARE_BACKEND = (partition_ipv6(i) for i in (26, 27, 28))
+PORT = 2525
+
+
+def postfix_binaries(slapos):
+    """The Postfix the software release built (smtp-source, master...)."""
+    found = glob.glob(os.path.join(slapos.base_directory, 'soft', '*',
+                                   'parts', 'postfix'))
+    if not found:
+        raise SystemExit('no Postfix built under %s' % slapos.base_directory)
+    return found[0]
+
+
+def smtp_source(postfix, host, messages):
+    """Run smtp-source against [host]:port; return its duration."""
+    start = time.time()
+    subprocess.run([os.path.join(postfix, 'bin', 'smtp-source'),
+                    '-s', str(SESSIONS), '-l', str(SIZE), '-m', str(messages),
+                    '-f', SENDER, '-t', RECIPIENT, '-M', 'generator.example.net',
+                    'inet:[%s]:%s' % host], check=True)
+    return time.time() - start
+
+
+def wait_for(count_files, messages, timeout):
+    """Seconds until ``count_files()`` reaches ``messages``."""
+    start = time.time()
+    while count_files() < messages:
+        if time.time() - start > timeout:
+            raise SystemExit('only %d of %d messages delivered after %ds'
+                             % (count_files(), messages, timeout))
+        time.sleep(0.05)
+    return time.time() - start
+
+
+def maildir_count(home):
+    return sum(len(os.listdir(os.path.join(home, 'Maildir', d)))
+               for d in ('new', 'cur')
+               if os.path.isdir(os.path.join(home, 'Maildir', d)))
+
+
+def limit(postfix, messages):
+    sink = subprocess.Popen([os.path.join(postfix, 'bin', 'smtp-sink'),
+                             '-c', '[%s]:%s' % (SINK, PORT), '256'],
+                            stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        return messages / smtp_source(postfix, (SINK, PORT), messages)
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+# --- the bare baseline -----------------------------------------------------
+MASTER_CF = '''[%(address)s]:%(port)s inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+'''
+
+MAIN_CF = '''compatibility_level = 3.6
+mail_owner = %(user)s
+setgid_group = %(group)s
+default_privs = %(user)s
+queue_directory = %(directory)s/queue
+data_directory = %(directory)s/data
+maillog_file = %(directory)s/postfix.log
+maillog_file_prefixes = %(directory)s
+inet_protocols = ipv6
+inet_interfaces = %(address)s
+smtp_bind_address6 = %(address)s
+myhostname = %(name)s.bench.example.net
+mydestination =
+mynetworks =
+local_transport = error:no local delivery
+alias_maps =
+alias_database =
+'''
+
+DOVECOT_CONF = '''protocols = lmtp
+base_dir = %(directory)s/run
+state_dir = %(directory)s/state
+instance_name = bench-dovecot
+log_path = %(directory)s/dovecot.log
+default_internal_user = %(user)s
+default_login_user = %(user)s
+default_internal_group = %(group)s
+mail_uid = %(user)s
+mail_gid = %(group)s
+first_valid_uid = 0
+mail_location = maildir:~/Maildir
+ssl = no
+passdb {
+  driver = passwd-file
+  args = %(directory)s/passwd
+}
+userdb {
+  driver = passwd-file
+  args = %(directory)s/passwd
+}
+service lmtp {
+  unix_listener %(directory)s/lmtp {
+    mode = 0600
+  }
+}
+service anvil {
+  chroot =
+}
+service ipc {
+  chroot =
+}
+service old-stats {
+  chroot =
+}
+service aggregator {
+  chroot =
+}
+service director {
+  chroot =
+}
+'''
+
+
+def bare_postfix(postfix, directory, name, address, extra):
+    os.makedirs(os.path.join(directory, 'queue'))
+    os.makedirs(os.path.join(directory, 'data'))
+    values = dict(user=pwd.getpwuid(os.getuid()).pw_name,
+                  group=grp.getgrgid(os.getgid()).gr_name,
+                  directory=directory, name=name, address=address, port=PORT)
+    with open(os.path.join(directory, 'main.cf'), 'w') as f:
+        f.write(MAIN_CF % values + extra)
+    with open(os.path.join(directory, 'master.cf'), 'w') as f:
+        f.write(MASTER_CF % values)
+    subprocess.run([os.path.join(postfix, 'sbin', 'postfix'), '-c',
+                    directory, 'check'], check=True)
+    return subprocess.Popen([os.path.join(postfix, 'libexec', 'postfix',
+                                          'master'), '-c', directory, '-d'])
+
+
+def baseline(postfix, messages):
+    root = tempfile.mkdtemp(prefix='bare-', dir=os.path.join(
+        os.environ.get('SLAPOS_MAIL_ROOT', '/srv/slapos-mail')))
+    processes = []
+    try:
+        dovecot = os.path.join(root, 'dovecot')
+        home = os.path.join(root, 'mail', 'testmail')
+        os.makedirs(os.path.join(dovecot, 'run'))
+        os.makedirs(os.path.join(dovecot, 'state'))
+        values = dict(user=pwd.getpwuid(os.getuid()).pw_name,
+                      group=grp.getgrgid(os.getgid()).gr_name,
+                      directory=dovecot)
+        with open(os.path.join(dovecot, 'dovecot.conf'), 'w') as f:
+            f.write(DOVECOT_CONF % values)
+        with open(os.path.join(dovecot, 'passwd'), 'w') as f:
+            f.write('%s:{PLAIN}unused::::%s::\n' % (RECIPIENT, home))
+        processes.append(subprocess.Popen(
+            ['/usr/sbin/dovecot', '-F', '-c',
+             os.path.join(dovecot, 'dovecot.conf')]))
+        backend = os.path.join(root, 'backend')
+        os.makedirs(backend)
+        with open(os.path.join(backend, 'mailboxes'), 'w') as f:
+            f.write('%s ok\n' % RECIPIENT)
+        processes.append(bare_postfix(postfix, backend, 'backend', BARE_BACKEND, (
+            'virtual_mailbox_domains = %s\n'
+            'virtual_mailbox_maps = texthash:%s/mailboxes\n'
+            'virtual_transport = lmtp:unix:%s/lmtp\n'
+            % (DOMAIN, backend, dovecot))))
+        relay = os.path.join(root, 'relay')
+        os.makedirs(relay)
+        with open(os.path.join(relay, 'transport'), 'w') as f:
+            f.write('%s smtp:[%s]:%s\n' % (DOMAIN, BARE_BACKEND, PORT))
+        processes.append(bare_postfix(postfix, relay, 'relay', BARE_RELAY, (
+            'relay_domains = %s\ntransport_maps = texthash:%s/transport\n'
+            % (DOMAIN, relay))))
+        time.sleep(2)
+        start = time.time()
+        smtp_source(postfix, (BARE_RELAY, PORT), messages)
+        wait_for(lambda: maildir_count(home), messages, 600)
+        return messages / (time.time() - start)
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- the bundle -------------------------------------------------------------
+def bundle(slapos, postfix, messages):
+    slapos.request(RELAY, 'relay', 'cluster', {
+        'topology': {'node1': {'fqdn': 'relay1.bench.example.net'}},
+        'default-relay-config': {'greylisting': {
+            'enable': True, 'whitelist-clients': ['generator.example.net']}}})
+    slapos.request(MAIL_SERVER, 'backend', 'default', {
+        'mail-domains': [DOMAIN], 'test-account': True,
+        'bogofilter': {'enable': True}})
+    slapos.wait_instance(max_retry=3)
+    backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
+    slapos.request(RELAY, 'domain', 'cluster', {
+        'name': DOMAIN, 'mail-server-host': backend['imap-smtp-ipv6'],
+        'mail-server-port': int(backend['smtp-port'])}, shared=True)
+    slapos.wait_instance(max_retry=3)
+    node = slapos.connection_parameters(RELAY, 'relay', 'cluster')
+    node = json.loads(node['relay-hosts'])[0]
+    home = os.path.join(slapos.partition_of_address(backend['imap-smtp-ipv6']),
+                        'srv', 'mail', DOMAIN, 'testmail')
+    start = time.time()
+    smtp_source(postfix, (node, 10025), messages)
+    wait_for(lambda: maildir_count(home), messages, 900)
+    return messages / (time.time() - start)
+
+
+def main(argv):
+    messages = int(argv[1]) if len(argv) > 1 else 2000
+    slapos = EmbeddedSlapOS()
+    slapos.start()
+    try:
+        slapos.supply(MAIL_SERVER)
+        slapos.supply(RELAY)
+        slapos.wait_software()
+        postfix = postfix_binaries(slapos)
+        rates = {'limit': limit(postfix, messages),
+                 'baseline': baseline(postfix, messages),
+                 'bundle': bundle(slapos, postfix, messages)}
+    finally:
+        slapos.stop()
+    print('throughput, %d messages of %d bytes over %d sessions:'
+          % (messages, SIZE, SESSIONS))
+    print('  limit    smtp-source -> smtp-sink          %8.1f msgs/s'
+          % rates['limit'])
+    print('  baseline bare relay + backend + Dovecot    %8.1f msgs/s'
+          % rates['baseline'])
+    print('  bundle   relay node -> backend (defaults)  %8.1f msgs/s'
+          % rates['bundle'])
+    print('  bundle / baseline = %.2f (target: at least 0.80)'
+          % (rates['bundle'] / rates['baseline']))
+
+
+if __name__ == '__main__':
+    main(sys.argv)
