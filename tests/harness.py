@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -267,6 +268,24 @@ class EmbeddedSlapOS(object):
 
     def partition_path(self, i):
         return os.path.join(self.base_directory, 'inst', 'slappart%d' % i)
+
+    def service(self, partition, name, action):
+        """``action`` (stop, start) a service of a partition through the
+        instance supervisor, as an operator would, e.g.
+        ``service(path, 'postfix', 'stop')``; returns supervisorctl's
+        output."""
+        command = [os.path.join(self.bin_directory, 'supervisorctl'), '-c',
+                   os.path.join(self.base_directory, 'inst', 'etc',
+                                'supervisord.conf')]
+        prefix = '%s:%s-' % (os.path.basename(partition), name)
+        status = subprocess.run(command + ['status'], capture_output=True,
+                                text=True).stdout.split('\n')
+        programs = [line.split()[0] for line in status
+                    if line.startswith(prefix)]
+        if not programs:
+            raise RuntimeError('no service %s in %s' % (name, partition))
+        return subprocess.run(command + [action] + programs,
+                              capture_output=True, text=True).stdout
 
     def partition_of_address(self, ipv6):
         """The directory of the partition that has this IPv6 address."""
