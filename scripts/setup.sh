@@ -250,5 +250,20 @@ for n in $(seq 2 33); do
 done
 note "$added added, $((32 - added)) already there"
 
+# Names for those addresses, as a real node's addresses have: smtpd looks
+# up the name of every client, and with no name (no DNS here) each lookup
+# costs seconds, which would throttle the daemons and the benchmarks.
+begin="# slapos-mail $IPV6_PREFIX (scripts/setup.sh)"
+end="# end slapos-mail $IPV6_PREFIX"
+hosts=$(awk -v b="$begin" -v e="$end" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' /etc/hosts)
+{
+  printf '%s\n' "$hosts" "$begin"
+  for n in $(seq 2 33); do
+    printf '%s::%x p%x-%s.slapos-mail.test\n' "$IPV6_PREFIX" "$n" "$n" "${IPV6_PREFIX//:/-}"
+  done
+  printf '%s\n' "$end"
+} > /etc/hosts.slapos-mail
+cat /etc/hosts.slapos-mail > /etc/hosts && rm /etc/hosts.slapos-mail
+
 # --- (g) summary ------------------------------------------------------------
 step "done in $((SECONDS - START)) s: user $RUN_USER, root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"
