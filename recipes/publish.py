@@ -5,16 +5,18 @@ instance would make the profile grow with them).
   [publish-shared]
   recipe = slapos.mailbundle:publish-shared
   server-url, key-file, cert-file, computer-id, partition-id   (slap-connection)
-  results = {"_alice": {"address": "alice@example.com", ...}, ...}
+  results-file = ${accounts:published-file}
   invalid = ${slap-configuration:invalid-shared-instance-list}
+  state-file = ${directory:etc}/.published-shared.json
 
-``results`` maps a shared instance reference to what it gets published
-(JSON); each shared instance of ``invalid`` (refused by the schema) gets
+``results-file`` (JSON, or ``results``: the same inline) maps a shared
+instance reference to what it gets published; a file keeps what is secret
+(setup tokens, passwords) out of buildout's records of options. Each shared
+instance of ``invalid`` (refused by the schema) gets
 ``{"error": <what the schema says>}``. A shared instance is published only
 when what it gets changed since the last run (state in ``state-file``).
 """
 import json
-import os
 
 from slapos import slap as slapmodule
 
@@ -38,8 +40,12 @@ class Recipe:
 
     def install(self):
         o = self.options
-        published = publications(json.loads(o['results']),
-                                 json.loads(o.get('invalid') or '[]'))
+        if 'results-file' in o:
+            with open(o['results-file']) as f:
+                results = json.load(f)
+        else:
+            results = json.loads(o['results'])
+        published = publications(results, json.loads(o.get('invalid') or '[]'))
         state_file = o['state-file']
         try:
             with open(state_file) as f:
