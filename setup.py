@@ -21,6 +21,12 @@ setup(
             'request = recipes.request:Recipe',
             'reload = recipes.reload:Recipe',
             'publish-shared = recipes.publish:Recipe',
+            'outbound = recipes.outbound:Recipe',
+            'relay-domains = recipes.relay_cluster:Domains',
+            'relay-publications = recipes.relay_cluster:Publications',
+            'dkim-keys = recipes.dkim:Recipe',
+            'optional-archive = recipes.optional_archive:Recipe',
+            'webmail = recipes.webmail:Recipe',
         ],
     },
 )

@@ -4,22 +4,60 @@ trust its fingerprint before it is used.
 
 Files in the certificate directory (0700; keys 0600):
   current.key current.crt next.key next.crt
+
+Rotation: when the current certificate expires within ``renew-before-days``
+(or is older than ``max-age-days``, when given), the next one becomes
+current and a new next one is generated. Peers already trust the promoted
+certificate (its fingerprint was published as the next one); the daemons
+take it by a reload, which does not drop connections.
 """
 import hashlib
 import json
 import os
 import ssl
 import subprocess
+import time
 
 SLOTS = ('current', 'next')
+DAY = 24 * 3600
+
+
+def fingerprint_of_der(der):
+    """SHA-256 fingerprint of a DER certificate, as AA:BB:..."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ':'.join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 def fingerprint(cert_path):
     """SHA-256 fingerprint of a PEM certificate, as AA:BB:..."""
     with open(cert_path) as f:
-        der = ssl.PEM_cert_to_DER_cert(f.read())
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ':'.join(digest[i:i + 2] for i in range(0, len(digest), 2))
+        return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(f.read()))
+
+
+def validity(openssl, cert_path):
+    """``(not before, not after)`` of a PEM certificate, as Unix times."""
+    out = subprocess.run(
+        [openssl, 'x509', '-in', cert_path, '-noout', '-startdate',
+         '-enddate'], check=True, capture_output=True, text=True).stdout
+    dates = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+    return (ssl.cert_time_to_seconds(dates['notBefore']),
+            ssl.cert_time_to_seconds(dates['notAfter']))
+
+
+def rotation_due(not_before, not_after, now, renew_before_days,
+                 max_age_days=None):
+    """Whether the current certificate must give way to the next one."""
+    if not_after - now <= renew_before_days * DAY:
+        return True
+    return bool(max_age_days) and now - not_before >= max_age_days * DAY
+
+
+def rotate(directory):
+    """The next pair becomes the current one (each file replaced atomically,
+    the key first); the caller generates a new next pair."""
+    for extension in ('key', 'crt'):
+        os.replace(os.path.join(directory, 'next.' + extension),
+                   os.path.join(directory, 'current.' + extension))
 
 
 def generate(openssl, key_path, cert_path, common_name, days=3650):
@@ -38,17 +76,25 @@ def generate(openssl, key_path, cert_path, common_name, days=3650):
         os.umask(old_umask)
 
 
-def ensure(openssl, directory, common_name):
-    """Create what is missing of the current and next certificates; return
-    ``{slot: {'key', 'cert', 'fingerprint'}}``."""
+def ensure(openssl, directory, common_name, renew_before_days=0,
+           max_age_days=None, days=3650, now=None):
+    """Create what is missing of the current and next certificates, rotate
+    them when due; return ``{slot: {'key', 'cert', 'fingerprint'}}``."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
+    current = os.path.join(directory, 'current.crt')
+    if (os.path.exists(current) and os.path.exists(
+            os.path.join(directory, 'next.crt')) and rotation_due(
+                *validity(openssl, current),
+                time.time() if now is None else now,
+                renew_before_days, max_age_days)):
+        rotate(directory)
     pairs = {}
     for slot in SLOTS:
         key = os.path.join(directory, slot + '.key')
         cert = os.path.join(directory, slot + '.crt')
         if not (os.path.exists(key) and os.path.exists(cert)):
-            generate(openssl, key, cert, common_name)
+            generate(openssl, key, cert, common_name, days)
         pairs[slot] = {'key': key, 'cert': cert,
                        'fingerprint': fingerprint(cert)}
     return pairs
@@ -62,14 +108,23 @@ class Recipe:
       openssl = ${openssl:openssl}
       directory = ${directory:certificates}
       common-name = mail.example.com
+      validity-days = 3650          (of each new certificate)
+      renew-before-days = 30        rotate when the current one expires
+                                    within that many days
+      max-age-days =                (optional) rotate when the current one
+                                    is older than that
 
     Exports ``key`` and ``cert`` (the current pair), ``fingerprint``,
     ``next-fingerprint`` and ``fingerprints`` (JSON list: current, next).
-    The files are created once and kept across runs."""
+    The files are created once and kept across runs, until a rotation."""
 
     def __init__(self, buildout, name, options):
+        max_age = options.get('max-age-days')
         pairs = ensure(options['openssl'], options['directory'],
-                       options['common-name'])
+                       options['common-name'],
+                       int(options.get('renew-before-days') or 30),
+                       int(max_age) if max_age else None,
+                       int(options.get('validity-days') or 3650))
         options['key'] = pairs['current']['key']
         options['cert'] = pairs['current']['cert']
         options['fingerprint'] = pairs['current']['fingerprint']

@@ -12,11 +12,16 @@ records as the origin of the section's ``recipe`` option otherwise.
   destination = ${buildout:directory}/instance-templates   (default:
                                               parts/<section name>)
 
-Exports ``location`` (the destination). Directories are copied whole (two
-of the same name are merged); glob patterns are expanded. The copy is redone on every run, so an updated
-profile always takes effect.
+Exports ``location``: a directory under the destination named after the
+content's digest, so that an updated file has a new path. zc.buildout's
+download cache, which slapos.recipe.template reads templates through, keeps
+the first copy of a path for good: an unchanged path would keep serving the
+old template. Other digests' directories are removed. Directories are
+copied whole (two of the same name are merged); glob patterns are
+expanded.
 """
 import glob
+import hashlib
 import os
 import shutil
 
@@ -30,6 +35,20 @@ def profile_directory(buildout, name, options):
         return base
     source = buildout._annotated[name]['recipe'].source
     return os.path.dirname(os.path.abspath(source))
+
+
+def digest(sources):
+    """A digest of the files under ``sources``: their names and content."""
+    h = hashlib.sha256()
+    for source in sources:
+        base = os.path.dirname(source.rstrip('/'))
+        paths = [source] if not os.path.isdir(source) else sorted(
+            os.path.join(d, f) for d, _, files in os.walk(source) for f in files)
+        for path in paths:
+            h.update(os.path.relpath(path, base).encode() + b'\0')
+            with open(path, 'rb') as f:
+                h.update(f.read() + b'\0')
+    return h.hexdigest()[:16]
 
 
 def copy_tree(sources, destination):
@@ -59,11 +78,19 @@ class Recipe:
             self.sources.extend(matches)
         options.setdefault('destination', os.path.join(
             buildout['buildout']['parts-directory'], name))
-        options['location'] = options['destination']
         self.destination = options['destination']
+        self.location = options['location'] = os.path.join(
+            self.destination, digest(self.sources))
 
     def install(self):
-        copy_tree(self.sources, self.destination)
+        copy_tree(self.sources, self.location)
+        for entry in os.listdir(self.destination):
+            path = os.path.join(self.destination, entry)
+            if path != self.location:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
         return []
 
     update = install

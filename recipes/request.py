@@ -10,17 +10,20 @@ Options as the cookbook's: server-url, key-file, cert-file, computer-id,
 partition-id, software-url, software-type, name, shared, state, sla-<key>,
 config-<name>, return. Exports ``connection-<name>`` for each name in
 ``return`` (JSON unless a string). Fails until they are all published, so
-that slapgrid processes the partition again.
+that slapgrid processes the partition again; with ``optional = true``, it
+does not fail but exports empty values for what is not published yet (for
+an answer that may never come, such as a relay that refuses the request).
 """
 import json
 
-from slapos.recipe.request import RequestJSONEncoded
+from slapos.recipe.request import (RequestJSONEncoded,
+                                   RequestOptionalJSONEncoded)
 from zc.buildout import UserError
 
 from .slapconfiguration import serialise
 
 
-class _Request(RequestJSONEncoded):
+class _DecodeConfig:
 
     def _filterForStorage(self, partition_parameter_kw):
         decoded = {}
@@ -33,11 +36,21 @@ class _Request(RequestJSONEncoded):
         return super()._filterForStorage(decoded)
 
 
+class _Request(_DecodeConfig, RequestJSONEncoded):
+    pass
+
+
+class _OptionalRequest(_DecodeConfig, RequestOptionalJSONEncoded):
+    pass
+
+
 class Recipe:
 
     def __init__(self, buildout, name, options):
         values = {key: options[key] for key in options.keys()}
-        self._request = _Request(buildout, name, values)
+        optional = values.get('optional', 'false').lower() in ('true', 'yes', '1')
+        self._request = (_OptionalRequest if optional else _Request)(
+            buildout, name, values)
         for key, value in values.items():
             if isinstance(value, bytes):
                 value = value.decode()

@@ -6,7 +6,8 @@
 #
 # Idempotent: a second run only checks, and takes a few seconds.
 # Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail), SLAPOS_MAIL_USER
-# (default: slapmail when run as root, else the invoking user).
+# (default: slapmail when run as root, else the invoking user),
+# SNAPPYMAIL_ARCHIVE (optional: the Snappymail release tarball).
 set -euo pipefail
 
 step() { echo "==> $*"; }
@@ -26,7 +27,8 @@ if [ "$(id -u)" -ne 0 ]; then
   [ -t 0 ] && SUDO=(sudo) || SUDO=(sudo -n)
   rc=0
   "${SUDO[@]}" env SLAPOS_MAIL_ROOT="$ROOT" \
-    SLAPOS_MAIL_USER="${SLAPOS_MAIL_USER:-$(id -un)}" bash "$SCRIPT" "$@" || rc=$?
+    SLAPOS_MAIL_USER="${SLAPOS_MAIL_USER:-$(id -un)}" \
+    SNAPPYMAIL_ARCHIVE="${SNAPPYMAIL_ARCHIVE:-}" bash "$SCRIPT" "$@" || rc=$?
   [ "$rc" -eq 0 ] || echo "setup.sh: failed (as root through sudo, exit $rc): run it as root if sudo cannot be used" >&2
   exit "$rc"
 fi
@@ -41,9 +43,10 @@ PACKAGES=(
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve
   dovecot-managesieved apache2 php8.2-fpm php8.2-curl php8.2-xml
   php8.2-mbstring php8.2-intl php8.2-zip php8.2-gd php8.2-sqlite3
-  libssl-dev libsasl2-dev libdb-dev liblmdb-dev libpcre2-dev libicu-dev
+  libssl-dev libsasl2-dev libsasl2-modules libdb-dev liblmdb-dev libpcre2-dev libicu-dev
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
   bogofilter swaks iproute2 procps rsync sudo
+  opendkim opendkim-tools
 )
 step "installing Debian packages"
 missing=()
@@ -139,6 +142,32 @@ else
   note "scripts/fetch-postfix-source.sh is not there yet: skipped"
 fi
 
+# --- (d2) Snappymail archive, optional -------------------------------------
+# Its release archive is in no registry reachable offline: a file named by
+# SNAPPYMAIL_ARCHIVE goes into the download cache under the name the software
+# release looks for (md5 of the url of software/component/snappymail).
+step "Snappymail archive in the download cache"
+SNAPPYMAIL_URL=$(sed -n 's/^url *= *//p' "$REPO/software/component/snappymail/buildout.cfg" 2>/dev/null || true)
+if [ -z "$SNAPPYMAIL_URL" ]; then
+  note "software/component/snappymail is not there: skipped"
+else
+  SNAPPYMAIL_TARGET=$ROOT/download-cache/$(printf '%s' "$SNAPPYMAIL_URL" | md5sum | cut -d' ' -f1)
+  if [ -n "${SNAPPYMAIL_ARCHIVE:-}" ] && [ -f "$SNAPPYMAIL_ARCHIVE" ]; then
+    if cmp -s "$SNAPPYMAIL_ARCHIVE" "$SNAPPYMAIL_TARGET"; then
+      note "already there ($SNAPPYMAIL_TARGET)"
+    else
+      install -m 0644 -o "$RUN_USER" -g "$RUN_GROUP" "$SNAPPYMAIL_ARCHIVE" "$SNAPPYMAIL_TARGET"
+      note "copied $SNAPPYMAIL_ARCHIVE to $SNAPPYMAIL_TARGET (md5 $(md5sum < "$SNAPPYMAIL_TARGET" | cut -d' ' -f1))"
+    fi
+  elif [ -n "${SNAPPYMAIL_ARCHIVE:-}" ]; then
+    note "warning: SNAPPYMAIL_ARCHIVE=$SNAPPYMAIL_ARCHIVE is not a file: ignored"
+  elif [ -f "$SNAPPYMAIL_TARGET" ]; then
+    note "present ($SNAPPYMAIL_TARGET)"
+  else
+    note "none: the webmail is skipped (set SNAPPYMAIL_ARCHIVE=/path/to/${SNAPPYMAIL_URL##*/})"
+  fi
+fi
+
 # --- (e) source copy and virtual environment -------------------------------
 step "copying the checkout to $ROOT/src"
 rsync -a --delete --chown="$RUN_USER:$RUN_GROUP" \
@@ -152,7 +181,7 @@ PY=$VENV/bin/python
 CONSTRAINTS=$ROOT/src/scripts/constraints.txt
 REQUIREMENTS=(zc.buildout slapos.core slapos.cookbook slapos.recipe.template
   slapos.recipe.build jinja2 libpass pytest slapos.libnetworkcache nxdbom
-  zc.recipe.egg)
+  zc.recipe.egg aiosmtpd dkimpy)
 step "virtual environment $VENV"
 if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
   note "broken or foreign virtual environment: recreating"

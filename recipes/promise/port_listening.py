@@ -1,17 +1,10 @@
 """Promise: something accepts TCP connections on ``host`` and ``port``."""
 import socket
 
-from zope.interface import implementer
-from slapos.grid.promise import interface
-from slapos.grid.promise.generic import GenericPromise
+from recipes.promise import Promise
 
 
-@implementer(interface.IPromise)
-class RunPromise(GenericPromise):
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.setPeriodicity(minute=1)
+class RunPromise(Promise):
 
     def sense(self):
         host, port = self.getConfig('host'), int(self.getConfig('port'))

@@ -3,6 +3,7 @@ non-default parameters, gives configurations that the daemons' own checkers
 accept and that carry those parameters."""
 import json
 import os
+import stat
 import subprocess
 
 import pytest
@@ -11,6 +12,8 @@ from tests.deployment import MAIL_SERVER, RELAY
 
 
 DOMAINS = ['render1.example.com', 'render2.example.org']
+SMARTHOST = {'host': 'smtp.example.net', 'port': 587, 'user': 'render',
+             'password': 'render secret'}
 
 
 @pytest.fixture(scope='module')
@@ -20,7 +23,10 @@ def rendered(slapos):
     slapos.wait_software()
     slapos.request(MAIL_SERVER, 'render-backend', 'default', {
         'mail-domains': DOMAINS, 'email-size-limit': 20,
-        'smtp-port': 11025, 'imap-port': 11143, 'imaps-port': 11993})
+        'smtp-port': 11025, 'imap-port': 11143, 'imaps-port': 11993,
+        'submission-port': 11587, 'smtps-port': 11465, 'pop3-port': 11110,
+        'pop3s-port': 11995, 'sieve-port': 14191,
+        'outbound-relay': SMARTHOST})
     slapos.request(RELAY, 'render-relay', 'cluster', {
         'topology': {'render-node': {'fqdn': 'relay.render.example.com'}}})
     slapos.wait_instance(max_retry=2)
@@ -67,18 +73,75 @@ def test_backend_postfix_carries_the_parameters(rendered):
     assert postconf(rendered, p, '-h', 'virtual_mailbox_domains').strip() == (
         ', '.join(DOMAINS))
     services = postconf(rendered, p, '-M')
-    assert '[%s]:11025' % rendered['backend-ipv6'] in services
-    # nothing else listens on the network
-    assert [l for l in services.splitlines() if ' inet ' in l] == [
-        l for l in services.splitlines() if l.startswith('[%s]:11025 '
-                                                          % rendered['backend-ipv6'])]
+    listeners = [l for l in services.splitlines() if ' inet ' in l]
+    # SMTP, submission and SMTPS, on the partition's address only
+    assert [l.split()[0] for l in listeners] == [
+        '[%s]:%d' % (rendered['backend-ipv6'], port)
+        for port in (11025, 11587, 11465)]
+
+
+def test_backend_submission_requires_tls_and_sasl(rendered):
+    p = rendered['backend']
+    ipv6 = rendered['backend-ipv6']
+    for port, wrapper in ((11587, None), (11465, 'yes')):
+        service = '[%s]:%d/inet' % (ipv6, port)
+        settings = dict(line.split(' = ', 1) for line in postconf(
+            rendered, p, '-P', service).splitlines()
+            if line.startswith(service))
+        get = lambda name: settings.get('%s/%s' % (service, name))
+        assert get('smtpd_sasl_auth_enable') == 'yes'
+        assert get('smtpd_tls_security_level') == 'encrypt'
+        assert get('smtpd_tls_auth_only') == 'yes'
+        assert get('smtpd_tls_wrappermode') == wrapper
+    main = dict(line.split(' = ', 1) for line in postconf(
+        rendered, p, '-x', 'smtpd_sasl_type', 'smtpd_sasl_path',
+        'submission_sender_restrictions', 'submission_relay_restrictions',
+        'smtpd_sender_login_maps', 'virtual_alias_maps',
+        'smtpd_recipient_restrictions').splitlines())
+    assert main['smtpd_sasl_type'] == 'dovecot'
+    assert os.path.basename(main['smtpd_sasl_path']) == 'auth-postfix'
+    assert 'reject_sender_login_mismatch' in main[
+        'submission_sender_restrictions']
+    assert main['submission_relay_restrictions'] == (
+        'permit_sasl_authenticated, reject')
+    assert main['smtpd_sender_login_maps'].startswith('texthash:')
+    assert main['virtual_alias_maps'].startswith('texthash:')
+    assert 'check_recipient_access' in main['smtpd_recipient_restrictions']
+    # SMTP AUTH is not offered on the port for the relay
+    assert postconf(rendered, p, '-h', 'smtpd_sasl_auth_enable').strip() == 'no'
+
+
+def test_backend_sends_through_the_smarthost_with_its_login(rendered):
+    p = rendered['backend']
+    main = dict(line.split(' = ', 1) for line in postconf(
+        rendered, p, '-x', 'relayhost', 'smtp_sasl_auth_enable',
+        'smtp_sasl_password_maps', 'smtp_tls_security_level').splitlines())
+    assert main['relayhost'] == '[smtp.example.net]:587'
+    assert main['smtp_sasl_auth_enable'] == 'yes'
+    assert main['smtp_tls_security_level'] == 'encrypt'
+    path = main['smtp_sasl_password_maps'].split(':', 1)[1]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path) as f:
+        assert f.read().strip() == (
+            '[smtp.example.net]:587 render:render secret')
+    # the secret is in no file that others may read
+    for directory, _, files in os.walk(os.path.join(p, 'etc')):
+        for name in files:
+            path = os.path.join(directory, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+                with open(path, errors='replace') as f:
+                    assert 'render secret' not in f.read(), path
 
 
 def test_dovecot_accepts_the_configuration(rendered):
     conf = os.path.join(rendered['backend'], 'etc', 'dovecot', 'dovecot.conf')
     output = run('/usr/bin/doveconf', '-c', conf, '-n')
     assert rendered['backend-ipv6'] in output
-    assert 'port = 11143' in output and 'port = 11993' in output
+    for port in (11143, 11993, 11110, 11995, 14191):
+        assert 'port = %d' % port in output
+    assert 'quota_full_tempfail = yes' in output
 
 
 def test_relay_node_routes_the_accepted_domain(rendered):

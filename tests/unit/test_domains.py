@@ -1,13 +1,17 @@
+import json
+
 from recipes import domains
+from recipes.accounts import hash_password, verify_password
 
 
-def shared(reference, name, host='fd00::2'):
+def shared(reference, name, host='fd00::2', **more):
     return {'reference': reference,
-            'parameters': {'name': name, 'mail-server-host': host}}
+            'parameters': dict({'name': name, 'mail-server-host': host},
+                               **more)}
 
 
 def test_first_claim_wins_and_second_claimant_gets_an_error():
-    accepted, errors = domains.accept([
+    accepted, errors, _ = domains.accept([
         shared('first', 'example.com', 'fd00::2'),
         shared('second', 'Example.COM', 'fd00::3'),
         shared('other', 'example.org', 'fd00::4'),
@@ -15,10 +19,115 @@ def test_first_claim_wins_and_second_claimant_gets_an_error():
     assert [(d['reference'], d['name'], d['mail-server-host'])
             for d in accepted] == [('first', 'example.com', 'fd00::2'),
                                    ('other', 'example.org', 'fd00::4')]
+    assert accepted[0]['mail-server-port'] == 10025
+    assert accepted[0]['authentication'] == 'none'
     assert list(errors) == ['second']
     assert 'example.com' in errors['second']
     assert 'already claimed' in errors['second']
 
 
 def test_nothing_claimed():
-    assert domains.accept([]) == ([], {})
+    assert domains.accept([]) == ([], {}, [])
+
+
+def test_the_first_claim_stays_first_whatever_the_order_listed():
+    _, _, claims = domains.accept([shared('first', 'example.com')])
+    accepted, errors, claims = domains.accept(
+        [shared('second', 'example.com'), shared('first', 'example.com')],
+        claims)
+    assert [d['reference'] for d in accepted] == ['first']
+    assert list(errors) == ['second']
+    # the owner is destroyed: the next claimant gets the domain
+    accepted, errors, claims = domains.accept(
+        [shared('second', 'example.com')], claims)
+    assert [d['reference'] for d in accepted] == ['second'] and not errors
+    assert claims == [['second', 'example.com']]
+
+
+def test_invalid_name_and_missing_host_are_errors_of_that_instance_only():
+    accepted, errors, _ = domains.accept([
+        shared('bad', 'not a domain'), shared('nohost', 'example.net', ''),
+        shared('good', 'example.com')])
+    assert [d['name'] for d in accepted] == ['example.com']
+    assert 'not a domain name' in errors['bad']
+    assert 'mail-server-host' in errors['nohost']
+
+
+def test_a_domain_under_two_smarthosts_is_refused_naming_the_parameter():
+    configs = domains.relay_configs({
+        'topology': {'n1': {'fqdn': 'r1.example.com'}},
+        'default-relay-config': {'proxy-map': {
+            'a': {'host': 'smtp.a.example', 'domains': ['example.com']},
+            'b': {'host': 'smtp.b.example', 'domains': ['example.com']}}}})
+    conflicts = domains.smarthost_conflicts(configs)
+    accepted, errors, _ = domains.accept(
+        [shared('first', 'example.com'), shared('other', 'example.org')],
+        conflicts=conflicts)
+    assert [d['name'] for d in accepted] == ['example.org']
+    assert 'default-relay-config.proxy-map' in errors['first']
+    assert 'a and b' in errors['first']
+
+
+def test_node_config_overrides_the_default_proxy_map():
+    configs = domains.relay_configs({
+        'topology': {'n1': {'fqdn': 'r1.example.com', 'config': {
+            'proxy-map': {'x': {'host': 'h', 'domains': ['d.example']}}}},
+                     'n2': {'fqdn': 'r2.example.com'}},
+        'default-relay-config': {}})
+    assert configs == {
+        'topology.n1.config': {'proxy-map': {
+            'x': {'host': 'h', 'domains': ['d.example']}}},
+        'default-relay-config': {}}
+
+
+def test_outbound_password_is_generated_once_and_nodes_get_its_hash():
+    accepted, _, _ = domains.accept([
+        shared('p', 'example.com', authentication='password'),
+        shared('n', 'example.org')])
+    creds = domains.credentials(accepted, {}, hash_password, verify_password)
+    assert list(creds) == ['p']
+    assert creds['p']['user'] == 'example.com'
+    assert verify_password(creds['p']['hash'], creds['p']['password'])
+    again = domains.credentials(accepted, json.loads(json.dumps(creds)),
+                                hash_password, verify_password)
+    assert again == creds
+    nodes = domains.node_domains(accepted, creds)
+    assert nodes[0]['outbound-password-hash'] == creds['p']['hash']
+    assert 'password' not in json.dumps(nodes).replace('password-hash', '') \
+        .replace('"authentication": "password"', '')
+    assert 'outbound-user' not in nodes[1]
+
+
+def test_publications_carry_outbound_host_fingerprints_and_dns_records():
+    accepted, errors, _ = domains.accept([
+        shared('p', 'example.com', authentication='password'),
+        shared('dup', 'example.com')])
+    creds = domains.credentials(accepted, {}, hash_password, verify_password)
+    dkim = {'name': 'r1-example-net._domainkey.example.com', 'type': 'TXT',
+            'value': 'v=DKIM1; k=rsa; p=AAAA'}
+    nodes = [{'name': 'n1', 'fqdn': 'r1.example.net', 'smtp-ipv6': 'fd00::9',
+              'submission-port': '10587', 'tls-fingerprints': ['AA', 'BB'],
+              'dns-entries': {'example.com': [dkim]}}]
+    configs = {'default-relay-config': {'proxy-map': {'s': {
+        'host': 'smtp.provider.example', 'domains': ['example.com']}}}}
+    results = domains.publications(accepted, errors, creds, nodes, configs)
+    assert results['dup'] == {'error': errors['dup']}
+    p = results['p']
+    assert p['outbound-host'] == 'fd00::9'
+    assert p['outbound-smtp-port'] == '10587'
+    assert json.loads(p['tls-fingerprints']) == ['AA', 'BB']
+    assert p['outbound-user'] == 'example.com'
+    assert p['outbound-password'] == creds['p']['password']
+    records = json.loads(p['dns-entries'])
+    assert {'name': 'example.com', 'type': 'MX',
+            'value': '10 r1.example.net.'} in records
+    assert {'name': 'example.com', 'type': 'TXT', 'value':
+            'v=spf1 ip6:fd00::9 include:smtp.provider.example ~all'} in records
+    assert dkim in records
+    assert any(r['name'] == '_dmarc.example.com' for r in records)
+    assert domains.missing_keys(accepted, nodes) == []
+    assert domains.missing_keys(accepted, [dict(nodes[0], **{
+        'dns-entries': {}})]) == [('n1', 'example.com')]
+    with_relay_domain = domains.publications(accepted, errors, creds, nodes,
+                                             configs, 'relay.example.net')
+    assert with_relay_domain['p']['outbound-host'] == 'relay.example.net'

@@ -1,0 +1,158 @@
+"""Recipe (software release side): unpack an archive that this node may not
+be able to download, and say so instead of failing when it is missing.
+
+  [snappymail]
+  recipe = slapos.mailbundle:optional-archive
+  url = https://.../snappymail-2.38.2.tar.gz
+  md5sum =                        (empty when nobody could establish it)
+  required-file = snappymail/v/2.38.2/include.php
+  location = ${buildout:parts-directory}/snappymail   (default)
+
+Where the archive comes from, in this order:
+  - the download cache (``buildout:download-cache``), under the name
+    slapos.recipe.build gives it: the md5 hex digest of the URL;
+  - with an ``md5sum`` only: buildout's downloader (the network, if the node
+    has it). Without a recorded checksum nothing is downloaded: only an
+    archive that the node's operator put into the cache is used.
+An ``md5sum``, when given, is always checked. Without it, the md5 and sha256
+of the archive used are written to the buildout log.
+
+Exports ``location`` and ``archive-md5`` (of the cached archive, or
+``absent``): an archive put into the cache later changes the options, so
+the next buildout run installs the part again. Missing archive: ``location``
+holds only ``UNAVAILABLE`` (the reason), and the buildout log says how to
+provide one.
+"""
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+
+from zc.buildout import UserError
+from zc.buildout.download import Download
+
+logger = logging.getLogger(__name__)
+
+NOTE = 'UNAVAILABLE'
+
+
+def cache_name(url):
+    """The name of ``url``'s archive in the download cache."""
+    return hashlib.md5(url.encode()).hexdigest()
+
+
+def file_digest(path, algorithm):
+    h = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checked_members(tar, archive, destination):
+    """The members, refusing any that would land outside ``destination``
+    (what the 'data' extraction filter of newer Pythons does)."""
+    root = os.path.realpath(destination)
+    inside = lambda path: os.path.realpath(path).startswith(root + os.sep)
+    for member in tar.getmembers():
+        path = os.path.join(root, member.name)
+        link = os.path.join(os.path.dirname(path), member.linkname) \
+            if member.issym() else os.path.join(root, member.linkname)
+        if not (member.isfile() or member.isdir() or member.issym()
+                or member.islnk()) or not inside(path) or (
+                    (member.issym() or member.islnk()) and not inside(link)):
+            raise UserError('%s: refusing %s' % (archive, member.name))
+        yield member
+
+
+def unpack(archive, location, required_file):
+    """Unpack the tarball ``archive`` into ``location`` (replaced), dropping a
+    single top-level directory; fail unless ``required_file`` is there."""
+    parent = os.path.dirname(location)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix='.unpack-')
+    try:
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, 'data_filter'):
+                tar.extractall(tmp, filter='data')
+            else:  # Python < 3.11.4 (Debian 12's 3.11.2)
+                tar.extractall(tmp, members=checked_members(tar, archive, tmp))
+        root = tmp
+        entries = os.listdir(tmp)
+        if len(entries) == 1 and os.path.isdir(os.path.join(tmp, entries[0])):
+            root = os.path.join(tmp, entries[0])
+        if not os.path.exists(os.path.join(root, required_file)):
+            raise UserError('%s: no %s in it: not the expected archive'
+                            % (archive, required_file))
+        shutil.rmtree(location, ignore_errors=True)
+        os.rename(root, location)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def mark_unavailable(location, reason):
+    shutil.rmtree(location, ignore_errors=True)
+    os.makedirs(location)
+    with open(os.path.join(location, NOTE), 'w') as f:
+        f.write(reason + '\n')
+
+
+class Recipe:
+
+    def __init__(self, buildout, name, options):
+        self.buildout, self.name, self.options = buildout, name, options
+        options.setdefault('location', os.path.join(
+            buildout['buildout']['parts-directory'], name))
+        cache = buildout['buildout'].get('download-cache') or ''
+        self.cached = os.path.join(cache, cache_name(options['url'])) \
+            if cache else None
+        options['archive-md5'] = (
+            file_digest(self.cached, 'md5')
+            if self.cached and os.path.isfile(self.cached) else 'absent')
+
+    def archive(self):
+        """The archive's path, or None with the reason."""
+        o = self.options
+        md5sum = o.get('md5sum', '').strip()
+        if o['archive-md5'] != 'absent':
+            if md5sum and o['archive-md5'] != md5sum:
+                raise UserError('[%s] %s: md5 %s, expected %s (md5sum)' % (
+                    self.name, self.cached, o['archive-md5'], md5sum))
+            if not md5sum:
+                logger.warning(
+                    '[%s] %s taken from the download cache (%s) WITHOUT '
+                    'checksum verification (no md5sum recorded): md5 %s, '
+                    'sha256 %s', self.name, o['url'], self.cached,
+                    o['archive-md5'], file_digest(self.cached, 'sha256'))
+            return self.cached, None
+        if md5sum:
+            try:
+                path, is_temp = Download(self.buildout['buildout'],
+                                         hash_name=True)(o['url'], md5sum)
+            except Exception as e:
+                return None, 'could not download %s: %s' % (o['url'], e)
+            return path, None
+        return None, ('no archive of %s in the download cache (%s) and no '
+                      'md5sum recorded to download it' % (o['url'], self.cached))
+
+    def install(self):
+        o = self.options
+        path, reason = self.archive()
+        if path is None:
+            logger.warning('[%s] SKIPPED: %s. Put the archive there to get '
+                           'it (scripts/setup.sh does it from '
+                           '$SNAPPYMAIL_ARCHIVE).', self.name, reason)
+            mark_unavailable(o['location'], reason)
+        else:
+            unpack(path, o['location'], o['required-file'])
+            logger.info('[%s] unpacked into %s', self.name, o['location'])
+        return [o['location']]
+
+    def update(self):
+        # the part is installed again whenever the archive changes
+        # (archive-md5); a location removed by hand is restored
+        if not os.path.isdir(self.options['location']):
+            return self.install()
+        return [self.options['location']]

@@ -1,0 +1,579 @@
+"""A mail backend in the embedded SlapOS, used as its users would: accounts
+and aliases ordered as shared instances, passwords set from the one-time
+link, IMAP(S), POP3(S), submission (STARTTLS) and SMTPS, Sieve, quotas,
+suspension, and outbound mail through a smarthost (a stand-in SMTP server
+that requires TLS and a SASL login)."""
+import base64
+import email
+import imaplib
+import json
+import os
+import poplib
+import socket
+import smtplib
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from recipes import certificates
+from recipes.promise import deferred_queue, smtp_certificate
+from tests.deployment import (MAIL_SERVER, imaps_find, insecure_tls,
+                              post_form, send, smtp_submit, software_binary)
+from tests.harness import partition_ipv6
+from tests.smarthost import Smarthost
+
+DOMAIN = 'mail.example.com'
+OTHER = 'other.example.com'
+PASSWORD = 'correct horse battery'
+SMARTHOST_PORT = 12587
+SMARTHOST_LOGIN = ('backend', 'smarthost secret')
+# account reference -> parameters
+ACCOUNTS = {
+    'alice': {'address': 'alice@' + DOMAIN},
+    'bob': {'address': 'bob@' + DOMAIN},
+    'quota': {'address': 'small@' + DOMAIN, 'quota': 1},
+    'carol': {'address': 'carol@' + DOMAIN},
+    'dave': {'address': 'dave@' + OTHER},
+    'eve': {'address': 'eve@' + DOMAIN},
+}
+ALIASES = {
+    'team': {'alias': 'team@' + DOMAIN,
+             'destinations': ['alice@' + DOMAIN, 'bob@' + DOMAIN]},
+    'sales': {'alias': 'sales@' + OTHER, 'destinations': ['alice@' + DOMAIN]},
+    'catch-all': {'alias': '@' + OTHER, 'destinations': ['bob@' + DOMAIN]},
+    'external': {'alias': 'ext@' + DOMAIN,
+                 'destinations': ['someone@external.example.net']},
+}
+# each gets its own error, the others keep working
+REFUSED = {
+    'alice-again': {'address': 'alice@' + DOMAIN},
+    'invalid': {'address': 'not..valid@' + DOMAIN},
+    'outside': {'address': 'frank@elsewhere.example.org'},
+}
+
+
+def address(reference):
+    return ACCOUNTS[reference]['address']
+
+
+# --- clients, as a user's mail program ------------------------------------------
+
+def pop3s_messages(host, port, user, password):
+    pop = poplib.POP3_SSL(host, int(port), context=insecure_tls(), timeout=30)
+    try:
+        pop.user(user)
+        pop.pass_(password)
+        count, _ = pop.stat()
+        return [b'\r\n'.join(pop.retr(i + 1)[1]).decode()
+                for i in range(count)]
+    finally:
+        pop.quit()
+
+
+def pop3s_find(host, port, user, password, subject, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        for message in pop3s_messages(host, port, user, password):
+            if 'Subject: %s' % subject in message:
+                return message
+        if time.time() > deadline:
+            raise AssertionError('no message %r for %s over POP3S' % (
+                subject, user))
+        time.sleep(1)
+
+
+def imaps_subjects(host, port, user, password, folder='INBOX'):
+    with imaplib.IMAP4_SSL(host, int(port), ssl_context=insecure_tls()) as imap:
+        imap.login(user, password)
+        typ, _ = imap.select('"%s"' % folder)
+        assert typ == 'OK', folder
+        _, found = imap.search(None, 'ALL')
+        subjects = []
+        for number in found[0].split():
+            _, data = imap.fetch(number, '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+            subjects.append(email.message_from_bytes(data[0][1])['Subject'])
+        return subjects
+
+
+def wait_for(predicate, what, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError('%s: not after %ss' % (what, timeout))
+        time.sleep(1)
+
+
+class ManageSieve:
+    """Just enough of RFC 5804: STARTTLS, AUTHENTICATE PLAIN, PUTSCRIPT,
+    SETACTIVE."""
+
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.file = self.sock.makefile('rb')
+        self.response()
+
+    def response(self):
+        lines = []
+        while True:
+            line = self.file.readline().decode()
+            if not line:
+                raise AssertionError('ManageSieve closed: %r' % lines)
+            lines.append(line.rstrip('\r\n'))
+            if line.startswith(('OK', 'NO', 'BYE')):
+                return lines
+
+    def command(self, text):
+        self.sock.sendall(text.encode() + b'\r\n')
+        return self.response()
+
+    def starttls(self):
+        assert self.command('STARTTLS')[-1].startswith('OK')
+        self.sock = insecure_tls().wrap_socket(self.sock)
+        self.file = self.sock.makefile('rb')
+        self.response()  # capabilities again
+
+    def login(self, user, password):
+        token = base64.b64encode(('\0%s\0%s' % (user, password)).encode())
+        return self.command('AUTHENTICATE "PLAIN" "%s"' % token.decode())[-1]
+
+    def putscript(self, name, script):
+        data = script.encode()
+        return self.command('PUTSCRIPT "%s" {%d+}\r\n%s' % (
+            name, len(data), script))[-1]
+
+    def close(self):
+        self.sock.close()
+
+
+# --- the deployment ---------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def smarthost(tmp_path_factory):
+    host = partition_ipv6(9)
+    with Smarthost(host, str(tmp_path_factory.mktemp('smarthost')),
+                   dict([SMARTHOST_LOGIN]), starttls_port=SMARTHOST_PORT,
+                   implicit_tls_port=SMARTHOST_PORT + 1) as server:
+        yield server
+
+
+class Backend:
+    """The deployed backend, as its users and its operator see it."""
+
+    def __init__(self, slapos, parameters):
+        self.slapos = slapos
+        self.parameters = parameters
+        self.published = slapos.connection_parameters(MAIL_SERVER, 'backend')
+        self.host = self.published['imap-smtp-ipv6']
+        self.partition = slapos.partition_of_address(self.host)
+        self.postfix_config = os.path.join(self.partition, 'etc', 'postfix')
+        self.postqueue = software_binary(slapos, 'postfix', 'sbin', 'postqueue')
+        self.passwords = {}
+
+    def port(self, name):
+        return int(self.published[name + '-port'])
+
+    def request_shared(self, reference, parameters):
+        self.slapos.request(MAIL_SERVER, reference, 'default', parameters,
+                            shared=True)
+
+    def shared(self, reference):
+        return self.slapos.connection_parameters(MAIL_SERVER, reference,
+                                                 shared=True)
+
+    def set_password(self, reference, password=PASSWORD):
+        """As the owner would: the password page, with the token of the
+        setup link."""
+        published = self.shared(reference)
+        assert 'token' in published, published
+        status, _, text = post_form(
+            self.published['password-url'], user=published['address'],
+            token=published['token'], password=password)
+        assert status == 200, (published['address'], status, text)
+        self.passwords[published['address']] = password
+
+    def queue(self):
+        out = subprocess.run([self.postqueue, '-c', self.postfix_config, '-j'],
+                             check=True, capture_output=True, text=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def flush(self):
+        subprocess.run([self.postqueue, '-c', self.postfix_config, '-f'],
+                       check=True, capture_output=True)
+
+
+@pytest.fixture(scope='module')
+def backend(slapos, smarthost):
+    slapos.supply(MAIL_SERVER)
+    slapos.wait_software()
+    parameters = {
+        'mail-domains': [DOMAIN, OTHER], 'test-account': True,
+        'outbound-relay': {'host': smarthost.host, 'port': SMARTHOST_PORT,
+                           'user': SMARTHOST_LOGIN[0],
+                           'password': SMARTHOST_LOGIN[1]}}
+    slapos.request(MAIL_SERVER, 'backend', 'default', parameters)
+    slapos.wait_instance(max_retry=2)
+    b = Backend(slapos, parameters)
+    for reference, p in list(ACCOUNTS.items()) + list(ALIASES.items()):
+        b.request_shared(reference, p)
+    slapos.wait_instance(max_retry=2)
+    # claimed after the first ones: the first claimant keeps the address
+    for reference, p in REFUSED.items():
+        b.request_shared(reference, p)
+    slapos.wait_instance(max_retry=2)
+    for reference in ACCOUNTS:
+        b.set_password(reference)
+    return b
+
+
+# --- what only the backend needs (test account) ----------------------------
+
+def test_backend_publishes_every_endpoint(backend):
+    published = backend.published
+    for name, default in (('smtp', 10025), ('submission', 10587),
+                          ('smtps', 10465), ('imap', 10143), ('imaps', 10993),
+                          ('pop3', 10110), ('pop3s', 10995),
+                          ('sieve', 14190)):
+        assert published[name + '-port'] == str(default)
+        socket.create_connection((backend.host, default), timeout=5).close()
+    assert published['password-url'] == 'https://[%s]:8081/password' % (
+        backend.host)
+    assert len(json.loads(published['tls-fingerprints'])) == 2
+    assert json.loads(published['dns-entries']) == []
+
+
+def test_test_account_logs_in_over_imaps_and_pop3s(backend):
+    user = 'testmail@' + DOMAIN
+    subject = 'test account %s' % uuid.uuid4()
+    send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+         [user], subject)
+    imaps_find(backend.host, backend.port('imaps'), user, 'password123',
+               subject)
+    pop3s_find(backend.host, backend.port('pop3s'), user, 'password123',
+               subject)
+
+
+def test_unknown_recipient_and_foreign_domain_refused_on_smtp(backend):
+    with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
+        smtp.ehlo()
+        smtp.mail('etienne@hotmail.example')
+        code, text = smtp.rcpt('nobody@' + DOMAIN)
+        assert code == 550, text
+        # no relaying for a stranger
+        code, text = smtp.rcpt('david@gmail.example')
+        assert code == 554, text
+        # no authentication on the port for the relay
+        assert not smtp.has_extn('auth')
+
+
+# --- accounts ordered as shared instances -----------------------------------
+
+def test_accounts_get_their_setup_link(backend):
+    published = backend.shared('alice')
+    assert published['address'] == address('alice')
+    assert published['setup-url'].startswith(backend.published['password-url'])
+    assert 'error' not in published
+
+
+def test_submission_starttls_delivers_to_another_account(backend):
+    subject = 'submission %s' % uuid.uuid4()
+    smtp_submit(backend.host, backend.port('submission'), address('alice'),
+                PASSWORD, address('alice'), [address('bob')], subject)
+    message = imaps_find(backend.host, backend.port('imaps'), address('bob'),
+                         PASSWORD, subject)
+    assert 'From: %s' % address('alice') in message
+
+
+def test_smtps_delivers_and_pop3s_reads(backend):
+    subject = 'smtps %s' % uuid.uuid4()
+    smtp_submit(backend.host, backend.port('smtps'), address('bob'),
+                PASSWORD, address('bob'), [address('alice')], subject,
+                implicit_tls=True)
+    message = pop3s_find(backend.host, backend.port('pop3s'),
+                         address('alice'), PASSWORD, subject)
+    assert 'From: %s' % address('bob') in message
+
+
+def test_wrong_password_is_refused_everywhere(backend):
+    with pytest.raises(imaplib.IMAP4.error):
+        with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                               ssl_context=insecure_tls()) as imap:
+            imap.login(address('alice'), 'not the password')
+    with pytest.raises(poplib.error_proto):
+        pop = poplib.POP3_SSL(backend.host, backend.port('pop3s'),
+                              context=insecure_tls(), timeout=30)
+        pop.user(address('alice'))
+        pop.pass_('not the password')
+    for port in ('submission', 'smtps'):
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp_submit(backend.host, backend.port(port), address('alice'),
+                        'not the password', address('alice'),
+                        [address('bob')], 'never sent',
+                        implicit_tls=port == 'smtps')
+
+
+def test_login_without_tls_is_refused(backend):
+    """From another address than the server's own (which Dovecot trusts
+    as local), a plaintext login is refused before STARTTLS."""
+    source = ('::1', 0)
+    # imaplib cannot bind its socket: talk IMAP on a bound one
+    with socket.create_connection((backend.host, backend.port('imap')),
+                                  timeout=30, source_address=source) as s:
+        f = s.makefile('rb')
+        assert b'LOGINDISABLED' in f.readline()
+        s.sendall(b'a LOGIN "%s" "%s"\r\n' % (address('alice').encode(),
+                                             PASSWORD.encode()))
+        reply = f.readline()
+        while reply.startswith(b'*'):
+            reply = f.readline()
+        assert reply.startswith(b'a NO') or reply.startswith(b'a BAD'), reply
+        assert b'TLS' in reply or b'plaintext' in reply.lower(), reply
+    with socket.create_connection((backend.host, backend.port('pop3')),
+                                  timeout=30, source_address=source) as s:
+        f = s.makefile('rb')
+        assert f.readline().startswith(b'+OK')
+        s.sendall(b'USER %s\r\n' % address('alice').encode())
+        assert f.readline().startswith(b'-ERR'), 'POP3 USER before STARTTLS'
+    with smtplib.SMTP(backend.host, backend.port('submission'), timeout=30,
+                      source_address=source) as smtp:
+        smtp.ehlo()
+        assert not smtp.has_extn('auth')
+        code, text = smtp.mail(address('alice'))
+        assert code == 530, text  # must issue STARTTLS first
+
+
+def test_sending_as_another_users_address_is_refused(backend):
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        smtp_submit(backend.host, backend.port('submission'),
+                    address('alice'), PASSWORD, address('bob'),
+                    [address('eve')], 'forged')
+    code, text = refused.value.recipients[address('eve')]
+    assert code == 553 and b'not owned by user' in text
+    # an alias that delivers to alice is hers to send as
+    subject = 'as the team %s' % uuid.uuid4()
+    smtp_submit(backend.host, backend.port('submission'), address('alice'),
+                PASSWORD, 'team@' + DOMAIN, [address('eve')], subject)
+    imaps_find(backend.host, backend.port('imaps'), address('eve'), PASSWORD,
+               subject)
+
+
+def test_an_unauthenticated_client_cannot_submit(backend):
+    with smtplib.SMTP(backend.host, backend.port('submission'),
+                      timeout=30) as smtp:
+        smtp.starttls(context=insecure_tls())
+        smtp.ehlo()
+        assert smtp.has_extn('auth')
+        smtp.mail(address('alice'))
+        code, _ = smtp.rcpt(address('bob'))
+        assert code >= 500
+
+
+# --- quota, suspension, Sieve ------------------------------------------------
+
+def test_over_quota_mail_is_deferred_then_delivered(backend, slapos):
+    small = address('quota')
+    subject = 'too big %s' % uuid.uuid4()
+    body = ('x' * 76 + '\r\n') * (2 * 1024 * 1024 // 78)  # 2 MiB > 1 MiB
+    send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+         [small], subject, body)
+    deferred = wait_for(lambda: [m for m in backend.queue()
+                                 if m['queue_name'] == 'deferred'
+                                 and any(r['address'] == small
+                                         for r in m['recipients'])],
+                        'the big message in the deferred queue')
+    reason = deferred[0]['recipients'][0]['delay_reason']
+    assert 'quota' in reason.lower(), reason
+    assert subject not in imaps_subjects(backend.host, backend.port('imaps'),
+                                         small, PASSWORD)
+    # the operator raises the quota: the message comes in
+    backend.request_shared('quota', dict(ACCOUNTS['quota'], quota=10))
+    slapos.wait_instance(max_retry=2)
+    backend.flush()
+    imaps_find(backend.host, backend.port('imaps'), small, PASSWORD, subject)
+    assert not [m for m in backend.queue() if m['queue_name'] == 'deferred'
+                and any(r['address'] == small for r in m['recipients'])]
+
+
+def test_suspended_account_cannot_log_in_and_its_mail_waits(backend, slapos):
+    carol = address('carol')
+    backend.request_shared('carol', dict(ACCOUNTS['carol'], suspended=True))
+    slapos.wait_instance(max_retry=2)
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                                   ssl_context=insecure_tls()) as imap:
+                imap.login(carol, PASSWORD)
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp_submit(backend.host, backend.port('submission'), carol,
+                        PASSWORD, carol, [address('alice')], 'never sent')
+        # the relay (or a local sender) is told to try again later
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+                 [carol], 'wait')
+        code, _ = refused.value.recipients[carol]
+        assert 400 <= code < 500
+    finally:
+        backend.request_shared('carol', ACCOUNTS['carol'])
+        slapos.wait_instance(max_retry=2)
+    subject = 'back %s' % uuid.uuid4()
+    send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+         [carol], subject)
+    imaps_find(backend.host, backend.port('imaps'), carol, PASSWORD, subject)
+
+
+def test_sieve_script_files_mail_into_a_folder(backend):
+    user = address('dave')
+    sieve = ManageSieve(backend.host, backend.port('sieve'))
+    try:
+        sieve.starttls()
+        assert sieve.login(user, PASSWORD).startswith('OK')
+        script = ('require "fileinto";\r\n'
+                  'if header :contains "subject" "[invoice]" {\r\n'
+                  '  fileinto "Invoices";\r\n}\r\n')
+        assert sieve.putscript('invoices', script).startswith('OK')
+        assert sieve.command('SETACTIVE "invoices"')[-1].startswith('OK')
+    finally:
+        sieve.close()
+    subject = '[invoice] %s' % uuid.uuid4()
+    send(backend.host, backend.port('smtp'), 'shop@seller.example', [user],
+         subject)
+    wait_for(lambda: subject in imaps_subjects(
+        backend.host, backend.port('imaps'), user, PASSWORD, 'Invoices'),
+        'the message filed into Invoices')
+    assert subject not in imaps_subjects(backend.host, backend.port('imaps'),
+                                         user, PASSWORD)
+
+
+# --- aliases and outbound mail ------------------------------------------------
+
+def test_alias_delivers_to_two_accounts(backend):
+    subject = 'team %s' % uuid.uuid4()
+    send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+         ['team@' + DOMAIN], subject)
+    for reference in ('alice', 'bob'):
+        imaps_find(backend.host, backend.port('imaps'), address(reference),
+                   PASSWORD, subject)
+
+
+def test_account_wins_over_alias_which_wins_over_catch_all(backend):
+    subjects = {to: '%s %s' % (to, uuid.uuid4())
+                for to in ('dave', 'sales', 'anyone')}
+    for to, subject in subjects.items():
+        send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+             ['%s@%s' % (to, OTHER)], subject)
+    imaps_find(backend.host, backend.port('imaps'), address('dave'), PASSWORD,
+               subjects['dave'])
+    imaps_find(backend.host, backend.port('imaps'), address('alice'),
+               PASSWORD, subjects['sales'])
+    imaps_find(backend.host, backend.port('imaps'), address('bob'), PASSWORD,
+               subjects['anyone'])
+    # each only where it belongs
+    bob = imaps_subjects(backend.host, backend.port('imaps'), address('bob'),
+                         PASSWORD)
+    assert subjects['dave'] not in bob and subjects['sales'] not in bob
+
+
+def test_external_alias_and_outbound_mail_leave_through_the_smarthost(
+        backend, smarthost):
+    forwarded = 'forwarded %s' % uuid.uuid4()
+    send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+         ['ext@' + DOMAIN], forwarded)
+    metadata, _ = smarthost.wait_for(lambda m, msg: forwarded.encode() in msg)
+    assert metadata['rcpt-tos'] == ['someone@external.example.net']
+    assert metadata['login'] == SMARTHOST_LOGIN[0]
+    sent = 'outbound %s' % uuid.uuid4()
+    smtp_submit(backend.host, backend.port('submission'), address('alice'),
+                PASSWORD, address('alice'), ['david@gmail.example'], sent)
+    metadata, _ = smarthost.wait_for(lambda m, msg: sent.encode() in msg)
+    assert metadata['mail-from'] == address('alice')
+    assert metadata['rcpt-tos'] == ['david@gmail.example']
+
+
+def test_duplicate_invalid_and_foreign_addresses_get_their_error(backend):
+    assert 'address_already_used' in backend.shared('alice-again')['error']
+    assert 'error' in backend.shared('invalid')
+    assert 'error' in backend.shared('outside')
+    # the first claimant keeps its account
+    assert 'error' not in backend.shared('alice')
+    subject = 'still alice %s' % uuid.uuid4()
+    send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+         [address('alice')], subject)
+    imaps_find(backend.host, backend.port('imaps'), address('alice'),
+               PASSWORD, subject)
+
+
+def test_a_reclaimed_address_starts_with_an_empty_mailbox(backend, slapos):
+    eve = address('eve')
+    subject = 'for the first eve %s' % uuid.uuid4()
+    send(backend.host, backend.port('smtp'), 'etienne@hotmail.example', [eve],
+         subject)
+    imaps_find(backend.host, backend.port('imaps'), eve, PASSWORD, subject)
+    slapos.destroy(MAIL_SERVER, 'eve', shared=True, wait=False)
+    slapos.wait_instance(max_retry=2)
+    with pytest.raises(imaplib.IMAP4.error):
+        with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                               ssl_context=insecure_tls()) as imap:
+            imap.login(eve, PASSWORD)
+    backend.request_shared('eve-again', {'address': eve})
+    slapos.wait_instance(max_retry=2)
+    backend.set_password('eve-again', 'another good password')
+    assert imaps_subjects(backend.host, backend.port('imaps'), eve,
+                          'another good password') == []
+
+
+# --- certificates -----------------------------------------------------------------
+
+def test_certificate_rotation_keeps_connections(backend, slapos):
+    ssl_directory = os.path.join(backend.partition, 'etc', 'ssl')
+    before = json.loads(backend.published['tls-fingerprints'])
+    imap = imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                             ssl_context=insecure_tls())
+    imap.login('testmail@' + DOMAIN, 'password123')
+    # the current certificate is about to expire
+    openssl = subprocess.run(['which', 'openssl'], capture_output=True,
+                             text=True).stdout.strip()
+    certificates.generate(openssl, os.path.join(ssl_directory, 'current.key'),
+                          os.path.join(ssl_directory, 'current.crt'), DOMAIN,
+                          days=1)
+    # slapgrid runs each partition again at least daily; here, at once
+    slapos.standalone._force_slapos_node_instance_all = True
+    try:
+        slapos.standalone.waitForInstance(max_retry=2)
+    finally:
+        slapos.standalone._force_slapos_node_instance_all = False
+    after = json.loads(slapos.connection_parameters(
+        MAIL_SERVER, 'backend')['tls-fingerprints'])
+    assert after[0] == before[1] and after[1] not in before
+    # served by every daemon; the IMAP session opened before goes on
+    with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
+        smtp.starttls(context=insecure_tls())
+        assert certificates.fingerprint_of_der(
+            smtp.sock.getpeercert(binary_form=True)) == after[0]
+    with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                           ssl_context=insecure_tls()) as fresh:
+        assert certificates.fingerprint_of_der(
+            fresh.sock.getpeercert(binary_form=True)) == after[0]
+    assert imap.noop()[0] == 'OK'
+    imap.logout()
+
+
+# --- promises -------------------------------------------------------------------
+
+def test_promises_watch_ports_certificate_and_queue(backend):
+    plugins = os.listdir(os.path.join(backend.partition, 'etc', 'plugin'))
+    for port in ('smtp', 'submission', 'smtps', 'imap', 'imaps', 'pop3',
+                 'pop3s', 'sieve'):
+        assert '%s-port-listening.py' % port in plugins
+    assert 'smtp-certificate.py' in plugins and 'deferred-queue.py' in plugins
+    # what they measure, on the running daemons
+    current = certificates.fingerprint(
+        os.path.join(backend.partition, 'etc', 'ssl', 'current.crt'))
+    assert smtp_certificate.served_fingerprint(
+        backend.host, backend.port('smtp')) == current
+    assert deferred_queue.deferred_count(
+        backend.postqueue, backend.postfix_config) == len(
+            [m for m in backend.queue() if m['queue_name'] == 'deferred'])

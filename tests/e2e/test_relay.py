@@ -1,0 +1,405 @@
+"""A relay cluster, two mail backends and a stand-in third-party smarthost
+in the embedded SlapOS: the Internet's mail reaches the right backend and
+nothing else gets in; the backends' mail goes out through the smarthost of
+its domain, DKIM-signed, only from the backend that owns the domain."""
+import json
+import os
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+
+import dkim
+import psutil
+import pytest
+
+from tests.deployment import MAIL_SERVER, RELAY, imaps_find, insecure_tls, send
+from tests.harness import partition_ipv6
+from tests.smarthost import Smarthost
+
+MAIL1, MAIL2, MAIL3 = 'mail1.example.com', 'mail2.example.com', 'mail3.example.com'
+SMARTHOST = partition_ipv6(31)     # an address of the prefix no partition uses
+STRANGER = partition_ipv6(30)      # a client that is no backend
+LOGINS = {'relay-mail1': 'secret-1', 'relay-mail2': 'secret-2'}
+
+
+@pytest.fixture(scope='module')
+def smarthost(tmp_path_factory):
+    with Smarthost(SMARTHOST, str(tmp_path_factory.mktemp('smarthost')),
+                   LOGINS) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def deployment(slapos, smarthost):
+    slapos.supply(MAIL_SERVER)
+    slapos.supply(RELAY)
+    slapos.wait_software()
+    for name, domain in (('backend1', MAIL1), ('backend2', MAIL2)):
+        slapos.request(MAIL_SERVER, name, 'default',
+                       {'mail-domains': [domain], 'test-account': True})
+    slapos.wait_instance(max_retry=2)
+    backend1 = slapos.connection_parameters(MAIL_SERVER, 'backend1')
+    backend2 = slapos.connection_parameters(MAIL_SERVER, 'backend2')
+    slapos.request(RELAY, 'relay', 'cluster', {
+        'topology': {'node1': {'fqdn': 'relay1.example.net'}},
+        'default-relay-config': {'proxy-map': {
+            # STARTTLS for mail1, implicit TLS for mail2
+            'provider': {'host': SMARTHOST, 'port': smarthost.starttls_port,
+                         'user': 'relay-mail1', 'password': 'secret-1',
+                         'domains': [MAIL1]},
+            'provider-tls': {'host': SMARTHOST,
+                             'port': smarthost.implicit_tls_port,
+                             'user': 'relay-mail2', 'password': 'secret-2',
+                             'domains': [MAIL2]}},
+            'greylisting': {'enable': False}}})
+    domains = {
+        MAIL1: {'name': MAIL1, 'mail-server-host': backend1['imap-smtp-ipv6'],
+                'mail-server-port': int(backend1['smtp-port'])},
+        MAIL2: {'name': MAIL2, 'mail-server-host': backend2['imap-smtp-ipv6'],
+                'mail-server-port': int(backend2['smtp-port']),
+                'authentication': 'fingerprint',
+                'fingerprints': json.loads(backend2['tls-fingerprints'])},
+        MAIL3: {'name': MAIL3, 'mail-server-host': backend1['imap-smtp-ipv6'],
+                'authentication': 'password'},
+    }
+    for name, parameters in domains.items():
+        slapos.request(RELAY, 'domain-' + name, 'cluster', parameters,
+                       shared=True)
+    slapos.wait_instance(max_retry=8)
+    # a later claim of mail1, by backend 2
+    slapos.request(RELAY, 'domain-again-' + MAIL1, 'cluster',
+                   {'name': MAIL1, 'mail-server-host': backend2['imap-smtp-ipv6']},
+                   shared=True)
+    slapos.wait_instance(max_retry=8)
+    relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
+    shared = {ref: slapos.connection_parameters(RELAY, ref, 'cluster',
+                                                shared=True)
+              for ref in ['domain-' + n for n in domains]
+              + ['domain-again-' + MAIL1]}
+    node = json.loads(relay['relay-hosts'])[0]
+    return {'backend1': backend1, 'backend2': backend2, 'relay': relay,
+            'shared': shared, 'node': node,
+            'node-partition': slapos.partition_of_address(node),
+            'backend1-partition': slapos.partition_of_address(
+                backend1['imap-smtp-ipv6']),
+            'backend2-partition': slapos.partition_of_address(
+                backend2['imap-smtp-ipv6'])}
+
+
+def postfix_tool(slapos, name):
+    software = os.path.join(slapos.base_directory, 'soft')
+    for directory in sorted(os.listdir(software)):
+        path = os.path.join(software, directory, 'parts', 'postfix', 'sbin',
+                            name)
+        if os.path.exists(path):
+            return path
+    raise AssertionError('no %s built' % name)
+
+
+def message(sender, recipient, subject):
+    return ('From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@test>\r\n'
+            'Date: %s\r\n\r\nHello from the relay test.\r\n' % (
+                sender, recipient, subject, uuid.uuid4(),
+                time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())))
+
+
+def submission(deployment, source=None, cert=None):
+    """An SMTP session with the node's submission port, after STARTTLS,
+    from ``source`` (an address) with a client certificate ``cert``
+    (``(cert, key)`` files)."""
+    context = insecure_tls()
+    if cert:
+        context.load_cert_chain(*cert)
+    smtp = smtplib.SMTP(deployment['node'], 10587, timeout=30,
+                        source_address=(source, 0) if source else None)
+    smtp.starttls(context=context)
+    return smtp
+
+
+def backend_cert(deployment, which):
+    ssl_dir = os.path.join(deployment[which + '-partition'], 'etc', 'ssl')
+    return (os.path.join(ssl_dir, 'current.crt'),
+            os.path.join(ssl_dir, 'current.key'))
+
+
+def rcpt_code(smtp, sender, recipient):
+    code, _ = smtp.mail(sender)
+    if code >= 400:
+        return code
+    return smtp.rcpt(recipient)[0]
+
+
+def dns_txt(deployment, domain):
+    records = json.loads(deployment['shared']['domain-' + domain]['dns-entries'])
+    return {r['name'] + '.': r['value'] for r in records if r['type'] == 'TXT'}
+
+
+# -- the cluster and its shared instances -------------------------------------
+def test_cluster_publishes_nodes_domains_and_errors(deployment):
+    relay = deployment['relay']
+    assert sorted(json.loads(relay['backend-domains'])) == [MAIL1, MAIL2, MAIL3]
+    # the master prefixes shared instance references with _
+    assert [r.lstrip('_') for r in json.loads(relay['errors'])] == [
+        'domain-again-' + MAIL1]
+
+
+def test_accepted_domains_get_where_to_send_and_their_dns_records(deployment):
+    shared = deployment['shared']['domain-' + MAIL1]
+    assert shared['outbound-host'] == deployment['node']
+    assert shared['outbound-smtp-port'] == '10587'
+    assert len(json.loads(shared['tls-fingerprints'])) == 2
+    records = json.loads(shared['dns-entries'])
+    types = {(r['name'], r['type']) for r in records}
+    assert (MAIL1, 'MX') in types and ('_dmarc.' + MAIL1, 'TXT') in types
+    assert ('relay1-example-net._domainkey.' + MAIL1, 'TXT') in types
+    spf = [r['value'] for r in records if r['value'].startswith('v=spf1')]
+    assert spf == ['v=spf1 ip6:%s ip6:%s ~all' % (deployment['node'],
+                                                   SMARTHOST)]
+    assert 'outbound-password' not in shared
+    password = deployment['shared']['domain-' + MAIL3]
+    assert password['outbound-user'] == MAIL3
+    assert len(password['outbound-password']) >= 20
+
+
+def test_a_duplicate_claim_gets_its_error(deployment):
+    again = deployment['shared']['domain-again-' + MAIL1]
+    assert 'already claimed' in again['error'], again
+    assert set(again) == {'error'}
+
+
+# -- inbound -------------------------------------------------------------------
+def test_inbound_mail_goes_to_the_right_backend(deployment):
+    subjects = {}
+    for domain in (MAIL1, MAIL2):
+        subjects[domain] = 'inbound %s %s' % (domain, uuid.uuid4())
+        send(deployment['node'], 10025, 'etienne@hotmail.com',
+             ['testmail@' + domain], subjects[domain])
+    for which, domain, other in (('backend1', MAIL1, MAIL2),
+                                 ('backend2', MAIL2, MAIL1)):
+        backend = deployment[which]
+        found = imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
+                           'testmail@' + domain, 'password123',
+                           subjects[domain])
+        assert 'etienne@hotmail.com' in found
+        with pytest.raises(AssertionError):
+            imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
+                       'testmail@' + domain, 'password123', subjects[other],
+                       timeout=0)
+    # the duplicate claimant (backend 2) did not take mail1's mail: it went
+    # to backend 1 (checked above)
+
+
+def test_an_unknown_recipient_is_refused_at_rcpt(deployment):
+    with smtplib.SMTP(deployment['node'], 10025, timeout=30) as smtp:
+        smtp.ehlo('outside.example')
+        code = rcpt_code(smtp, 'etienne@hotmail.com', 'nobody@' + MAIL1)
+    assert code == 550
+
+
+def test_mail_for_a_domain_nobody_claimed_is_refused(deployment):
+    with smtplib.SMTP(deployment['node'], 10025, timeout=30) as smtp:
+        smtp.ehlo('outside.example')
+        code = rcpt_code(smtp, 'etienne@hotmail.com', 'someone@unclaimed.example')
+    assert code == 554
+
+
+def test_an_outside_sender_using_a_hosted_domain_is_refused(deployment):
+    with smtplib.SMTP(deployment['node'], 10025, timeout=30) as smtp:
+        smtp.ehlo('outside.example')
+        code = rcpt_code(smtp, 'alice@' + MAIL2, 'testmail@' + MAIL1)
+    assert code == 554
+
+
+# -- outbound ------------------------------------------------------------------
+def send_out(deployment, smarthost, domain, source=None, cert=None):
+    """Submit a message from ``domain`` to the node as its backend would;
+    return what the smarthost received, after checking its DKIM signature
+    against the DNS records published to the domain's shared instance."""
+    subject = 'outbound %s' % uuid.uuid4()
+    with submission(deployment, source, cert) as s:
+        s.sendmail('testmail@' + domain, ['david@gmail.com'],
+                   message('testmail@' + domain, 'david@gmail.com', subject))
+    metadata, received = smarthost.wait_for(
+        lambda m, data: subject.encode() in data)
+    assert metadata['rcpt-tos'] == ['david@gmail.com']
+    assert b'DKIM-Signature:' in received
+    records = dns_txt(deployment, domain)
+    assert dkim.verify(received, dnsfunc=lambda name, timeout=5: records.get(
+        name.decode() if isinstance(name, bytes) else name, '').encode())
+    return metadata
+
+
+def test_outbound_by_ip_through_the_smarthost_dkim_signed(deployment, smarthost):
+    metadata = send_out(deployment, smarthost, MAIL1,
+                        source=deployment['backend1']['imap-smtp-ipv6'])
+    assert metadata['login'] == 'relay-mail1'
+    assert metadata['port'] == smarthost.starttls_port
+
+
+def test_outbound_by_fingerprint_through_implicit_tls(deployment, smarthost):
+    metadata = send_out(deployment, smarthost, MAIL2, source=STRANGER,
+                        cert=backend_cert(deployment, 'backend2'))
+    assert metadata['login'] == 'relay-mail2'
+    assert metadata['port'] == smarthost.implicit_tls_port
+
+
+def test_outbound_by_password_to_another_backend(deployment):
+    shared = deployment['shared']['domain-' + MAIL3]
+    subject = 'outbound password %s' % uuid.uuid4()
+    with submission(deployment, STRANGER) as s:
+        s.login(shared['outbound-user'], shared['outbound-password'])
+        s.sendmail('alice@' + MAIL3, ['testmail@' + MAIL2],
+                   message('alice@' + MAIL3, 'testmail@' + MAIL2, subject))
+    backend = deployment['backend2']
+    found = imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
+                       'testmail@' + MAIL2, 'password123', subject)
+    assert 'DKIM-Signature:' in found
+
+
+def test_each_authentication_is_refused_when_wrong(deployment):
+    # IP: the right sender from another address
+    with submission(deployment, STRANGER) as s:
+        assert rcpt_code(s, 'testmail@' + MAIL1, 'david@gmail.com') == 554
+    # fingerprint: backend 1's certificate is not backend 2's
+    with submission(deployment, STRANGER,
+                    backend_cert(deployment, 'backend1')) as s:
+        assert rcpt_code(s, 'testmail@' + MAIL2, 'david@gmail.com') == 554
+    # password: a wrong one
+    with submission(deployment, STRANGER) as s:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login(MAIL3, 'not-the-password')
+
+
+def test_a_backend_cannot_send_as_another_backends_domain(deployment):
+    with submission(deployment, deployment['backend1']['imap-smtp-ipv6']) as s:
+        assert rcpt_code(s, 'testmail@' + MAIL2, 'david@gmail.com') == 554
+    with submission(deployment, STRANGER,
+                    backend_cert(deployment, 'backend2')) as s:
+        assert rcpt_code(s, 'testmail@' + MAIL1, 'david@gmail.com') == 554
+    shared = deployment['shared']['domain-' + MAIL3]
+    with submission(deployment, STRANGER) as s:
+        s.login(shared['outbound-user'], shared['outbound-password'])
+        assert rcpt_code(s, 'testmail@' + MAIL1, 'david@gmail.com') == 554
+
+
+def test_no_port_relays_for_a_stranger(deployment):
+    node = deployment['node']
+    ports = sorted({c.laddr.port for c in psutil.net_connections('tcp')
+                    if c.status == psutil.CONN_LISTEN and c.laddr.ip == node})
+    assert {10025, 10587} <= set(ports), ports
+    for port in ports:
+        for tls in (False, True):
+            try:
+                with smtplib.SMTP(node, port, timeout=10,
+                                  source_address=(STRANGER, 0)) as smtp:
+                    smtp.ehlo('stranger.example')
+                    if tls:
+                        if not smtp.has_extn('starttls'):
+                            continue
+                        smtp.starttls(context=insecure_tls())
+                        smtp.ehlo('stranger.example')
+                    code = rcpt_code(smtp, 'spammer@stranger.example',
+                                     'victim@gmail.com')
+            except (smtplib.SMTPException, OSError, ssl.SSLError):
+                continue    # not SMTP, or it hung up: no relay either
+            assert code >= 400, (port, tls, code)
+
+
+# -- queue and retry -------------------------------------------------------------
+def test_backend_down_mail_queued_then_all_delivered(deployment, slapos):
+    backend = deployment['backend1']
+    partition = os.path.basename(deployment['backend1-partition'])
+    with slapos.standalone.instance_supervisor_rpc as supervisor:
+        names = ['%s:%s' % (p['group'], p['name'])
+                 for p in supervisor.getAllProcessInfo()
+                 if p['group'] == partition and p['name'].startswith('postfix')]
+        assert len(names) == 1, names
+        supervisor.stopProcess(names[0])
+    batch = 'queued %s' % uuid.uuid4()
+    try:
+        with smtplib.SMTP(deployment['node'], 10025, timeout=60) as smtp:
+            for i in range(100):
+                smtp.sendmail('etienne@hotmail.com', ['testmail@' + MAIL1],
+                              message('etienne@hotmail.com',
+                                      'testmail@' + MAIL1, '%s #%d' % (batch, i)))
+        queue = subprocess.run(
+            [postfix_tool(slapos, 'postqueue'), '-c',
+             os.path.join(deployment['node-partition'], 'etc', 'postfix'),
+             '-j'], capture_output=True, text=True, check=True).stdout
+        assert len(queue.splitlines()) >= 100
+    finally:
+        with slapos.standalone.instance_supervisor_rpc as supervisor:
+            supervisor.startProcess(names[0])
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection((backend['imap-smtp-ipv6'],
+                                      int(backend['smtp-port'])), 5).close()
+            break
+        except OSError:
+            assert time.time() < deadline
+            time.sleep(0.5)
+    subprocess.run([postfix_tool(slapos, 'postqueue'), '-c',
+                    os.path.join(deployment['node-partition'], 'etc',
+                                 'postfix'), '-f'], check=True)
+    import imaplib
+    deadline = time.time() + 120
+    while True:
+        with imaplib.IMAP4_SSL(backend['imap-smtp-ipv6'],
+                               int(backend['imaps-port']),
+                               ssl_context=insecure_tls()) as imap:
+            imap.login('testmail@' + MAIL1, 'password123')
+            imap.select('INBOX')
+            _, found = imap.search(None, 'SUBJECT', '"%s"' % batch)
+            count = len(found[0].split())
+        if count == 100:
+            break
+        assert time.time() < deadline, '%d of 100 delivered' % count
+        time.sleep(1)
+
+
+# -- the generated configuration ------------------------------------------------
+def test_postfix_check_accepts_the_relay_configuration(deployment, slapos):
+    config = os.path.join(deployment['node-partition'], 'etc', 'postfix')
+    result = subprocess.run([postfix_tool(slapos, 'postfix'), '-c', config,
+                             'check'], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == '', result.stderr
+
+
+def test_backends_are_reached_over_tls_only(deployment, slapos):
+    config = os.path.join(deployment['node-partition'], 'etc', 'postfix')
+
+    def postconf(*args):
+        return subprocess.run([postfix_tool(slapos, 'postconf'), '-c', config]
+                              + list(args), capture_output=True, text=True,
+                              check=True).stdout
+    # transport smtp (the backends, see the transport map) requires TLS;
+    # only direct delivery to the Internet is opportunistic
+    assert postconf('-h', 'smtp_tls_security_level').strip() == 'encrypt'
+    assert postconf('-h', 'default_transport').strip() == 'direct'
+    assert 'smtp_tls_security_level=may' in postconf('-M', 'direct/unix')
+    with open(os.path.join(config, 'transport')) as f:
+        routes = [l.split()[1] for l in f if l.strip() and l[0] != '#']
+    assert routes and all(r.startswith('smtp:[') for r in routes)
+
+
+def test_the_node_daemons_run_as_the_unprivileged_user(deployment):
+    me = psutil.Process().username()
+    partition = deployment['node-partition'] + os.sep
+    daemons = {}
+    for process in psutil.process_iter(['cmdline', 'username']):
+        cmdline = ' '.join(process.info['cmdline'] or [])
+        if partition not in cmdline:
+            continue
+        for name in ('postfix/master', 'dovecot', 'opendkim'):
+            if name in cmdline and 'supervisord' not in cmdline:
+                daemons.setdefault(name, []).append(process)
+    assert sorted(daemons) == ['dovecot', 'opendkim', 'postfix/master']
+    for processes in daemons.values():
+        for master in processes:
+            tree = [master] + master.children(recursive=True)
+            assert {p.username() for p in tree} == {me}, master.cmdline()

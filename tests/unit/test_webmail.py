@@ -1,0 +1,131 @@
+"""recipes.webmail: what Snappymail is given to read, without Snappymail."""
+import json
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from recipes import webmail
+
+PHP = shutil.which('php8.2') or shutil.which('php')
+
+
+def test_domain_settings_point_at_the_backend():
+    domain = webmail.domain_settings('fd00::2', '10993', 10465, 14190)
+    assert domain['IMAP']['host'] == '[fd00::2]'
+    assert (domain['IMAP']['port'], domain['IMAP']['type']) == (10993, 1)
+    assert (domain['SMTP']['port'], domain['SMTP']['type']) == (10465, 1)
+    assert domain['SMTP']['useAuth'] is True
+    assert (domain['Sieve']['port'], domain['Sieve']['type']) == (14190, 2)
+    # the login is the whole address (Dovecot's user names)
+    assert domain['IMAP']['shortLogin'] is False
+    # self-signed certificate on the partition's own address
+    for server in ('IMAP', 'SMTP', 'Sieve'):
+        assert domain[server]['ssl']['verify_peer'] is False
+        assert domain[server]['ssl']['allow_self_signed'] is True
+    assert webmail.domain_settings('mail.example.com', 1, 2, 3)['IMAP'][
+        'host'] == 'mail.example.com'
+
+
+def test_merge_ini_sets_our_keys_and_keeps_the_rest():
+    text = ('; Snappymail\n[security]\nadmin_login = "x"\nother = On\n\n'
+            '[login]\ndefault_domain = "a"\ndefault_domain = "b"\n')
+    merged = webmail.merge_ini(text, {
+        'security': {'admin_login': 'admin', 'admin_password': '$2y$10$a.b'},
+        'login': {'default_domain': 'example.com'},
+        'plugins': {'enable': True, 'enabled_list': 'p'}})
+    assert merged == (
+        '; Snappymail\n[security]\nadmin_login = "admin"\nother = On\n'
+        'admin_password = "$2y$10$a.b"\n\n'
+        '[login]\ndefault_domain = "example.com"\n\n'
+        '[plugins]\nenable = On\nenabled_list = "p"\n')
+    assert webmail.merge_ini(merged, {'login': {
+        'default_domain': 'example.com'}}) == merged
+    with pytest.raises(ValueError):
+        webmail.ini_value('a"b')
+
+
+@pytest.mark.skipif(not PHP, reason='PHP is not installed')
+def test_php_reads_the_settings_and_checks_the_admin_hash(tmp_path):
+    secret = str(tmp_path / 'admin-password')
+    password, password_hash = webmail.admin_password(secret, PHP)
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    assert webmail.admin_password(secret, PHP) == (password, password_hash)
+    path = webmail.write_application_ini(
+        str(tmp_path), webmail.settings(['example.com'], password_hash))
+    script = ('$c = parse_ini_file($argv[1], true);'
+              'echo json_encode([$c, password_verify($argv[2],'
+              ' $c["security"]["admin_password"])]);')
+    result = subprocess.run([PHP, '-n', '-r', script, path, password],
+                            capture_output=True, text=True, check=True)
+    config, verified = json.loads(result.stdout)
+    assert verified is True
+    assert config['login']['default_domain'] == 'example.com'
+    assert config['plugins'] == {'enable': '1',
+                                 'enabled_list': webmail.PLUGIN}
+    assert config['security']['admin_login'] == 'admin'
+
+
+def test_domains_no_longer_hosted_are_removed(tmp_path):
+    data = str(tmp_path)
+    webmail.write_domains(data, ['a.com', 'b.com'], 'fd00::2', 1, 2, 3)
+    directory = os.path.join(data, '_data_', '_default_', 'domains')
+    # Snappymail's own files are not ours
+    open(os.path.join(directory, 'gmail.com.json'), 'w').close()
+    webmail.write_domains(data, ['b.com'], 'fd00::2', 1, 2, 3)
+    assert sorted(f for f in os.listdir(directory) if f.endswith('.json')) == [
+        'b.com.json', 'gmail.com.json']
+
+
+def fake_release(path, version='2.38.2'):
+    include = path / 'snappymail' / 'v' / version / 'include.php'
+    include.parent.mkdir(parents=True)
+    include.write_text('<?php\n')
+    return str(path)
+
+
+def test_document_root_with_and_without_snappymail(tmp_path):
+    root = str(tmp_path / 'www')
+    release = fake_release(tmp_path / 'release')
+    assert webmail.release_version(release) == '2.38.2'
+    webmail.write_document_root(root, release, '/data', '2.38.2')
+    assert sorted(os.listdir(root)) == ['include.php', 'index.php',
+                                        'snappymail']
+    assert os.readlink(os.path.join(root, 'snappymail')) == os.path.join(
+        release, 'snappymail')
+    with open(os.path.join(root, 'include.php')) as f:
+        assert "'/data/'" in f.read()
+    if PHP:
+        for name in ('include.php', 'index.php'):
+            subprocess.run([PHP, '-n', '-l', os.path.join(root, name)],
+                           check=True, capture_output=True)
+    # the archive went away: a notice instead
+    assert webmail.release_version(str(tmp_path / 'nothing')) is None
+    webmail.write_document_root(root, release, '/data', None)
+    assert os.listdir(root) == ['index.html']
+
+
+def test_plugin_is_installed_with_its_command(tmp_path):
+    source = tmp_path / 'plugin'
+    source.mkdir()
+    (source / 'index.php').write_text('<?php\n')
+    webmail.install_plugin(str(tmp_path), str(source),
+                           ['python', '-m', 'recipes.accounts',
+                            'change-password', '/db'])
+    target = tmp_path / '_data_' / '_default_' / 'plugins' / webmail.PLUGIN
+    assert (target / 'index.php').exists()
+    assert json.loads((target / 'config.json').read_text())['command'][-1] \
+        == '/db'
+
+
+PLUGIN_SOURCE = os.path.join(os.path.dirname(__file__), '..', '..',
+                             'instance-templates', 'mail-server', 'web',
+                             'snappymail-plugin', 'index.php')
+
+
+@pytest.mark.skipif(not PHP, reason='PHP is not installed')
+def test_the_plugin_is_valid_php():
+    subprocess.run([PHP, '-n', '-l', PLUGIN_SOURCE], check=True,
+                   capture_output=True)
