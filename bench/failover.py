@@ -7,7 +7,6 @@ Run as the runtime user (what scripts/as-runtime-user.sh does):
 It deploys in the embedded SlapOS the tests use (started clean, stopped at
 the end): do not run it beside the demo or the tests.
 """
-import json
 import os
 import subprocess
 import sys
@@ -15,9 +14,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.throughput import (DOMAIN, maildir_count, postfix_binaries,  # noqa
-                              smtp_source, wait_for)
-from tests.deployment import MAIL_SERVER, RELAY  # noqa: E402
+from bench.throughput import (maildir_count, smtp_source,  # noqa: E402
+                              start_bundle, wait_for)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 
 
@@ -39,27 +37,11 @@ def main(argv):
     slapos = EmbeddedSlapOS()
     slapos.start()
     try:
-        slapos.supply(MAIL_SERVER)
-        slapos.supply(RELAY)
-        slapos.wait_software()
-        postfix = postfix_binaries(slapos)
-        slapos.request(RELAY, 'relay', 'cluster', {
-            'topology': {'node1': {'fqdn': 'relay1.bench.example.net'}}})
-        slapos.request(MAIL_SERVER, 'backend', 'default',
-                       {'mail-domains': [DOMAIN], 'test-account': True})
-        slapos.wait_instance(max_retry=3)
-        backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
-        slapos.request(RELAY, 'domain', 'cluster', {
-            'name': DOMAIN, 'mail-server-host': backend['imap-smtp-ipv6'],
-            'mail-server-port': int(backend['smtp-port'])}, shared=True)
-        slapos.wait_instance(max_retry=3)
-        node = json.loads(slapos.connection_parameters(
-            RELAY, 'relay', 'cluster')['relay-hosts'])[0]
-        backend_partition = slapos.partition_of_address(
-            backend['imap-smtp-ipv6'])
-        node_partition = slapos.partition_of_address(node)
-        home = os.path.join(backend_partition, 'srv', 'mail', DOMAIN,
-                            'testmail')
+        deployment = start_bundle(slapos)
+        postfix, node = deployment['postfix'], deployment['node-ipv6']
+        backend_partition = deployment['backend']
+        node_partition = deployment['node']
+        home = deployment['home']
 
         slapos.service(backend_partition, 'postfix', 'stop')
         smtp_source(postfix, (node, 10025), messages)

@@ -242,27 +242,41 @@ def baseline(postfix, messages):
 
 
 # --- the bundle -------------------------------------------------------------
-def bundle(slapos, postfix, messages):
+def start_bundle(slapos, relay_config=None, backend_parameters=None):
+    """Supply both releases and deploy a relay cluster of one node and a
+    backend for DOMAIN (its test account), the domain ordered from the
+    relay. Returns the Postfix build, the backend's and the node's
+    partitions, the node's address and testmail's home."""
+    slapos.supply(MAIL_SERVER)
+    slapos.supply(RELAY)
+    slapos.wait_software()
     slapos.request(RELAY, 'relay', 'cluster', {
         'topology': {'node1': {'fqdn': 'relay1.bench.example.net'}},
-        'default-relay-config': {'greylisting': {
-            'enable': True, 'whitelist-clients': ['generator.example.net']}}})
-    slapos.request(MAIL_SERVER, 'backend', 'default', {
-        'mail-domains': [DOMAIN], 'test-account': True,
-        'bogofilter': {'enable': True}})
+        'default-relay-config': relay_config or {}})
+    slapos.request(MAIL_SERVER, 'backend', 'default', dict(
+        {'mail-domains': [DOMAIN], 'test-account': True},
+        **(backend_parameters or {})))
     slapos.wait_instance(max_retry=3)
     backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
     slapos.request(RELAY, 'domain', 'cluster', {
         'name': DOMAIN, 'mail-server-host': backend['imap-smtp-ipv6'],
         'mail-server-port': int(backend['smtp-port'])}, shared=True)
     slapos.wait_instance(max_retry=3)
-    node = slapos.connection_parameters(RELAY, 'relay', 'cluster')
-    node = json.loads(node['relay-hosts'])[0]
-    home = os.path.join(slapos.partition_of_address(backend['imap-smtp-ipv6']),
-                        'srv', 'mail', DOMAIN, 'testmail')
+    node = json.loads(slapos.connection_parameters(
+        RELAY, 'relay', 'cluster')['relay-hosts'])[0]
+    backend_partition = slapos.partition_of_address(backend['imap-smtp-ipv6'])
+    return {'postfix': postfix_binaries(slapos),
+            'backend': backend_partition,
+            'node': slapos.partition_of_address(node), 'node-ipv6': node,
+            'home': os.path.join(backend_partition, 'srv', 'mail', DOMAIN,
+                                 'testmail')}
+
+
+def bundle(deployment, messages):
     start = time.time()
-    smtp_source(postfix, (node, 10025), messages)
-    wait_for(lambda: maildir_count(home), messages, 900)
+    smtp_source(deployment['postfix'], (deployment['node-ipv6'], 10025),
+                messages)
+    wait_for(lambda: maildir_count(deployment['home']), messages, 900)
     return messages / (time.time() - start)
 
 
@@ -271,13 +285,16 @@ def main(argv):
     slapos = EmbeddedSlapOS()
     slapos.start()
     try:
-        slapos.supply(MAIL_SERVER)
-        slapos.supply(RELAY)
-        slapos.wait_software()
-        postfix = postfix_binaries(slapos)
+        # production defaults, greylisting whitelisting the generator
+        deployment = start_bundle(
+            slapos, relay_config={'greylisting': {
+                'enable': True,
+                'whitelist-clients': ['generator.example.net']}},
+            backend_parameters={'bogofilter': {'enable': True}})
+        postfix = deployment['postfix']
         rates = {'limit': limit(postfix, messages),
                  'baseline': baseline(postfix, messages),
-                 'bundle': bundle(slapos, postfix, messages)}
+                 'bundle': bundle(deployment, messages)}
     finally:
         slapos.stop()
     print('throughput, %d messages of %d bytes over %d sessions:'
