@@ -67,11 +67,12 @@ import os
 import re
 import secrets
 import sys
-import tempfile
 import time
 import urllib.parse
 
 from passlib.hash import sha512_crypt
+
+from .files import write_atomically
 
 TEST_LOCAL_PART = 'testmail'
 TEST_PASSWORD = 'password123'
@@ -605,24 +606,6 @@ def locked(directory):
         yield
     finally:
         os.close(fd)
-
-
-def write_atomically(path, text, mode=0o600):
-    """Temporary file in the same directory, fsync, rename: a reader sees
-    the old file or the new one, never a part."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory,
-                               prefix='.' + os.path.basename(path))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def read_state(directory):

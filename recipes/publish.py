@@ -20,7 +20,7 @@ import json
 
 from slapos import slap as slapmodule
 
-from .accounts import write_atomically
+from .files import read_json, write_atomically
 
 
 def publications(results, invalid):
@@ -47,11 +47,7 @@ class Recipe:
             results = json.loads(o['results'])
         published = publications(results, json.loads(o.get('invalid') or '[]'))
         state_file = o['state-file']
-        try:
-            with open(state_file) as f:
-                before = json.load(f)
-        except (FileNotFoundError, ValueError):
-            before = {}
+        before = read_json(state_file, {})
         changed = {r: p for r, p in published.items() if before.get(r) != p}
         if changed:
             slap = slapmodule.slap()

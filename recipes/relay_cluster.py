@@ -40,15 +40,10 @@ import os
 from zc.buildout import UserError
 
 from . import domains, publish
-from .accounts import hash_password, verify_password, write_atomically
+from .accounts import hash_password, verify_password
+from .files import read_json, write_atomically
 
 
-def read_json(path, default):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, ValueError):
-        return default
 
 
 class Domains:

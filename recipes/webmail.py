@@ -22,7 +22,7 @@ import secrets
 import shutil
 import subprocess
 
-from .accounts import write_atomically
+from .files import write_atomically
 
 PLUGIN = 'mailbundle-change-password'
 ADMIN_LOGIN = 'admin'

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 
+from recipes.files import read_json, write_atomically
 from recipes.promise import Promise
 
 DEFAULT_RUNS = 4
@@ -30,17 +31,9 @@ def keeps_growing(counts, runs):
 
 def record(state_file, count, keep):
     """Append ``count`` to the counts kept in ``state_file``; return them."""
-    try:
-        with open(state_file) as f:
-            counts = json.load(f)
-    except (FileNotFoundError, ValueError):
-        counts = []
-    counts = (counts + [count])[-keep:]
+    counts = (read_json(state_file, []) + [count])[-keep:]
     os.makedirs(os.path.dirname(state_file), exist_ok=True)
-    tmp = state_file + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(counts, f)
-    os.replace(tmp, state_file)
+    write_atomically(state_file, json.dumps(counts))
     return counts
 
 
