@@ -1,100 +1,245 @@
 """The reference topology in an embedded SlapOS (run by scripts/demo.sh).
 
-A relay cluster with one node, a backend for mail1.example.com and one for
-mail2.example.com, each domain ordered from the relay; then mail from the
-Internet to each backend through the relay, found in the recipient's
-mailbox over IMAPS. The deployment keeps running until `demo.sh stop`.
+A relay cluster of one node, a backend for mail1.example.com and one for
+mail2.example.com (each ordering its domain from the relay), a stand-in
+third-party smarthost, and the accounts alice and bob on mail1 and charlie
+on mail2, whose passwords are set through their setup links; then the four
+mail paths of ../shared/interface.md, each found at its destination. The
+deployment keeps running until `demo.sh stop`; the next run keeps it (and
+starts what is stopped) instead of deploying again.
+
+    python scripts/demo.py          deploy (or keep), move mail, print
+    python scripts/demo.py stop     stop everything the demo started
 """
+import contextlib
 import json
 import os
+import secrets
+import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.deployment import MAIL_SERVER, RELAY, imaps_find, send  # noqa
-from tests.harness import EmbeddedSlapOS  # noqa
+from tests.deployment import (ACCOUNTS, BACKENDS, PATHS,  # noqa: E402
+                              RELAY_FQDN, RELAY_INBOUND_PORT, SMARTHOST_HOST,
+                              SMARTHOST_PORT, deploy_reference_topology,
+                              move_mail)
+from tests.harness import EmbeddedSlapOS  # noqa: E402
+from recipes.files import read_json, write_atomically  # noqa: E402
 
-BACKENDS = {'mail1': 'mail1.example.com', 'mail2': 'mail2.example.com'}
-TEST_PASSWORD = 'password123'
+# scripts/demo.sh sets it before scripts/setup.sh runs
+STARTED = float(os.environ.get('DEMO_STARTED') or time.time())
 
 
-def step(message):
-    print('==> %s' % message, flush=True)
+@contextlib.contextmanager
+def step(what):
+    print('==> [%4.0f s] %s' % (time.time() - STARTED, what), flush=True)
+    start = time.time()
+    yield
+    print('    done in %.1f s' % (time.time() - start), flush=True)
 
 
-def deploy(slapos):
-    step('building the software releases (Postfix from source: about a '
-         'minute the first time)')
-    slapos.supply(MAIL_SERVER)
-    slapos.supply(RELAY)
-    slapos.wait_software()
-    step('deploying the relay cluster and the backends')
-    slapos.request(RELAY, 'relay', 'cluster',
-                   {'topology': {'node1': {'fqdn': 'relay1.example.com'}}})
+class InstanceProgress(threading.Thread):
+    """While it runs, a line each time slapgrid starts on a partition: which
+    instance, of which software type."""
+
+    def __init__(self, slapos):
+        super().__init__(daemon=True)
+        self.slapos = slapos
+        self.log = os.path.join(slapos.base_directory, 'var', 'log',
+                                'slapos-node-instance.log')
+        self.offset = os.path.getsize(self.log) \
+            if os.path.exists(self.log) else 0
+        self.done = threading.Event()
+
+    def instance(self, partition):
+        for p in self.slapos.standalone.computer.getComputerPartitionList():
+            if p.getId() == partition:
+                d = p.getInstanceParameterDict()
+                return '%s (%s)' % (d.get('instance_title'),
+                                    d.get('slap_software_type'))
+        return '?'
+
+    def run(self):
+        marker = 'Processing Computer Partition '
+        while not self.done.wait(0.5):
+            if not os.path.exists(self.log):
+                continue
+            with open(self.log, 'rb') as f:
+                f.seek(self.offset)
+                data = f.read()
+            complete = data[:data.rfind(b'\n') + 1]   # whole lines only
+            self.offset += len(complete)
+            for line in complete.decode('utf-8', 'replace').splitlines():
+                if marker in line:
+                    partition = line.split(marker)[1].strip().rstrip('.')
+                    print('    [%4.0f s] instance %s on %s'
+                          % (time.time() - STARTED, self.instance(partition),
+                             partition), flush=True)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+
+
+def demo_secrets(root):
+    """The accounts' passwords and the smarthost's login, the same in every
+    run: chosen at the first one, kept in a 0600 file under the root."""
+    directory = os.path.join(root, 'demo')
+    path = os.path.join(directory, 'secrets.json')
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    found = read_json(path, None)
+    if found is None:
+        found = {'passwords': {address: secrets.token_urlsafe(12)
+                               for address, _ in ACCOUNTS.values()},
+                 'smarthost': ['relay', secrets.token_urlsafe(18)]}
+        write_atomically(path, json.dumps(found, indent=2) + '\n', mode=0o600)
+    return path, found
+
+
+def listening(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_smarthost(slapos):
+    """The stand-in smarthost as a process of its own, which runs in the
+    record directory so that `demo.sh stop` (and a clean start) stops it
+    with the embedded SlapOS."""
+    directory = os.path.join(slapos.record_directory, 'smarthost')
+    if listening(SMARTHOST_HOST, SMARTHOST_PORT):
+        return directory
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    with open(os.path.join(directory, 'smarthost.log'), 'ab') as log:
+        subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                          'smarthost'], cwd=directory, stdout=log,
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.time() + 30
+    while not listening(SMARTHOST_HOST, SMARTHOST_PORT):
+        if time.time() > deadline:
+            raise RuntimeError('the smarthost did not start: see %s'
+                               % os.path.join(directory, 'smarthost.log'))
+        time.sleep(0.2)
+    return directory
+
+
+def run_smarthost(root):
+    """`demo.py smarthost`: serve until terminated, from the current
+    directory (its store)."""
+    from tests import smarthost
+    _, found = demo_secrets(root)
+    user, password = found['smarthost']
+    # number the messages after those of earlier runs
+    smarthost.Recorder.count = sum(name.endswith('.json')
+                                   for name in os.listdir('.'))
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)   # the server's threads too
+    with smarthost.Smarthost(SMARTHOST_HOST, os.getcwd(),
+                             {user: password}, starttls_port=SMARTHOST_PORT):
+        signal.sigwait(stop)
+    return 0
+
+
+def mail_paths(topology, passwords, store):
+    from tests.smarthost import Smarthost
+    smarthost = Smarthost(SMARTHOST_HOST, store, {})   # its store, read
+    with step('the four mail paths'):
+        for path, (sender, recipient, how) in sorted(PATHS.items()):
+            where, _, seconds = move_mail(topology, passwords, smarthost,
+                                          path)
+            print('    %d. %s -> %s (%s): found in %s after %.2f s'
+                  % (path, sender, recipient, how, where, seconds),
+                  flush=True)
+
+
+def endpoints(topology, passwords, secrets_path, store):
+    print('==> [%4.0f s] ready; to use it by hand (self-signed '
+          'certificates):' % (time.time() - STARTED))
+    print('    relay node (%s), inbound SMTP: [%s]:%s'
+          % (RELAY_FQDN, topology['node'], RELAY_INBOUND_PORT))
     for reference, domain in BACKENDS.items():
-        slapos.request(MAIL_SERVER, reference, 'default',
-                       {'mail-domains': [domain], 'test-account': True})
-    slapos.wait_instance(max_retry=3)
-    backends = {reference: slapos.connection_parameters(MAIL_SERVER, reference)
-                for reference in BACKENDS}
-    step('ordering each domain from the relay')
-    for reference, domain in BACKENDS.items():
-        slapos.request(RELAY, 'domain-' + domain, 'cluster', {
-            'name': domain,
-            'mail-server-host': backends[reference]['imap-smtp-ipv6'],
-            'mail-server-port': int(backends[reference]['smtp-port'])},
-            shared=True)
-    slapos.wait_instance(max_retry=3)
-    relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
-    return backends, json.loads(relay['relay-hosts'])[0]
-
-
-def inbound(backends, node):
-    step('mail from the Internet through the relay (path 4)')
-    for reference, domain in BACKENDS.items():
-        address = 'testmail@' + domain
-        subject = 'demo %s' % uuid.uuid4()
-        start = time.time()
-        send(node, 10025, 'etienne@hotmail.com', [address], subject)
-        imaps_find(backends[reference]['imap-smtp-ipv6'],
-                   backends[reference]['imaps-port'], address, TEST_PASSWORD,
-                   subject)
-        print('    etienne@hotmail.com -> %s: relay [%s]:10025, found in '
-              'INBOX of %s over IMAPS on backend %s, %.2f s'
-              % (address, node, address, reference, time.time() - start))
-
-
-def endpoints(backends, node):
-    step('ready; to use it by hand:')
-    print('    relay node, inbound SMTP:  [%s]:10025' % node)
-    for reference, domain in BACKENDS.items():
-        b = backends[reference]
-        print('    %s (%s): SMTP [%s]:%s, IMAP (STARTTLS) %s, IMAPS %s'
-              % (reference, domain, b['imap-smtp-ipv6'], b['smtp-port'],
-                 b['imap-port'], b['imaps-port']))
-        print('        account testmail@%s, password %s'
-              % (domain, TEST_PASSWORD))
-    print('    stop it with: bash scripts/demo.sh stop')
+        b = topology['backends'][reference]
+        host = b['imap-smtp-ipv6']
+        print('    %s (%s), on %s:' % (reference, domain, host))
+        print('        IMAP [%s]:%s (STARTTLS), IMAPS [%s]:%s'
+              % (host, b['imap-port'], host, b['imaps-port']))
+        print('        submission [%s]:%s (STARTTLS), SMTPS [%s]:%s'
+              % (host, b['submission-port'], host, b['smtps-port']))
+        print('        webmail: %s' % (
+            b.get('webmail-url') or 'none (no Snappymail archive in the '
+            'download cache, see README.md); password page: %s'
+            % b['password-url']))
+        for address, backend in ACCOUNTS.values():
+            if backend == reference:
+                print('        account %s, password %s'
+                      % (address, passwords[address]))
+    print('    passwords kept in %s (0600), the same in every run'
+          % secrets_path)
+    print('    the smarthost\'s store (what left for the Internet): %s'
+          % store)
+    print('    stop it with: bash scripts/demo.sh stop', flush=True)
 
 
 def main(argv):
+    slapos = EmbeddedSlapOS()
     if argv[1:] == ['stop']:
-        EmbeddedSlapOS().stop()
+        slapos.stop()
+        print('==> stopped; `bash scripts/demo.sh` starts it again')
         return 0
+    if argv[1:] == ['smarthost']:
+        return run_smarthost(slapos.root)
     if argv[1:]:
         print(__doc__)
         return 2
-    slapos = EmbeddedSlapOS()
-    slapos.start()
+    secrets_path, found = demo_secrets(slapos.root)
+    passwords = found['passwords']
+    record = os.path.join(slapos.record_directory, 'demo.json')
+    kept = read_json(record, None)
+    keep = kept is not None
+    with step('starting the embedded SlapOS in %s (%s)' % (
+            slapos.base_directory, 'keeping the deployment of the last run'
+            if keep else 'deploying from scratch')):
+        slapos.start(keep=keep)
     try:
-        backends, node = deploy(slapos)
-        inbound(backends, node)
+        with step('starting the stand-in smarthost on [%s]:%s'
+                  % (SMARTHOST_HOST, SMARTHOST_PORT)):
+            store = start_smarthost(slapos)
+        # stopped (demo.sh stop, or a reboot) if one of them does not answer
+        stopped = keep and not (kept.get('endpoints') and all(
+            listening(host, port) for host, port in kept['endpoints']))
+        with InstanceProgress(slapos):
+            topology = deploy_reference_topology(
+                slapos, found['smarthost'], passwords, step,
+                rebuild=not keep, restart=stopped)
+        write_atomically(record, json.dumps({'endpoints': [
+            (topology['node'], RELAY_INBOUND_PORT)] + [
+            (b['imap-smtp-ipv6'], int(b[name]))
+            for b in topology['backends'].values()
+            for name in ('smtp-port', 'submission-port', 'imaps-port')]})
+            + '\n', mode=0o600)
+        mail_paths(topology, passwords, store)
     except BaseException:
+        # the next run deploys again from scratch
+        if os.path.exists(record):
+            os.unlink(record)
+        print('==> failed: stopping the embedded SlapOS (its logs are in %s)'
+              % os.path.join(slapos.base_directory, 'var', 'log'),
+              flush=True)
         slapos.stop()
         raise
-    endpoints(backends, node)
+    endpoints(topology, passwords, secrets_path, store)
     return 0
 
 

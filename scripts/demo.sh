@@ -1,8 +1,11 @@
 #!/bin/bash
 # The reference topology in an embedded SlapOS, left running:
-#   bash scripts/demo.sh          set up, build, deploy, move mail, print
-#                                 the endpoints
+#   bash scripts/demo.sh          set up, build, deploy (or keep what the
+#                                 last run left), move mail along the four
+#                                 paths, print the endpoints
 #   bash scripts/demo.sh stop     stop everything the demo started
 set -euo pipefail
 REPO=$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")
+export DEMO_STARTED=$(date +%s.%N)
+[ "${1:-}" = stop ] || echo "==> [   0 s] setting up (scripts/setup.sh)"
 exec bash "$REPO/scripts/as-runtime-user.sh" python scripts/demo.py "$@"

@@ -1,15 +1,19 @@
 """What the end-to-end tests, the render tests and the demo share: where the
 software releases are, and small clients that talk to the deployed daemons
 as a user would."""
+import contextlib
 import http.client
 import imaplib
+import json
 import os
 import pathlib
 import smtplib
 import time
 import urllib.parse
+import uuid
 
 from recipes.promise import unverified_tls
+from tests.harness import partition_ipv6
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAIL_SERVER = str(ROOT / 'software' / 'mail-server' / 'software.cfg')
@@ -103,3 +107,193 @@ def software_binary(slapos, *path):
         if os.path.exists(candidate):
             return candidate
     raise AssertionError('%s not built' % os.path.join(*path))
+
+
+def rcpt_code(smtp, sender, recipient):
+    """The reply code to MAIL FROM ``sender``, or else to RCPT TO
+    ``recipient``: 2xx means the server would take the message."""
+    code, _ = smtp.mail(sender)
+    if code >= 400:
+        return code
+    return smtp.rcpt(recipient)[0]
+
+
+class PasswordPageRefused(AssertionError):
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+def set_password(slapos, reference, password, password_url):
+    """Sets an account's password as its owner would: open the setup link
+    the account shared instance ``reference`` got, then send the password
+    page's form with its address and one-time token. Returns the
+    address."""
+    published = slapos.connection_parameters(MAIL_SERVER, reference,
+                                             shared=True)
+    if 'setup-url' not in published:
+        raise AssertionError('account %s got no setup-url: %s'
+                             % (reference, published))
+    status, _, text = http_request(published['setup-url'])
+    if status != 200:
+        raise AssertionError('setup link of %s: %s %s'
+                             % (reference, status, text[:200]))
+    status, _, text = post_form(password_url, user=published['address'],
+                                token=published['token'], password=password)
+    if status != 200:
+        raise PasswordPageRefused('password page for %s: %s %s' % (
+            published['address'], status, text[:200]), status)
+    return published['address']
+
+
+def imaps_login_works(host, port, user, password):
+    try:
+        with imaplib.IMAP4_SSL(host, int(port),
+                               ssl_context=insecure_tls()) as imap:
+            imap.login(user, password)
+        return True
+    except imaplib.IMAP4.error:
+        return False
+
+
+# -- the reference topology (issue 5): what scripts/demo.py deploys and
+# tests/e2e/test_paths.py checks, with one function so that they cannot
+# drift apart -------------------------------------------------------------------
+MAIL1, MAIL2 = 'mail1.example.com', 'mail2.example.com'
+BACKENDS = {'mail1': MAIL1, 'mail2': MAIL2}      # instance reference -> domain
+# account shared instance reference -> (address, backend reference)
+ACCOUNTS = {'alice': ('alice@' + MAIL1, 'mail1'),
+            'bob': ('bob@' + MAIL1, 'mail1'),
+            'charlie': ('charlie@' + MAIL2, 'mail2')}
+RELAY_FQDN = 'relay1.example.com'
+RELAY_INBOUND_PORT = 10025
+# the stand-in third-party smarthost (tests/smarthost.py), on an address of
+# the prefix that no partition uses, STARTTLS port
+SMARTHOST_HOST = partition_ipv6(31)
+SMARTHOST_PORT = 10587
+OUTSIDE_SENDER = 'etienne@hotmail.com'
+OUTSIDE_RECIPIENT = 'david@gmail.com'
+
+
+@contextlib.contextmanager
+def _quietly(what):
+    yield
+
+
+def deploy_reference_topology(slapos, smarthost_login, passwords,
+                              step=_quietly, rebuild=True, restart=False):
+    """Deploys the reference topology of ../shared/interface.md in
+    ``slapos`` (started): a relay cluster of one node, whose proxy-map
+    sends the mail of both domains through the smarthost at
+    ``SMARTHOST_HOST`` with ``smarthost_login`` (user, password); a backend
+    for each of ``BACKENDS``, ordering its domain from the relay
+    (``inbound-relay``); the ``ACCOUNTS`` ordered as shared instances, with
+    ``passwords`` (address -> password) set through their setup links
+    unless they already log in. Requests are the same each time, so on a
+    deployment left by an earlier run it only starts what is stopped.
+    ``step(what)`` is a context manager around each long step; with
+    ``rebuild``, buildout runs again on built software releases; with
+    ``restart``, every partition is processed again, which starts the
+    services of a deployment that was stopped."""
+    with step('building the software releases (Postfix is compiled the '
+              'first time)' if rebuild else 'checking the software releases'):
+        slapos.supply(MAIL_SERVER)
+        relay_url = slapos.supply(RELAY)
+        slapos.wait_software(force=rebuild)
+    user, password = smarthost_login
+    slapos.request(RELAY, 'relay', 'cluster', {
+        'topology': {'node1': {'fqdn': RELAY_FQDN}},
+        'default-relay-config': {
+            'proxy-map': {'smarthost': {
+                'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
+                'user': user, 'password': password,
+                'domains': sorted(BACKENDS.values())}},
+            # the demo's Internet sender would wait out the delay
+            'greylisting': {'enable': False}}})
+    partitions = {}
+    for reference, domain in BACKENDS.items():
+        partitions[reference] = slapos.request(
+            MAIL_SERVER, reference, 'default', {
+                'mail-domains': [domain],
+                'inbound-relay': {'enable': True,
+                                  'relay-sr-url': relay_url}}).getId()
+    for reference, (address, backend) in ACCOUNTS.items():
+        # on the partition of its backend (by default, a shared instance
+        # goes to the first partition of its software type)
+        slapos.request(MAIL_SERVER, reference, 'default',
+                       {'address': address}, shared=True,
+                       instance_guid=partitions[backend])
+    with step('instantiating the relay cluster, its node, the backends '
+              'and the accounts'):
+        slapos.wait_instance(max_retry=8, max_passes=8, force=restart)
+    backends = {reference: slapos.connection_parameters(MAIL_SERVER,
+                                                        reference)
+                for reference in BACKENDS}
+    relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
+    node = json.loads(relay['relay-hosts'])[0]
+    with step('setting the passwords through the setup links'):
+        for reference, (address, backend) in ACCOUNTS.items():
+            b = backends[backend]
+            try:
+                set_password(slapos, reference, passwords[address],
+                             b['password-url'])
+            except PasswordPageRefused as refused:
+                # the token was used: by an earlier run, with this password
+                # (not tried first: Dovecot slows down the logins of an
+                # address that failed one)
+                if refused.status != 403 or not imaps_login_works(
+                        b['imap-smtp-ipv6'], b['imaps-port'], address,
+                        passwords[address]):
+                    raise
+    return {'relay': relay, 'node': node, 'backends': backends,
+            'partitions': {reference: slapos.partition_of_address(
+                               b['imap-smtp-ipv6'])
+                           for reference, b in backends.items()},
+            'node-partition': slapos.partition_of_address(node)}
+
+
+def backend_of(address):
+    return [b for a, b in ACCOUNTS.values() if a == address][0]
+
+
+# path -> (sender, recipient, how it goes)
+PATHS = {
+    1: ('alice@' + MAIL1, 'bob@' + MAIL1,
+        'submission on backend 1, delivered locally'),
+    2: ('alice@' + MAIL1, 'charlie@' + MAIL2,
+        'backend 1, relay, backend 2'),
+    3: ('alice@' + MAIL1, OUTSIDE_RECIPIENT,
+        'backend 1, relay, third-party smarthost'),
+    4: (OUTSIDE_SENDER, 'alice@' + MAIL1,
+        'relay inbound port, routed by domain to backend 1'),
+}
+
+
+def move_mail(topology, passwords, smarthost, path, timeout=60):
+    """Sends a message along mail path ``path`` (1 to 4, ``PATHS``) as its
+    sender would, and waits for it where it must arrive: the recipient's
+    INBOX read over IMAPS, or the store of ``smarthost`` (a
+    tests.smarthost.Smarthost, started or not). Returns ``(where it was
+    found, the message, seconds)``."""
+    sender, recipient, _ = PATHS[path]
+    subject = 'path %d %s' % (path, uuid.uuid4())
+    start = time.time()
+    if sender == OUTSIDE_SENDER:
+        send(topology['node'], RELAY_INBOUND_PORT, sender, [recipient],
+             subject)
+    else:
+        b = topology['backends'][backend_of(sender)]
+        smtp_submit(b['imap-smtp-ipv6'], b['submission-port'], sender,
+                    passwords[sender], sender, [recipient], subject)
+    if recipient == OUTSIDE_RECIPIENT:
+        _, data = smarthost.wait_for(
+            lambda metadata, data: subject.encode() in data, timeout)
+        return ('the smarthost\'s store (%s)' % smarthost.directory,
+                data.decode(), time.time() - start)
+    backend = backend_of(recipient)
+    b = topology['backends'][backend]
+    found = imaps_find(b['imap-smtp-ipv6'], b['imaps-port'], recipient,
+                       passwords[recipient], subject, timeout)
+    return ('INBOX of %s over IMAPS on %s' % (recipient, backend), found,
+            time.time() - start)

@@ -15,6 +15,7 @@ SlapOS master (slapproxy), slapgrid and supervisord under
 It runs as the unprivileged runtime user (slapgrid refuses to run partitions
 as root): use ``scripts/test.sh``, which runs ``scripts/setup.sh`` first.
 """
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -76,20 +77,28 @@ class EmbeddedSlapOS(object):
         self.standalone = None
         self.software_list = []
         self._requests = {}  # (reference, shared) -> request arguments
+        # what a caller records about its deployment (the demo): removed
+        # with the deployment by a clean start
+        self.record_directory = os.path.join(self.base_directory, 'var',
+                                             'deployment')
 
     # -- life cycle -----------------------------------------------------------
-    def start(self, clean=True):
+    def start(self, clean=True, keep=False):
         """Starts slapproxy and formats the partitions. With ``clean``, the
-        partitions, the master's database and the logs of an earlier run are
-        removed first (built software releases are kept)."""
+        partitions, the master's database, the logs and the record of an
+        earlier run (``record_directory``) are removed first (built software
+        releases are kept). With ``keep``, what an earlier run left, running
+        or stopped, is kept as it is and started again."""
         from slapos.slap.standalone import StandaloneSlapOS
         from slapos.util import getPartitionIpv6Addr, rmtree
         self._check_addresses()
-        self._kill(self.processes(), 'left over by an earlier run')
+        if not keep:
+            self._kill(self.processes(), 'left over by an earlier run')
         os.makedirs(self.base_directory, exist_ok=True)
-        if clean:
+        if clean and not keep:
             log_directory = os.path.join(self.base_directory, 'var', 'log')
-            for path in ['inst', os.path.join('var', 'proxy.db')] + [
+            for path in ['inst', os.path.join('var', 'proxy.db'),
+                         self.record_directory] + [
                     os.path.join(log_directory, name) for name in
                     (os.listdir(log_directory) if os.path.isdir(log_directory) else ())]:
                 path = os.path.join(self.base_directory, path)
@@ -139,10 +148,13 @@ class EmbeddedSlapOS(object):
         log('killing processes %s: %s' % (why, ', '.join(
             '%s (%s)' % (p.pid, ' '.join(p.cmdline())[:80]) for p in processes)))
         for p in processes:
-            p.terminate()
+            # a parent may have taken its children with it (php-fpm)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.terminate()
         _, alive = psutil.wait_procs(processes, timeout=10)
         for p in alive:
-            p.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
         _, alive = psutil.wait_procs(alive, timeout=5)
         if alive:
             raise RuntimeError('could not stop %r' % alive)
@@ -203,21 +215,39 @@ class EmbeddedSlapOS(object):
 
     # -- instances ------------------------------------------------------------
     def request(self, software_release, reference, software_type='default',
-                parameters=None, shared=False, state='started'):
+                parameters=None, shared=False, state='started',
+                instance_guid=None):
+        """Requests an instance; a shared one goes to the first partition
+        of its software release and type, or to the partition
+        ``instance_guid`` (``slappartN``) when given."""
         kw = dict(software_release=os.path.abspath(software_release),
                   partition_reference=reference, software_type=software_type,
                   shared=shared, state=state,
                   partition_parameter_kw={'_': json.dumps(parameters or {})})
+        if instance_guid:
+            kw['filter_kw'] = {'instance_guid': instance_guid}
         self._requests[reference, shared] = kw
         log('requesting %s%s (%s, %s)' % (
             'shared ' if shared else '', reference, software_type, state))
+        return self._request(**kw)
+
+    def _request(self, filter_kw=None, **kw):
+        if filter_kw:
+            # StandaloneSlapOS.request refuses any filter, slapproxy takes
+            # instance_guid
+            return self.standalone._slap.registerOpenOrder().request(
+                filter_kw=filter_kw, **kw)
         return self.standalone.request(**kw)
 
-    def wait_instance(self, max_retry=0, error_lines=100, max_passes=6):
+    def wait_instance(self, max_retry=0, error_lines=100, max_passes=6,
+                      force=False):
         """Runs slapos node instance until a pass has no partition left to
         process: slapgrid chooses the partitions of a pass when it starts,
         so what one partition requests from another (a cluster from its
-        nodes) is processed by the next pass, as on a real node."""
+        nodes) is processed by the next pass, as on a real node. With
+        ``force``, the first pass processes every partition (``--force``),
+        as a node does after a reboot: it starts the stopped services of
+        partitions whose parameters did not change."""
         start = time.time()
         log('instantiating the partitions')
         instance_log = os.path.join(self.base_directory, 'var', 'log',
@@ -225,6 +255,8 @@ class EmbeddedSlapOS(object):
         for done in range(1, max_passes + 1):
             offset = os.path.getsize(instance_log) if os.path.exists(
                 instance_log) else 0
+            self.standalone._force_slapos_node_instance_all = \
+                force and done == 1
             self._run(self.standalone.waitForInstance, 'slapos-node-instance',
                       max_retry, error_lines)
             with open(instance_log, 'rb') as f:
@@ -248,7 +280,7 @@ class EmbeddedSlapOS(object):
             partition_parameter_kw={'_': '{}'}))
         kw.update(software_release=os.path.abspath(software_release),
                   software_type=software_type)
-        params = self.standalone.request(**kw).getConnectionParameterDict()
+        params = self._request(**kw).getConnectionParameterDict()
         if '_' in params:
             params = json.loads(params['_'])
         return params
@@ -260,7 +292,8 @@ class EmbeddedSlapOS(object):
         kw = self._requests.get((reference, shared), {})
         self.request(software_release, reference, software_type,
                      json.loads(kw.get('partition_parameter_kw', {}).get('_', '{}')),
-                     shared=shared, state='destroyed')
+                     shared=shared, state='destroyed',
+                     instance_guid=kw.get('filter_kw', {}).get('instance_guid'))
         if wait:
             # slapos node report destroys; node instance would run the
             # profile of a partition that may be the broken one

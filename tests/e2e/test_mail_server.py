@@ -19,8 +19,8 @@ import pytest
 
 from recipes import certificates
 from recipes.promise import deferred_queue, smtp_certificate
-from tests.deployment import (MAIL_SERVER, imaps_find, insecure_tls,
-                              post_form, send, smtp_submit, software_binary)
+from tests.deployment import (MAIL_SERVER, imaps_find, insecure_tls, send,
+                              set_password, smtp_submit, software_binary)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -188,13 +188,9 @@ class Backend:
     def set_password(self, reference, password=PASSWORD):
         """As the owner would: the password page, with the token of the
         setup link."""
-        published = self.shared(reference)
-        assert 'token' in published, published
-        status, _, text = post_form(
-            self.published['password-url'], user=published['address'],
-            token=published['token'], password=password)
-        assert status == 200, (published['address'], status, text)
-        self.passwords[published['address']] = password
+        address = set_password(self.slapos, reference, password,
+                               self.published['password-url'])
+        self.passwords[address] = password
 
     def queue(self):
         out = subprocess.run([self.postqueue, '-c', self.postfix_config, '-j'],

@@ -15,7 +15,8 @@ import dkim
 import psutil
 import pytest
 
-from tests.deployment import MAIL_SERVER, RELAY, imaps_find, insecure_tls, send
+from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
+                              rcpt_code, send)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -123,13 +124,6 @@ def backend_cert(deployment, which):
     ssl_dir = os.path.join(deployment[which + '-partition'], 'etc', 'ssl')
     return (os.path.join(ssl_dir, 'current.crt'),
             os.path.join(ssl_dir, 'current.key'))
-
-
-def rcpt_code(smtp, sender, recipient):
-    code, _ = smtp.mail(sender)
-    if code >= 400:
-        return code
-    return smtp.rcpt(recipient)[0]
 
 
 def dns_txt(deployment, domain):
