@@ -9,6 +9,7 @@ deployment keeps running until `demo.sh stop`; the next run keeps it (and
 starts what is stopped) instead of deploying again.
 
     python scripts/demo.py          deploy (or keep), move mail, print
+    python scripts/demo.py fresh    the same, deploying again from scratch
     python scripts/demo.py stop     stop everything the demo started
 """
 import contextlib
@@ -200,13 +201,13 @@ def main(argv):
         return 0
     if argv[1:] == ['smarthost']:
         return run_smarthost(slapos.root)
-    if argv[1:]:
+    if argv[1:] not in ([], ['fresh']):
         print(__doc__)
         return 2
     secrets_path, found = demo_secrets(slapos.root)
     passwords = found['passwords']
     record = os.path.join(slapos.record_directory, 'demo.json')
-    kept = read_json(record, None)
+    kept = read_json(record, None) if argv[1:] != ['fresh'] else None
     keep = kept is not None
     with step('starting the embedded SlapOS in %s (%s)' % (
             slapos.base_directory, 'keeping the deployment of the last run'

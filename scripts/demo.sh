@@ -3,6 +3,7 @@
 #   bash scripts/demo.sh          set up, build, deploy (or keep what the
 #                                 last run left), move mail along the four
 #                                 paths, print the endpoints
+#   bash scripts/demo.sh fresh    the same, deploying again from scratch
 #   bash scripts/demo.sh stop     stop everything the demo started
 set -euo pipefail
 REPO=$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")

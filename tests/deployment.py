@@ -190,8 +190,9 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     for each of ``BACKENDS``, ordering its domain from the relay
     (``inbound-relay``); the ``ACCOUNTS`` ordered as shared instances, with
     ``passwords`` (address -> password) set through their setup links
-    unless they already log in. Requests are the same each time, so on a
-    deployment left by an earlier run it only starts what is stopped.
+    (when a link was used already, by an earlier run, the password must
+    log in). Requests are the same each time, so on a deployment left by
+    an earlier run it only starts what is stopped.
     ``step(what)`` is a context manager around each long step; with
     ``rebuild``, buildout runs again on built software releases; with
     ``restart``, every partition is processed again, which starts the
