@@ -118,9 +118,12 @@ def rcpt_code(smtp, sender, recipient):
     return smtp.rcpt(recipient)[0]
 
 
-class PasswordPageRefused(AssertionError):
+class PasswordNotSet(AssertionError):
+    """The password page refused (``status``), or the account has no
+    setup link (``status`` None: once its password is set, an account is
+    published without one)."""
 
-    def __init__(self, message, status):
+    def __init__(self, message, status=None):
         super().__init__(message)
         self.status = status
 
@@ -133,7 +136,7 @@ def set_password(slapos, reference, password, password_url):
     published = slapos.connection_parameters(MAIL_SERVER, reference,
                                              shared=True)
     if 'setup-url' not in published:
-        raise AssertionError('account %s got no setup-url: %s'
+        raise PasswordNotSet('account %s got no setup-url: %s'
                              % (reference, published))
     status, _, text = http_request(published['setup-url'])
     if status != 200:
@@ -142,7 +145,7 @@ def set_password(slapos, reference, password, password_url):
     status, _, text = post_form(password_url, user=published['address'],
                                 token=published['token'], password=password)
     if status != 200:
-        raise PasswordPageRefused('password page for %s: %s %s' % (
+        raise PasswordNotSet('password page for %s: %s %s' % (
             published['address'], status, text[:200]), status)
     return published['address']
 
@@ -159,7 +162,7 @@ def imaps_login_works(host, port, user, password):
 
 # -- the reference topology (issue 5): what scripts/demo.py deploys and
 # tests/e2e/test_paths.py checks, with one function so that they cannot
-# drift apart -------------------------------------------------------------------
+# drift apart ---------------------------------------------------------------
 MAIL1, MAIL2 = 'mail1.example.com', 'mail2.example.com'
 BACKENDS = {'mail1': MAIL1, 'mail2': MAIL2}      # instance reference -> domain
 # account shared instance reference -> (address, backend reference)
@@ -239,13 +242,14 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
             try:
                 set_password(slapos, reference, passwords[address],
                              b['password-url'])
-            except PasswordPageRefused as refused:
-                # the token was used: by an earlier run, with this password
-                # (not tried first: Dovecot slows down the logins of an
-                # address that failed one)
-                if refused.status != 403 or not imaps_login_works(
-                        b['imap-smtp-ipv6'], b['imaps-port'], address,
-                        passwords[address]):
+            except PasswordNotSet as refused:
+                # the link was used (403) or is gone (None): by an earlier
+                # run, with this password (not tried first: Dovecot slows
+                # down the logins of an address that failed one)
+                if refused.status not in (403, None) or \
+                        not imaps_login_works(b['imap-smtp-ipv6'],
+                                              b['imaps-port'], address,
+                                              passwords[address]):
                     raise
     return {'relay': relay, 'node': node, 'backends': backends,
             'partitions': {reference: slapos.partition_of_address(

@@ -292,8 +292,8 @@ class EmbeddedSlapOS(object):
         kw = self._requests.get((reference, shared), {})
         self.request(software_release, reference, software_type,
                      json.loads(kw.get('partition_parameter_kw', {}).get('_', '{}')),
-                     shared=shared, state='destroyed',
-                     instance_guid=kw.get('filter_kw', {}).get('instance_guid'))
+                     shared=shared, state='destroyed', instance_guid=kw.get(
+                         'filter_kw', {}).get('instance_guid'))
         if wait:
             # slapos node report destroys; node instance would run the
             # profile of a partition that may be the broken one

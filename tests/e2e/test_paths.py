@@ -56,7 +56,8 @@ def received(message):
 def hops(message):
     """Who received the message, in the order it travelled: the ``by``
     name of each Received header."""
-    return [h.split(' by ', 1)[1].split()[0] for h in reversed(received(message))]
+    return [h.split(' by ', 1)[1].split()[0]
+            for h in reversed(received(message))]
 
 
 def dkim_records(topology, backend):
@@ -72,7 +73,7 @@ def verify_dkim(message, records):
                                    else name, '').encode())
 
 
-# -- the four paths ----------------------------------------------------------------
+# -- the four paths -----------------------------------------------------------
 def test_1_alice_to_bob_is_delivered_by_backend_1_alone(topology, smarthost):
     where, message, _ = move_mail(topology, PASSWORDS, smarthost, 1)
     assert where.startswith('INBOX of bob@%s' % MAIL1) and 'mail1' in where
@@ -140,7 +141,7 @@ def test_4_etienne_to_alice_arrives_at_the_relay_routed_to_backend_1(
     assert 'DKIM-Signature' not in parsed
 
 
-# -- the paths that stay closed ----------------------------------------------------
+# -- the paths that stay closed -----------------------------------------------
 def smtp_session(host, port, implicit_tls):
     """An SMTP session from a stranger's address, after STARTTLS when the
     port offers it."""
