@@ -45,6 +45,8 @@ ALIASES = {
     'catch-all': {'alias': '@' + OTHER, 'destinations': ['bob@' + DOMAIN]},
     'external': {'alias': 'ext@' + DOMAIN,
                  'destinations': ['someone@external.example.net']},
+    'carols-team': {'alias': 'carols-team@' + DOMAIN,
+                    'destinations': ['alice@' + DOMAIN, 'carol@' + DOMAIN]},
 }
 # each gets its own error, the others keep working
 REFUSED = {
@@ -251,8 +253,10 @@ def test_test_account_logs_in_over_imaps_and_pop3s(backend):
     subject = 'test account %s' % uuid.uuid4()
     send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
          [user], subject)
-    imaps_find(backend.host, backend.port('imaps'), user, 'password123',
-               subject)
+    message = imaps_find(backend.host, backend.port('imaps'), user,
+                         'password123', subject)
+    # the bogofilter parameter is off by default: no spam verdict
+    assert 'X-Bogosity' not in message
     pop3s_find(backend.host, backend.port('pop3s'), user, 'password123',
                subject)
 
@@ -423,6 +427,38 @@ def test_suspended_account_cannot_log_in_and_its_mail_waits(backend, slapos):
     send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
          [carol], subject)
     imaps_find(backend.host, backend.port('imaps'), carol, PASSWORD, subject)
+
+
+def test_mail_to_a_suspended_account_through_an_alias_waits(backend,
+                                                           slapos):
+    """Accepted for the alias (its other destinations are not suspended),
+    then carol's copy waits in the deferred queue, as her direct mail waits
+    at the sender's: not delivered, not bounced, delivered once she is
+    back."""
+    carol = address('carol')
+    backend.request_shared('carol', dict(ACCOUNTS['carol'], suspended=True))
+    slapos.wait_instance(max_retry=2)
+    subject = 'to the team while carol is away %s' % uuid.uuid4()
+    try:
+        send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+             ['carols-team@' + DOMAIN], subject)
+        imaps_find(backend.host, backend.port('imaps'), address('alice'),
+                   PASSWORD, subject)
+        waiting = wait_for(lambda: [
+            r for m in backend.queue() if m['queue_name'] == 'deferred'
+            for r in m['recipients'] if r['address'] == carol],
+            'carol\'s copy in the deferred queue')
+        assert 'temporarily suspended' in waiting[0]['delay_reason'], waiting
+        backend.flush()
+        time.sleep(2)
+        assert [m for m in backend.queue() if m['queue_name'] == 'deferred'
+                and any(r['address'] == carol for r in m['recipients'])]
+    finally:
+        backend.request_shared('carol', ACCOUNTS['carol'])
+        slapos.wait_instance(max_retry=2)
+    backend.flush()
+    imaps_find(backend.host, backend.port('imaps'), carol, PASSWORD, subject)
+    assert not [m for m in backend.queue() if m['queue_name'] == 'deferred']
 
 
 def test_sieve_script_files_mail_into_a_folder(backend):
