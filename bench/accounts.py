@@ -114,7 +114,8 @@ def database_figures(n_accounts, n_aliases):
           % (first, first / baseline))
     print('   decide, next run (from the state)      %7.3f s  (%.1fx baseline)'
           % (following, following / baseline))
-    print('   write (7 files + state, fsync)         %7.3f s' % write)
+    print('   write (%d files + state, fsync)         %7.3f s'
+          % (len(accounts.FILES), write))
     print('   update (lock, read, decide, write)     %7.3f s' % update)
     verdict = 'met' if max(first, following) < TARGET else 'MISSED'
     print('   target: compute under %.1f s: %s' % (TARGET, verdict))
@@ -125,9 +126,10 @@ def instance_run(count):
     """One ``slapos node instance`` of a mail-server partition with ``count``
     account shared instances, in the embedded SlapOS (tests/harness.py):
     the run that creates them, then a run where nothing changed (forced, as
-    slapgrid's periodic run is), which is what every later run costs.
-    Baseline, in the same SlapOS: the forced run of the same partition with
-    no shared instance."""
+    slapgrid's periodic run is), which is what every later run costs (best
+    of 2). Baseline, in the same SlapOS: the forced run of the same
+    partition with no shared instance (best of 2: the first run after the
+    services started also waits for them in its promises)."""
     from tests.deployment import MAIL_SERVER
     from tests.harness import EmbeddedSlapOS
 
@@ -145,13 +147,13 @@ def instance_run(count):
             'mail-domains': ['bench.example.com', 'bench.example.org'],
             'outbound-relay': {'enable': False}})
         slapos.wait_instance(max_retry=2)
-        baseline = forced_run(slapos)
+        baseline = best_of(2, forced_run, slapos)
         for i in range(count):
             slapos.request(MAIL_SERVER, 'account-%d' % i, 'default', {
                 'address': 'user%d@bench.example.%s' % (
                     i, ('com', 'org')[i % 2])}, shared=True)
         first = timed(slapos.wait_instance, 2)[0]
-        following = forced_run(slapos)
+        following = best_of(2, forced_run, slapos)
         published = slapos.connection_parameters(
             MAIL_SERVER, 'account-%d' % (count - 1), shared=True)
         assert 'setup-url' in published, published
