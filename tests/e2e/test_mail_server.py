@@ -274,6 +274,17 @@ def test_unknown_recipient_and_foreign_domain_refused_on_smtp(backend):
         assert not smtp.has_extn('auth')
 
 
+def test_email_size_limit_is_announced_and_enforced(backend):
+    limit = 50 * 1024 * 1024  # email-size-limit, default 50 MiB
+    with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
+        smtp.ehlo()
+        assert int(smtp.esmtp_features['size']) == limit
+        # a bigger message is refused before it is sent
+        code, text = smtp.mail('etienne@hotmail.example',
+                               ['SIZE=%d' % (limit + 1)])
+        assert code == 552, text
+
+
 # --- accounts ordered as shared instances -----------------------------------
 
 def test_accounts_get_their_setup_link(backend):
@@ -613,3 +624,27 @@ def test_promises_watch_ports_certificate_and_queue(backend):
     assert deferred_queue.deferred_count(
         backend.postqueue, backend.postfix_config) == len(
             [m for m in backend.queue() if m['queue_name'] == 'deferred'])
+
+
+# --- reset token (last: dave gets another password) ---------------------------
+
+def test_a_reset_token_sets_a_new_password_once(backend, slapos):
+    dave = address('dave')
+    token = 'reset-%s' % uuid.uuid4()
+    backend.request_shared('dave', dict(ACCOUNTS['dave'], **{
+        'reset-token': token}))
+    slapos.wait_instance(max_retry=2)
+    status, _, text = post_form(backend.published['password-url'], user=dave,
+                                token=token, password='a brand new password')
+    assert status == 200, text
+    with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                           ssl_context=insecure_tls()) as imap:
+        imap.login(dave, 'a brand new password')
+    with pytest.raises(imaplib.IMAP4.error):
+        with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                               ssl_context=insecure_tls()) as imap:
+            imap.login(dave, PASSWORD)
+    # once only
+    status, _, text = post_form(backend.published['password-url'], user=dave,
+                                token=token, password='yet another password')
+    assert status >= 400, text
