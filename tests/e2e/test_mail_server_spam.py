@@ -1,7 +1,8 @@
 """Spam filtering on a mail backend in the embedded SlapOS (parameter
-``bogofilter``): each user's own bogofilter word list classifies every
-delivered message (X-Bogosity), spam goes to Junk, and the user trains the
-filter by moving messages into and out of Junk over IMAP."""
+``bogofilter``, off by default, turned on here on the running backend):
+each user's own bogofilter word list classifies every delivered message
+(X-Bogosity), spam goes to Junk, and the user trains the filter by moving
+messages into and out of Junk over IMAP."""
 import email
 import imaplib
 import os
@@ -9,6 +10,7 @@ import smtplib
 import subprocess
 import uuid
 
+import psutil
 import pytest
 
 from tests.deployment import MAIL_SERVER, imaps_find, insecure_tls, send
@@ -24,12 +26,15 @@ HAM = ('Hi Alice, can we move our project meeting to 3pm tomorrow? I will '
        'bring the budget figures for the quarterly report. Regards, Bob\r\n')
 
 
+PARAMETERS = {'mail-domains': [DOMAIN], 'outbound-relay': {'enable': False}}
+
+
 @pytest.fixture(scope='module')
 def backend(slapos):
+    """Deployed without the parameter (the default: no filtering)."""
     slapos.supply(MAIL_SERVER)
     slapos.wait_software()
-    parameters = {'mail-domains': [DOMAIN], 'bogofilter': {'enable': True},
-                  'outbound-relay': {'enable': False}}
+    parameters = PARAMETERS
     slapos.request(MAIL_SERVER, 'backend', 'default', parameters)
     slapos.wait_instance(max_retry=2)
     b = Backend(slapos, parameters)
@@ -87,6 +92,30 @@ def word_list(backend, user):
             spam, ham = line.split()[1:3]
             return int(spam), int(ham)
     return 0, 0
+
+
+def dovecot_master(backend):
+    configuration = os.path.join(backend.partition, 'etc', 'dovecot',
+                                 'dovecot.conf')
+    found = [p.pid for p in psutil.process_iter(['name', 'cmdline'])
+             if p.info['name'] == 'dovecot'
+             and configuration in (p.info['cmdline'] or ())]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_turned_on_by_the_parameter_without_a_restart(backend, slapos):
+    before = deliver(backend, ALICE, 'before %s' % uuid.uuid4(), HAM)
+    assert before['X-Bogosity'] is None
+    assert word_list(backend, ALICE) is None
+    master = dovecot_master(backend)
+    slapos.request(MAIL_SERVER, 'backend', 'default',
+                   dict(PARAMETERS, bogofilter={'enable': True}))
+    slapos.wait_instance(max_retry=2)
+    # a reload: sessions in progress are kept
+    assert dovecot_master(backend) == master
+    after = deliver(backend, ALICE, 'after %s' % uuid.uuid4(), HAM)
+    assert after['X-Bogosity'].startswith('Unsure,'), after['X-Bogosity']
 
 
 def test_delivered_mail_gets_the_users_verdict(backend):
