@@ -53,6 +53,12 @@ REFUSED = {
     'alice-again': {'address': 'alice@' + DOMAIN},
     'invalid': {'address': 'not..valid@' + DOMAIN},
     'outside': {'address': 'frank@elsewhere.example.org'},
+    'shadow': {'alias': 'alice@' + DOMAIN,
+               'destinations': ['someone@external.example.net']},
+    'loop-1': {'alias': 'loop-1@' + DOMAIN,
+               'destinations': ['loop-2@' + DOMAIN]},
+    'loop-2': {'alias': 'loop-2@' + DOMAIN,
+               'destinations': ['loop-1@' + DOMAIN]},
 }
 
 
@@ -544,6 +550,19 @@ def test_duplicate_invalid_and_foreign_addresses_get_their_error(backend):
     assert 'address_already_used' in backend.shared('alice-again')['error']
     assert 'error' in backend.shared('invalid')
     assert 'error' in backend.shared('outside')
+    # an alias may not shadow an account, nor loop
+    assert 'alias_shadows_account' in backend.shared('shadow')['error']
+    for reference in ('loop-1', 'loop-2'):
+        assert 'alias_loop' in backend.shared(reference)['error'], reference
+    with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
+        smtp.ehlo()
+        smtp.mail('etienne@hotmail.example')
+        code, text = smtp.rcpt('loop-1@' + DOMAIN)
+        assert code == 550, text
+    # a valid alias gets its address and destinations published
+    assert backend.shared('team') == {
+        'alias': 'team@' + DOMAIN,
+        'destinations': json.dumps(ALIASES['team']['destinations'])}
     # the first claimant keeps its account
     assert 'error' not in backend.shared('alice')
     subject = 'still alice %s' % uuid.uuid4()
