@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from tests.deployment import MAIL_SERVER, imaps_find, insecure_tls, send
-from tests.e2e.test_mail_server import Backend, imaps_subjects, wait_for
+from tests.e2e.test_mail_server import (Backend, ManageSieve, PASSWORD,
+                                        imaps_subjects, wait_for)
 
 DOMAIN = 'spam.example.com'
 ALICE = 'alice@' + DOMAIN
@@ -168,6 +169,31 @@ def test_moving_into_and_out_of_junk_trains_the_users_filter(backend):
     # bob's filter is his own: he was taught nothing
     deliver(backend, BOB, 'for bob %s' % uuid.uuid4(), SPAM)
     assert word_list(backend, BOB)[0] == 0
+
+
+def test_the_users_own_sieve_script_runs_after_the_filter(backend):
+    """alice's script files her meetings; spam goes to Junk first, even
+    with the same subject (after the previous test, her word list tells
+    them apart)."""
+    sieve = ManageSieve(backend.host, backend.port('sieve'))
+    try:
+        sieve.starttls()
+        assert sieve.login(ALICE, PASSWORD).startswith('OK')
+        script = ('require "fileinto";\r\n'
+                  'if header :contains "subject" "[meeting]" {\r\n'
+                  '  fileinto "Meetings";\r\n}\r\n')
+        assert sieve.putscript('meetings', script).startswith('OK')
+        assert sieve.command('SETACTIVE "meetings"')[-1].startswith('OK')
+    finally:
+        sieve.close()
+    meeting = deliver(backend, ALICE, '[meeting] %s' % uuid.uuid4(), HAM,
+                      'Meetings')
+    assert meeting['X-Bogosity'].startswith('Ham,')
+    subject = '[meeting] %s' % uuid.uuid4()
+    spam = deliver(backend, ALICE, subject, SPAM, 'Junk')
+    assert spam['X-Bogosity'].startswith('Spam,')
+    assert subject not in imaps_subjects(backend.host, backend.port('imaps'),
+                                         ALICE, PASSWORD, 'Meetings')
 
 
 def test_a_failing_filter_never_loses_mail(backend):
