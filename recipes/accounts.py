@@ -31,6 +31,11 @@ exclusive lock ``.lock``):
                  team@example.com alice@example.com
   suspended    Postfix check_recipient_access (texthash):
                  bob@example.com 450 4.2.1 Mailbox temporarily suspended
+  suspended-transports   Postfix transport_maps (texthash), for the mail
+               that reaches a suspended account through an alias or a
+               catch-all (accepted at RCPT for the alias): it waits in the
+               deferred queue
+                 bob@example.com retry:4.2.1 Mailbox temporarily suspended
   domains      the hosted domains, one a line
   published.json   what each shared instance gets published (holds the
                setup tokens)
@@ -85,6 +90,8 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 SUSPENSION = 'allow_nets=::/128 nologin=y reason=Account-suspended'
 SUSPENDED_REPLY = '450 4.2.1 Mailbox temporarily suspended'
+# Postfix's retry transport defers with the status and text of its next hop
+SUSPENDED_TRANSPORT = 'retry:' + SUSPENDED_REPLY.split(' ', 1)[1]
 STATE_VERSION = 1
 
 FILES = {
@@ -93,6 +100,7 @@ FILES = {
     'aliases-map': 'aliases',
     'senders-map': 'senders',
     'suspended-map': 'suspended',
+    'suspended-transport-map': 'suspended-transports',
     'domains-file': 'domains',
     'published-file': 'published.json',
 }
@@ -568,6 +576,7 @@ def render(mail_directory, database):
     """``{file name: text}`` of every file the database is made of, but
     ``state.json``."""
     accounts, aliases = database.accounts, dict(database.aliases)
+    suspended = [a for a in sorted(accounts) if accounts[a]['suspended']]
     catch_all_domains = {key[1:] for key in aliases if key.startswith('@')}
     for address in accounts:
         if domain_of(address) in catch_all_domains:
@@ -587,8 +596,9 @@ def render(mail_directory, database):
         'senders': lines('%s %s' % (key, ', '.join(database.senders[key]))
                          for key in sorted(database.senders)),
         'suspended': lines('%s %s' % (a, SUSPENDED_REPLY)
-                           for a in sorted(accounts)
-                           if accounts[a]['suspended']),
+                           for a in suspended),
+        'suspended-transports': lines('%s %s' % (a, SUSPENDED_TRANSPORT)
+                                      for a in suspended),
         'domains': lines(database.domains),
         'published.json': json.dumps(database.published, sort_keys=True,
                                      indent=1),
@@ -796,7 +806,8 @@ class Recipe:
       password-url = https://[...]:8081/password
 
     Exports the paths ``passwd-file``, ``mailboxes-map``, ``aliases-map``,
-    ``senders-map``, ``suspended-map``, ``domains-file``, ``published-file``
+    ``senders-map``, ``suspended-map``, ``suspended-transport-map``,
+    ``domains-file``, ``published-file``
     and ``published`` (JSON, reference -> connection parameters, errors
     included, for ``slapos.mailbundle:publish-shared``).
 

@@ -45,12 +45,20 @@ ALIASES = {
     'catch-all': {'alias': '@' + OTHER, 'destinations': ['bob@' + DOMAIN]},
     'external': {'alias': 'ext@' + DOMAIN,
                  'destinations': ['someone@external.example.net']},
+    'carols-team': {'alias': 'carols-team@' + DOMAIN,
+                    'destinations': ['alice@' + DOMAIN, 'carol@' + DOMAIN]},
 }
 # each gets its own error, the others keep working
 REFUSED = {
     'alice-again': {'address': 'alice@' + DOMAIN},
     'invalid': {'address': 'not..valid@' + DOMAIN},
     'outside': {'address': 'frank@elsewhere.example.org'},
+    'shadow': {'alias': 'alice@' + DOMAIN,
+               'destinations': ['someone@external.example.net']},
+    'loop-1': {'alias': 'loop-1@' + DOMAIN,
+               'destinations': ['loop-2@' + DOMAIN]},
+    'loop-2': {'alias': 'loop-2@' + DOMAIN,
+               'destinations': ['loop-1@' + DOMAIN]},
 }
 
 
@@ -247,8 +255,10 @@ def test_test_account_logs_in_over_imaps_and_pop3s(backend):
     subject = 'test account %s' % uuid.uuid4()
     send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
          [user], subject)
-    imaps_find(backend.host, backend.port('imaps'), user, 'password123',
-               subject)
+    message = imaps_find(backend.host, backend.port('imaps'), user,
+                         'password123', subject)
+    # the bogofilter parameter is off by default: no spam verdict
+    assert 'X-Bogosity' not in message
     pop3s_find(backend.host, backend.port('pop3s'), user, 'password123',
                subject)
 
@@ -264,6 +274,17 @@ def test_unknown_recipient_and_foreign_domain_refused_on_smtp(backend):
         assert code == 554, text
         # no authentication on the port for the relay
         assert not smtp.has_extn('auth')
+
+
+def test_email_size_limit_is_announced_and_enforced(backend):
+    limit = 50 * 1024 * 1024  # email-size-limit, default 50 MiB
+    with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
+        smtp.ehlo()
+        assert int(smtp.esmtp_features['size']) == limit
+        # a bigger message is refused before it is sent
+        code, text = smtp.mail('etienne@hotmail.example',
+                               ['SIZE=%d' % (limit + 1)])
+        assert code == 552, text
 
 
 # --- accounts ordered as shared instances -----------------------------------
@@ -421,6 +442,38 @@ def test_suspended_account_cannot_log_in_and_its_mail_waits(backend, slapos):
     imaps_find(backend.host, backend.port('imaps'), carol, PASSWORD, subject)
 
 
+def test_mail_to_a_suspended_account_through_an_alias_waits(backend,
+                                                           slapos):
+    """Accepted for the alias (its other destinations are not suspended),
+    then carol's copy waits in the deferred queue, as her direct mail waits
+    at the sender's: not delivered, not bounced, delivered once she is
+    back."""
+    carol = address('carol')
+    backend.request_shared('carol', dict(ACCOUNTS['carol'], suspended=True))
+    slapos.wait_instance(max_retry=2)
+    subject = 'to the team while carol is away %s' % uuid.uuid4()
+    try:
+        send(backend.host, backend.port('smtp'), 'etienne@hotmail.example',
+             ['carols-team@' + DOMAIN], subject)
+        imaps_find(backend.host, backend.port('imaps'), address('alice'),
+                   PASSWORD, subject)
+        waiting = wait_for(lambda: [
+            r for m in backend.queue() if m['queue_name'] == 'deferred'
+            for r in m['recipients'] if r['address'] == carol],
+            'carol\'s copy in the deferred queue')
+        assert 'temporarily suspended' in waiting[0]['delay_reason'], waiting
+        backend.flush()
+        time.sleep(2)
+        assert [m for m in backend.queue() if m['queue_name'] == 'deferred'
+                and any(r['address'] == carol for r in m['recipients'])]
+    finally:
+        backend.request_shared('carol', ACCOUNTS['carol'])
+        slapos.wait_instance(max_retry=2)
+    backend.flush()
+    imaps_find(backend.host, backend.port('imaps'), carol, PASSWORD, subject)
+    assert not [m for m in backend.queue() if m['queue_name'] == 'deferred']
+
+
 def test_sieve_script_files_mail_into_a_folder(backend):
     user = address('dave')
     sieve = ManageSieve(backend.host, backend.port('sieve'))
@@ -493,6 +546,19 @@ def test_duplicate_invalid_and_foreign_addresses_get_their_error(backend):
     assert 'address_already_used' in backend.shared('alice-again')['error']
     assert 'error' in backend.shared('invalid')
     assert 'error' in backend.shared('outside')
+    # an alias may not shadow an account, nor loop
+    assert 'alias_shadows_account' in backend.shared('shadow')['error']
+    for reference in ('loop-1', 'loop-2'):
+        assert 'alias_loop' in backend.shared(reference)['error'], reference
+    with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
+        smtp.ehlo()
+        smtp.mail('etienne@hotmail.example')
+        code, text = smtp.rcpt('loop-1@' + DOMAIN)
+        assert code == 550, text
+    # a valid alias gets its address and destinations published
+    assert backend.shared('team') == {
+        'alias': 'team@' + DOMAIN,
+        'destinations': json.dumps(ALIASES['team']['destinations'])}
     # the first claimant keeps its account
     assert 'error' not in backend.shared('alice')
     subject = 'still alice %s' % uuid.uuid4()
@@ -573,3 +639,27 @@ def test_promises_watch_ports_certificate_and_queue(backend):
     assert deferred_queue.deferred_count(
         backend.postqueue, backend.postfix_config) == len(
             [m for m in backend.queue() if m['queue_name'] == 'deferred'])
+
+
+# --- reset token (last: dave gets another password) ---------------------------
+
+def test_a_reset_token_sets_a_new_password_once(backend, slapos):
+    dave = address('dave')
+    token = 'reset-%s' % uuid.uuid4()
+    backend.request_shared('dave', dict(ACCOUNTS['dave'], **{
+        'reset-token': token}))
+    slapos.wait_instance(max_retry=2)
+    status, _, text = post_form(backend.published['password-url'], user=dave,
+                                token=token, password='a brand new password')
+    assert status == 200, text
+    with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                           ssl_context=insecure_tls()) as imap:
+        imap.login(dave, 'a brand new password')
+    with pytest.raises(imaplib.IMAP4.error):
+        with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
+                               ssl_context=insecure_tls()) as imap:
+            imap.login(dave, PASSWORD)
+    # once only
+    status, _, text = post_form(backend.published['password-url'], user=dave,
+                                token=token, password='yet another password')
+    assert status >= 400, text

@@ -69,6 +69,9 @@ def test_files_and_their_format(db):
         'team@example.com alice@example.com']
     assert db.lines('suspended') == [
         'bob@example.org 450 4.2.1 Mailbox temporarily suspended']
+    # through the catch-all, bob's mail waits in the queue (retry transport)
+    assert db.lines('suspended-transports') == [
+        'bob@example.org retry:4.2.1 Mailbox temporarily suspended']
     assert db.lines('domains') == DOMAINS
     assert json.loads(db.read('published.json')) == database.published
     assert json.loads(db.read('state.json')) == database.state
@@ -359,7 +362,8 @@ def test_recipe(db, tmp_path):
     assert published['_b']['error'].startswith('address_already_used')
     assert options['passwd-file'] == os.path.join(db.directory, 'passwd')
     for option in ('mailboxes-map', 'aliases-map', 'senders-map',
-                   'suspended-map', 'domains-file', 'published-file'):
+                   'suspended-map', 'suspended-transport-map',
+                   'domains-file', 'published-file'):
         assert os.path.exists(options[option]), option
     # a password set between __init__ and install is kept
     accounts.set_password(db.directory, 'alice@example.com',
