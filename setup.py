@@ -10,7 +10,7 @@ setup(
     packages=['recipes'],
     include_package_data=True,
     python_requires='>=3.9',
-    install_requires=['jsonschema', 'libpass', 'jinja2'],
+    install_requires=['jsonschema', 'libpass', 'jinja2', 'pyspf', 'dnspython'],
     entry_points={
         'zc.buildout': [
             'slapconfiguration = recipes.slapconfiguration:Recipe',
