@@ -17,6 +17,7 @@ setup(
             'switch-softwaretype = recipes.switch_softwaretype:Recipe',
             'profile-files = recipes.profile_files:Recipe',
             'certificate = recipes.certificates:Recipe',
+            'custom-certificate = recipes.certificates:CustomRecipe',
             'accounts = recipes.accounts:Recipe',
             'request = recipes.request:Recipe',
             'reload = recipes.reload:Recipe',

@@ -14,7 +14,8 @@ loopback) or a backend of the cluster skip both, as Postfix's own
 
 CONFIG.json of ``inbound``: ``{"greylisting": {enable, greylisting-delay,
 whitelist-clients, whitelist-recipients}, "spf": {enable, nameservers,
-timeout}, "trusted-clients": [address or network], "database": path,
+timeout}, "trusted-clients": [address or network], "node-addresses": [address],
+"database": path,
 "log-file": path, "receiver": the node's name}``.
 
 ``outbound`` (submission port, at RCPT): the client must be a backend,
@@ -93,7 +94,8 @@ class Inbound:
     def __init__(self, config):
         self.config = config
         self.grey = config.get('greylisting', {})
-        self.trusted = list(config.get('trusted-clients', ()))
+        self.trusted = list(config.get('trusted-clients', ())) + list(
+            config.get('node-addresses', ()))
         self.greylist = None
         if self.grey.get('enable', True):
             self.greylist = greylisting.Greylist(

@@ -123,6 +123,6 @@ class Checker:
 def spf_action(result, explanation, sender):
     """The policy answer for an SPF result: a rejection on ``fail`` only."""
     if result == 'fail':
-        return '%s <%s>: Sender address rejected: SPF check failed: %s' % (
+        return '%s SPF check failed for <%s>: %s' % (
             SPF_FAIL_CODE, sender, explanation)
     return None

@@ -202,7 +202,7 @@ def test_a_bounce_is_checked_against_the_helo_name(dns_server):
 def test_only_fail_refuses():
     from recipes.spf_check import spf_action
     refusal = spf_action('fail', 'SPF fail - not authorized', 'a@strict.example')
-    assert refusal.startswith('550 5.7.23 <a@strict.example>')
+    assert refusal.startswith('550 5.7.23 SPF check failed for <a@strict.example>')
     for result in ('pass', 'softfail', 'neutral', 'none', 'permerror',
                    'temperror'):
         assert spf_action(result, 'whatever', 'a@x.example') is None
@@ -308,4 +308,5 @@ def test_the_inbound_policy_process(tmp_path, dns_server):
     answers = out.stdout.split('\n\n')
     assert answers[0] == ('action=DEFER_IF_PERMIT 4.7.1 Greylisted, retry in '
                           '30 seconds')
-    assert answers[1].startswith('action=550 5.7.23 <a@strict.example>')
+    assert answers[1].startswith('action=550 5.7.23 SPF check failed for '
+                              '<a@strict.example>')
