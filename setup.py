@@ -18,6 +18,7 @@ setup(
             'profile-files = recipes.profile_files:Recipe',
             'certificate = recipes.certificates:Recipe',
             'custom-certificate = recipes.certificates:CustomRecipe',
+            'smarthost-passwords = recipes.smarthost_passwords:Recipe',
             'accounts = recipes.accounts:Recipe',
             'request = recipes.request:Recipe',
             'reload = recipes.reload:Recipe',

@@ -3,7 +3,7 @@ as the relay will (implicit TLS on a port ending in 465, STARTTLS
 elsewhere: ``recipes.domains.smarthost_transport``) and accepts the relay's
 login.
 
-Config: ``name`` (the proxy-map entry), ``host``, ``port``, ``user``,
+Config: ``entry`` (the proxy-map entry's name), ``host``, ``port``, ``user``,
 ``password-map`` and ``lookup`` (the Postfix SASL password map and the key
 of this smarthost in it: the password is read from that 0600 file, never
 from the promise's own configuration). The password never appears in a
@@ -95,7 +95,7 @@ class RunPromise(Promise):
     periodicity = 10
 
     def sense(self):
-        name = self.getConfig('name')
+        name = self.getConfig('entry')
         user = self.getConfig('user') or None
         password = None
         try:

@@ -14,10 +14,10 @@ records what it receives), a third-party smarthost and a DNS server.
 - check-mx: with no usable DNS the domain is still accepted and works.
 """
 import json
-import logging
 import os
 import smtplib
 import subprocess
+import sys
 import time
 import uuid
 
@@ -133,20 +133,29 @@ def delivered(outside, subject, timeout=60):
     return message.decode()
 
 
-def run_promise(partition, name, anomaly=False):
-    """Run one promise of the partition as slapgrid does (its promise
-    launcher), now; return its result ``{'failed', 'message'}``."""
-    from slapos.grid.promise import PromiseError, PromiseLauncher
-    launcher = PromiseLauncher(config={
+PROMISE_RUNNER = """
+import logging, sys
+from slapos.grid.promise import PromiseError, PromiseLauncher
+partition, name, anomaly = sys.argv[1], sys.argv[2], sys.argv[3] == 'anomaly'
+try:
+    PromiseLauncher(config={
         'partition-folder': partition,
-        'promise-folder': os.path.join(partition, 'etc', 'plugin'),
+        'promise-folder': partition + '/etc/plugin',
         'force': True, 'check-anomaly': anomaly, 'promise-timeout': 60,
         'run-only-promise-list': [name + '.py']},
-        logger=logging.getLogger('promise-test'))
-    try:
-        launcher.run()
-    except PromiseError:
-        pass
+        logger=logging.getLogger('promise')).run()
+except PromiseError:
+    pass
+"""
+
+
+def run_promise(partition, name, anomaly=False):
+    """Run one promise of the partition now, as slapgrid does (its promise
+    launcher, in a fresh interpreter as slapgrid's is: the plugin reloads
+    slapos' modules); return its result ``{'failed', 'message'}``."""
+    subprocess.run([sys.executable, '-c', PROMISE_RUNNER, partition, name,
+                    'anomaly' if anomaly else 'test'], check=True,
+                   capture_output=True, timeout=120)
     with open(os.path.join(partition, '.slapgrid', 'promise', 'result',
                            name + '.status.json')) as f:
         return json.load(f)['result']
@@ -160,9 +169,6 @@ def test_a_first_attempt_is_greylisted_and_its_retry_delivered(
     code, text = attempt(deployment, STRANGER, sender, subject)
     assert code == 450, (code, text)
     assert text.startswith('4.7.1') and 'Greylisted, retry in' in text
-    # a retry too early is deferred again
-    code, _ = attempt(deployment, STRANGER, sender, subject)
-    assert code == 450
     time.sleep(DELAY + 0.5)
     code, text = attempt(deployment, STRANGER, sender, subject)
     assert code == 250, (code, text)
@@ -274,14 +280,24 @@ def test_the_smarthost_promise_checks_the_login(deployment, outside):
     assert 'smarthost-secret' not in result['message']
 
 
-def test_no_secret_in_the_promise_plugins(deployment):
-    plugin = os.path.join(deployment['partition'], 'etc', 'plugin')
-    for name in os.listdir(plugin):
-        if name.endswith('.py'):
-            with open(os.path.join(plugin, name)) as f:
-                text = f.read()
-            assert 'smarthost-secret' not in text, name
-            assert 'PRIVATE KEY' not in text, name
+def test_no_secret_in_the_promises_nor_the_node_profile(deployment,
+                                                      certificate):
+    partition = deployment['partition']
+    plugin = os.path.join(partition, 'etc', 'plugin')
+    key_material = certificate['pem'].splitlines()[1]
+    for path in [os.path.join(plugin, n) for n in os.listdir(plugin)
+                 if n.endswith('.py')] + [
+            os.path.join(partition, 'instance-relay.cfg'),
+            os.path.join(partition, '.installed-switch-softwaretype.cfg')]:
+        with open(path) as f:
+            text = f.read()
+        assert 'smarthost-secret' not in text, path
+        assert key_material not in text, path
+    # the password map Postfix reads has it, readable by the partition only
+    passwords = os.path.join(partition, 'etc', 'postfix', 'smarthost-passwords')
+    assert os.stat(passwords).st_mode & 0o077 == 0
+    with open(passwords) as f:
+        assert '@%s relay-user:smarthost-secret' % DOMAIN in f.read()
 
 
 # -- check-mx ----------------------------------------------------------------------
