@@ -14,17 +14,18 @@ loopback) or a backend of the cluster skip both, as Postfix's own
 
 CONFIG.json of ``inbound``: ``{"greylisting": {enable, greylisting-delay,
 whitelist-clients, whitelist-recipients}, "spf": {enable, nameservers,
-timeout}, "trusted-clients": [address or network], "node-addresses": [address],
-"database": path,
-"log-file": path, "receiver": the node's name}``.
+timeout}, "trusted-clients": [address or network], "node-addresses":
+[address], "database": path, "log-file": path, "receiver": the node's
+name}``.
 
 ``outbound`` (submission port, at RCPT): the client must be a backend,
 recognised as its domain shared instance says (``authentication``: its IP
 address, its SASL login or its TLS client certificate fingerprint), and the
 sender's domain must be one of the domains it is recognised for.
 
-CONFIG.json of ``outbound``: ``{"domains": [{"name", "authentication", "mail-server-host",
-"outbound-user", "fingerprints"}]}`` (the node's ``mail-domains``).
+CONFIG.json of ``outbound``: ``{"domains": [{"name", "authentication",
+"mail-server-host", "outbound-user", "fingerprints"}]}`` (the node's
+``mail-domains``).
 """
 import ipaddress
 import json
@@ -109,6 +110,7 @@ class Inbound:
                                config.get('receiver', ''))
         self.log_file = config.get('log-file')
         self.headers_for = None      # the message (instance) given its header
+        self.spf_checked = (None, None)  # (message and sender, result)
 
     def log(self, request, what):
         if not self.log_file:
@@ -137,8 +139,12 @@ class Inbound:
         recipient = request.get('recipient', '')
         header = None
         if self.spf is not None:
-            result, explanation, header = self.spf.check(
-                client, sender, request.get('helo_name', ''))
+            # once per message, whatever its number of recipients
+            key = (request.get('instance'), client, sender,
+                   request.get('helo_name', ''))
+            if self.spf_checked[0] != key:
+                self.spf_checked = (key, self.spf.check(*key[1:]))
+            result, explanation, header = self.spf_checked[1]
             refusal = spf_action(result, explanation, sender)
             if refusal:
                 self.log(request, 'SPF %s, refused' % result)

@@ -8,7 +8,8 @@ records what it receives), a third-party smarthost and a DNS server.
 - SPF: ``fail`` is refused (5.7.23), a pass gets its Received-SPF header,
   and with no DNS at all the message is accepted;
 - custom-inbound-certificate: served on the inbound port, with a promise
-  that warns before it expires;
+  that warns before it expires; a node given a key that does not match its
+  certificate keeps serving its self-signed one and its promise says why;
 - promises: the certificate served, the deferred queue, each smarthost's
   login (run by slapgrid's promise launcher on the node's partition);
 - check-mx: with no usable DNS the domain is still accepted and works.
@@ -77,8 +78,15 @@ def certificate(tmp_path_factory):
         ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days',
          '10', '-subj', '/CN=mx.inbound.example.com', '-keyout', key, '-out',
          cert], check=True, capture_output=True)
-    with open(key) as k, open(cert) as c:
-        return {'pem': k.read() + c.read(), 'cert': cert}
+    other = str(directory / 'other.key')
+    subprocess.run(['openssl', 'genpkey', '-algorithm', 'EC', '-pkeyopt',
+                    'ec_paramgen_curve:prime256v1', '-out', other],
+                   check=True, capture_output=True)
+    with open(key) as k, open(cert) as c, open(other) as o:
+        cert_text = c.read()
+        return {'pem': k.read() + cert_text, 'cert': cert,
+                # a key that is not the certificate's
+                'mismatched': o.read() + cert_text}
 
 
 @pytest.fixture(scope='module')
@@ -88,7 +96,10 @@ def deployment(slapos, outside, certificate):
     slapos.request(RELAY, 'relay', 'cluster', {
         'topology': {'node1': {
             'fqdn': 'relay-in.example.net',
-            'custom-inbound-certificate': certificate['pem']}},
+            'custom-inbound-certificate': certificate['pem']},
+            'node2': {
+                'fqdn': 'relay-in2.example.net',
+                'custom-inbound-certificate': certificate['mismatched']}},
         'check-mx': True,
         'default-relay-config': {
             'greylisting': {'enable': True, 'greylisting-delay': DELAY,
@@ -102,9 +113,10 @@ def deployment(slapos, outside, certificate):
         'name': DOMAIN, 'mail-server-host': BACKEND}, shared=True)
     slapos.wait_instance(max_retry=8)
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
-    node = json.loads(relay['relay-hosts'])[0]
-    return {'relay': relay, 'node': node,
+    node, node2 = json.loads(relay['relay-hosts'])
+    return {'relay': relay, 'node': node, 'node2': node2,
             'partition': slapos.partition_of_address(node),
+            'partition2': slapos.partition_of_address(node2),
             'shared': slapos.connection_parameters(
                 RELAY, 'domain-' + DOMAIN, 'cluster', shared=True)}
 
@@ -247,6 +259,20 @@ def test_a_promise_warns_that_the_custom_certificate_expires_soon(
     assert result['failed'], result
     assert 'custom-inbound-certificate expires on' in result['message']
     assert 'less than 15' in result['message']
+
+
+def test_a_refused_custom_certificate_leaves_the_self_signed_one_served(
+        deployment):
+    from recipes.certificates import fingerprint
+    partition = deployment['partition2']
+    self_signed = fingerprint(os.path.join(partition, 'etc', 'ssl',
+                                           'current.crt'))
+    assert served_on(deployment['node2'], 10025) == self_signed
+    result = run_promise(partition, 'inbound-certificate', anomaly=True)
+    assert result['failed'], result
+    assert ('custom-inbound-certificate refused: the private key does not '
+            'match the first certificate') in result['message']
+    assert 'self-signed certificate is served meanwhile' in result['message']
 
 
 # -- promises ----------------------------------------------------------------------

@@ -310,3 +310,12 @@ def test_the_inbound_policy_process(tmp_path, dns_server):
                           '30 seconds')
     assert answers[1].startswith('action=550 5.7.23 SPF check failed for '
                               '<a@strict.example>')
+
+
+def test_spf_is_looked_up_once_per_message(tmp_path, dns_server):
+    policy = inbound(tmp_path, dns_server, enable=False)
+    before = len(dns_server.queries)
+    for recipient in ('a@in.example', 'b@in.example', 'c@in.example'):
+        ask(policy, sender='x@soft.example', recipient=recipient,
+            instance='many')
+    assert len(dns_server.queries) - before == 1
