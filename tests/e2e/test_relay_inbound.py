@@ -342,3 +342,22 @@ def test_the_node_configuration_passes_postfix_check(deployment, slapos):
     result = subprocess.run([postfix_tool(slapos, 'postfix'), '-c', config,
                              'check'], capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr == '', result.stderr
+
+
+def test_the_submission_port_never_greylists_nor_checks_spf(deployment, slapos):
+    """Backends relay through submission: its restrictions are the outbound
+    policy's alone, the inbound policy is the SMTP port's."""
+    from tests.e2e.test_relay import postfix_tool
+    config = os.path.join(deployment['partition'], 'etc', 'postfix')
+
+    def postconf(*args):
+        return subprocess.run([postfix_tool(slapos, 'postconf'), '-c', config]
+                              + list(args), capture_output=True, text=True,
+                              check=True).stdout
+    services = postconf('-P').splitlines()
+    submission = [l for l in services if ':10587/inet/' in l]
+    assert 'smtpd_recipient_restrictions=' in [
+        l.split('/inet/', 1)[1].replace(' ', '') for l in submission]
+    assert not any('inpolicy' in l for l in submission)
+    assert 'check_policy_service unix:private/inpolicy' in postconf(
+        '-h', 'smtpd_recipient_restrictions')
