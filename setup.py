@@ -10,13 +10,15 @@ setup(
     packages=['recipes'],
     include_package_data=True,
     python_requires='>=3.9',
-    install_requires=['jsonschema', 'libpass', 'jinja2'],
+    install_requires=['jsonschema', 'libpass', 'jinja2', 'pyspf', 'dnspython'],
     entry_points={
         'zc.buildout': [
             'slapconfiguration = recipes.slapconfiguration:Recipe',
             'switch-softwaretype = recipes.switch_softwaretype:Recipe',
             'profile-files = recipes.profile_files:Recipe',
             'certificate = recipes.certificates:Recipe',
+            'custom-certificate = recipes.certificates:CustomRecipe',
+            'smarthost-passwords = recipes.smarthost_passwords:Recipe',
             'accounts = recipes.accounts:Recipe',
             'request = recipes.request:Recipe',
             'reload = recipes.reload:Recipe',

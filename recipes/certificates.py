@@ -29,9 +29,12 @@ def fingerprint_of_der(der):
 
 
 def fingerprint(cert_path):
-    """SHA-256 fingerprint of a PEM certificate, as AA:BB:..."""
+    """SHA-256 fingerprint of a PEM certificate (the first of a chain), as
+    AA:BB:..."""
     with open(cert_path) as f:
-        return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(f.read()))
+        text = f.read()
+    first = (pem_blocks(text, 'CERTIFICATE') or [text])[0]
+    return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(first))
 
 
 def validity(openssl, cert_path):
@@ -131,6 +134,122 @@ class Recipe:
         options['next-fingerprint'] = pairs['next']['fingerprint']
         options['fingerprints'] = json.dumps(
             [pairs[slot]['fingerprint'] for slot in SLOTS])
+
+    def install(self):
+        return []
+
+    update = install
+
+
+# -- a certificate given by the requester ------------------------------------
+PEM_BLOCK = '-----BEGIN %s-----.*?-----END %s-----'
+KEY_LABELS = ('PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY')
+
+
+def pem_blocks(text, label):
+    """The PEM blocks of ``label`` in ``text``, in order."""
+    import re
+    pattern = PEM_BLOCK % (re.escape(label), re.escape(label))
+    return re.findall(pattern, text, re.S)
+
+
+def _public_key(openssl, args, path, what):
+    result = subprocess.run([openssl] + args + ['-in', path], input='',
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError('the %s cannot be read (%s)' % (
+            what, (result.stderr.strip().splitlines() or ['openssl failed'])[0]))
+    return result.stdout
+
+
+def install_custom(openssl, pem, directory, name='custom'):
+    """Check a PEM private key then certificate chain and install it as
+    ``<name>.key`` (0600) and ``<name>.crt`` in ``directory``; return their
+    paths. Raise ValueError saying what is wrong (never quoting the key)."""
+    if 'ENCRYPTED PRIVATE KEY' in pem:
+        raise ValueError('the private key is encrypted: give it without a '
+                         'passphrase')
+    keys = [k for label in KEY_LABELS for k in pem_blocks(pem, label)]
+    if len(keys) != 1:
+        raise ValueError('%s private key found: give one PEM private key '
+                         '(-----BEGIN PRIVATE KEY-----), then the '
+                         'certificate chain' % ('no' if not keys else 'more than one'))
+    chain = pem_blocks(pem, 'CERTIFICATE')
+    if not chain:
+        raise ValueError('no certificate found: give the PEM private key, '
+                         'then the certificate chain (-----BEGIN '
+                         'CERTIFICATE-----), the server\'s first')
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    key_path = os.path.join(directory, name + '.key')
+    cert_path = os.path.join(directory, name + '.crt')
+    new_key, new_cert = key_path + '.new', cert_path + '.new'
+    old_umask = os.umask(0o077)
+    try:
+        with open(new_key, 'w') as f:
+            f.write(keys[0] + '\n')
+        with open(new_cert, 'w') as f:
+            f.write('\n'.join(chain) + '\n')
+        key_public = _public_key(openssl, ['pkey', '-pubout'], new_key,
+                                 'private key')
+        cert_public = _public_key(openssl, ['x509', '-noout', '-pubkey'],
+                                  new_cert, 'certificate')
+        for i, block in enumerate(chain[1:], 2):
+            with open(new_cert + '.check', 'w') as f:
+                f.write(block + '\n')
+            _public_key(openssl, ['x509', '-noout', '-pubkey'],
+                        new_cert + '.check', 'certificate %d of the chain' % i)
+        if key_public != cert_public:
+            raise ValueError('the private key does not match the first '
+                             'certificate (the server\'s must come first)')
+        os.replace(new_key, key_path)
+        os.replace(new_cert, cert_path)
+    finally:
+        os.umask(old_umask)
+        for leftover in (new_key, new_cert, new_cert + '.check'):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return key_path, cert_path
+
+
+class CustomRecipe:
+    """Recipe: serve a certificate given as a parameter, when it is valid.
+
+      [inbound-certificate]
+      recipe = slapos.mailbundle:custom-certificate
+      parameter = custom-inbound-certificate   (PEM key then chain)
+      openssl = ${openssl:openssl}
+      directory = ${directory:certificates}
+      key = ${certificate:key}                 (served otherwise)
+      cert = ${certificate:cert}
+
+    The PEM is read from the partition's parameters
+    (``[slap-configuration]``), not from an option, so that the key never
+    sits in buildout's records. Exports ``key`` and ``cert`` (what to
+    serve), ``custom`` (yes/no) and ``error`` (why a given certificate was
+    refused: the fallback is served meanwhile)."""
+
+    def __init__(self, buildout, name, options):
+        parameter = options['parameter']
+        configuration = buildout['slap-configuration']
+        try:
+            parameters = json.loads(configuration.get('configuration') or '{}')
+        except ValueError:
+            parameters = {}
+        pem = parameters.get(parameter) or ''
+        options['custom'] = 'no'
+        options['error'] = ''
+        key, cert = options['key'], options['cert']
+        if pem.strip():
+            try:
+                key, cert = install_custom(options['openssl'], pem,
+                                           options['directory'])
+                options['custom'] = 'yes'
+            except (ValueError, OSError) as e:
+                options['error'] = (
+                    '%s refused: %s; the self-signed certificate is served '
+                    'meanwhile' % (parameter, e))
+        options['key'], options['cert'] = key, cert
+        options['fingerprint'] = fingerprint(cert)
 
     def install(self):
         return []

@@ -212,6 +212,18 @@ def publications(accepted, errors, creds, nodes, relay_configs,
     return results
 
 
+def add_mx_checks(results, accepted, nodes, relay_domain, lookup):
+    """Add ``mx-check`` (``mx_check``) to the publication of each accepted
+    domain."""
+    expected = [n['fqdn'] for n in nodes] + [relay_domain or '']
+    for domain in accepted:
+        if domain['reference'] in results and \
+                'error' not in results[domain['reference']]:
+            results[domain['reference']]['mx-check'] = mx_check(
+                domain['name'], expected, lookup)
+    return results
+
+
 def running_nodes(topology):
     """The names of the topology's nodes that are not to be destroyed, sorted."""
     return sorted(name for name, node in topology.items()
@@ -249,3 +261,73 @@ def sender_transports(proxy_map):
             routes.append((domain, '%s:[%s]:%s' % (
                 smarthost_transport(port), smarthost['host'], port)))
     return routes
+
+
+# -- where a node listens --------------------------------------------------------
+def inbound_ipv4(address):
+    """The partition's IPv4 address when inbound mail may listen on it: an
+    address of the node's own (public or private), not loopback nor
+    unspecified. On a node whose partitions all share a loopback IPv4 (an
+    embedded SlapOS, a test machine) binding it would take the port from
+    every other partition, so inbound stays on the partition's IPv6 alone.
+    Returns '' when it must not be used."""
+    try:
+        ip = ipaddress.ip_address((address or '').strip())
+    except ValueError:
+        return ''
+    if ip.version != 4 or ip.is_loopback or ip.is_unspecified \
+            or ip.is_link_local or ip.is_multicast:
+        return ''
+    return str(ip)
+
+
+# -- MX check (cluster parameter check-mx) -----------------------------------------
+class LookupFailed(Exception):
+    """DNS could not answer (no resolver, a timeout, a server failure)."""
+
+
+def mx_check(domain, expected, lookup):
+    """What the domain's shared instance is told about its MX records:
+    ``ok: ...``, ``warning: ...`` or ``could not be checked: ...``.
+    ``expected`` are the names the MX may point at (the nodes' fqdns, the
+    relay-domain); ``lookup(domain)`` returns the MX targets or raises
+    LookupFailed. Never an error: the domain is accepted either way."""
+    expected = sorted({e.lower().rstrip('.') for e in expected if e})
+    try:
+        targets = sorted({t.lower().rstrip('.') for t in lookup(domain)})
+    except LookupFailed as e:
+        return 'could not be checked: %s' % e
+    if not targets:
+        return ('warning: %s has no MX record: add one pointing at %s'
+                % (domain, ' or '.join(expected)))
+    strangers = [t for t in targets if t not in expected]
+    if strangers:
+        return ('warning: the MX of %s points at %s, not at this cluster '
+                '(%s): its inbound mail does not come through the relay'
+                % (domain, ', '.join(strangers), ', '.join(expected)))
+    return 'ok: the MX of %s points at %s' % (domain, ', '.join(targets))
+
+
+def dns_mx_lookup(timeout=5):
+    """``lookup(domain)`` for ``mx_check`` over the system's resolver; after
+    a failure of DNS itself the next lookups fail at once (one timeout per
+    run, not one per domain)."""
+    state = {'failed': None}
+
+    def lookup(domain):
+        import dns.exception
+        import dns.resolver
+        if state['failed']:
+            raise LookupFailed(state['failed'])
+        try:
+            resolver = dns.resolver.Resolver()
+            resolver.lifetime = timeout
+            answers = resolver.resolve(domain, 'MX', search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.DNSException, OSError) as e:
+            state['failed'] = 'DNS did not answer (%s)' % (
+                str(e) or e.__class__.__name__)
+            raise LookupFailed(state['failed'])
+        return [r.exchange.to_text() for r in answers]
+    return lookup

@@ -28,6 +28,10 @@ with password hashes only), ``errors`` (JSON: reference -> message) and
   node1-fqdn, node1-smtp-ipv6, node1-submission-port,
   node1-tls-fingerprints (JSON), node1-dns-entries (JSON)   (each node)
 
+With the cluster parameter ``check-mx``, each accepted domain also gets
+``mx-check``: whether its MX points at the cluster (a lookup that fails says
+so, and never refuses the domain).
+
 Publishes every shared instance's connection parameters (as
 ``slapos.mailbundle:publish-shared`` does; the passwords are read from the
 credentials file, so that they never sit in buildout's records), then fails
@@ -108,6 +112,10 @@ class Publications:
             accepted, json.loads(o['errors']),
             read_json(o['credentials-file'], {}), nodes,
             domains.relay_configs(parameters), parameters.get('relay-domain'))
+        if parameters.get('check-mx') and nodes:
+            domains.add_mx_checks(results, accepted, nodes,
+                                  parameters.get('relay-domain'),
+                                  domains.dns_mx_lookup())
         # publish-shared's own code, with options that buildout never records
         publish.Recipe(None, self.name, {
             key: o[key] for key in ('server-url', 'key-file', 'cert-file',

@@ -1,19 +1,39 @@
-"""Postfix policy service of a relay node (SMTPD_POLICY_README), run by
+"""Postfix policy services of a relay node (SMTPD_POLICY_README), run by
 spawn(8) per smtpd process, talking on its standard input and output:
 
   python -m recipes.relay_policy outbound CONFIG.json
+  python -m recipes.relay_policy inbound CONFIG.json
+
+``inbound`` (SMTP port, at RCPT): SPF of the sender (``recipes.spf_check``:
+refused on ``fail`` only, a ``Received-SPF`` header otherwise), then
+greylisting (``recipes.greylisting``: a first attempt is deferred with
+``DEFER_IF_PERMIT 4.7.1``, so that a recipient refused for another reason
+is still refused at once). Clients that are the node itself (its addresses,
+loopback) or a backend of the cluster skip both, as Postfix's own
+``mynetworks`` would; whitelisted clients and recipients skip greylisting.
+
+CONFIG.json of ``inbound``: ``{"greylisting": {enable, greylisting-delay,
+whitelist-clients, whitelist-recipients}, "spf": {enable, nameservers,
+timeout}, "trusted-clients": [address or network], "node-addresses":
+[address], "database": path, "log-file": path, "receiver": the node's
+name}``.
 
 ``outbound`` (submission port, at RCPT): the client must be a backend,
 recognised as its domain shared instance says (``authentication``: its IP
 address, its SASL login or its TLS client certificate fingerprint), and the
 sender's domain must be one of the domains it is recognised for.
 
-CONFIG.json: ``{"domains": [{"name", "authentication", "mail-server-host",
-"outbound-user", "fingerprints"}]}`` (the node's ``mail-domains``).
+CONFIG.json of ``outbound``: ``{"domains": [{"name", "authentication",
+"mail-server-host", "outbound-user", "fingerprints"}]}`` (the node's
+``mail-domains``).
 """
 import ipaddress
 import json
 import sys
+import time
+
+from . import greylisting
+from .spf_check import spf_action
 
 REJECT_STRANGER = ('REJECT 5.7.1 Relay access denied: authenticate as the '
                    'backend of your domain (IP address, SASL login or TLS '
@@ -68,6 +88,86 @@ def outbound_action(request, domains):
             'one of your domains' % (sender, domain))
 
 
+class Inbound:
+    """The ``inbound`` policy: one per policy process, keeping its database
+    connection, SPF resolver and log open across requests."""
+
+    def __init__(self, config):
+        self.config = config
+        self.grey = config.get('greylisting', {})
+        self.trusted = list(config.get('trusted-clients', ())) + list(
+            config.get('node-addresses', ()))
+        self.greylist = None
+        if self.grey.get('enable', True):
+            self.greylist = greylisting.Greylist(
+                config['database'], int(self.grey.get('greylisting-delay', 60)))
+        spf = config.get('spf', {})
+        self.spf = None
+        if spf.get('enable', True):
+            from .spf_check import Checker
+            self.spf = Checker(spf.get('nameservers', ()),
+                               int(spf.get('timeout', 10)),
+                               config.get('receiver', ''))
+        self.log_file = config.get('log-file')
+        self.headers_for = None      # the message (instance) given its header
+        self.spf_checked = (None, None)  # (message and sender, result)
+
+    def log(self, request, what):
+        if not self.log_file:
+            return
+        line = '%s inbound client=[%s] from=<%s> to=<%s>: %s\n' % (
+            time.strftime('%Y-%m-%dT%H:%M:%S'), request.get('client_address'),
+            request.get('sender', ''), request.get('recipient', ''), what)
+        try:
+            with open(self.log_file, 'a') as f:
+                f.write(line)
+        except OSError:
+            pass
+
+    def __call__(self, request):
+        try:
+            return self.decide(request)
+        except Exception as e:   # a policy that breaks must not refuse mail
+            self.log(request, 'policy error, mail let through: %r' % e)
+            return 'DUNNO'
+
+    def decide(self, request):
+        client = request.get('client_address', '')
+        if greylisting.whitelisted_client(self.trusted, client):
+            return 'DUNNO'
+        sender = request.get('sender', '')
+        recipient = request.get('recipient', '')
+        header = None
+        if self.spf is not None:
+            # once per message, whatever its number of recipients
+            key = (request.get('instance'), client, sender,
+                   request.get('helo_name', ''))
+            if self.spf_checked[0] != key:
+                self.spf_checked = (key, self.spf.check(*key[1:]))
+            result, explanation, header = self.spf_checked[1]
+            refusal = spf_action(result, explanation, sender)
+            if refusal:
+                self.log(request, 'SPF %s, refused' % result)
+                return refusal
+        if self.greylist is not None and not (
+                greylisting.whitelisted_client(
+                    self.grey.get('whitelist-clients', ()), client,
+                    request.get('client_name', ''))
+                or greylisting.whitelisted_recipient(
+                    self.grey.get('whitelist-recipients', ()), recipient)):
+            wait = self.greylist.check(client, sender, recipient)
+            if wait:
+                self.log(request, 'greylisted, retry in %d s' % wait)
+                return ('DEFER_IF_PERMIT 4.7.1 Greylisted, retry in %d '
+                        'seconds' % wait)
+        instance = request.get('instance')
+        if header and instance != self.headers_for:
+            # one header per message, not one per recipient
+            self.headers_for = instance
+            return 'PREPEND Received-SPF: %s' % header
+        return 'DUNNO'
+
+
 def serve(decide, stdin=sys.stdin, stdout=sys.stdout):
     """Answer each request (``name=value`` lines, then an empty line)."""
     request = {}
@@ -88,8 +188,10 @@ def main(argv=None):
         config = json.load(f)
     if mode == 'outbound':
         serve(lambda request: outbound_action(request, config['domains']))
+    elif mode == 'inbound':
+        serve(Inbound(config))
     else:
-        raise SystemExit('unknown policy %r: outbound' % mode)
+        raise SystemExit('unknown policy %r: inbound or outbound' % mode)
 
 
 if __name__ == '__main__':

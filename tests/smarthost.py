@@ -57,7 +57,9 @@ class Smarthost:
     def authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and \
             self.logins.get(auth_data.login) == auth_data.password
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        # handled=False: aiosmtpd answers a refusal with 535 itself
+        return AuthResult(success=ok, handled=False,
+                          auth_data=auth_data if ok else None)
 
     def _tls(self):
         key = os.path.join(self.directory, 'smarthost.key')

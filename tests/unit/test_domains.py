@@ -131,3 +131,50 @@ def test_publications_carry_outbound_host_fingerprints_and_dns_records():
     with_relay_domain = domains.publications(accepted, errors, creds, nodes,
                                              configs, 'relay.example.net')
     assert with_relay_domain['p']['outbound-host'] == 'relay.example.net'
+
+
+# -- check-mx and the node's IPv4 ---------------------------------------------------
+import pytest
+
+from recipes.domains import LookupFailed, inbound_ipv4, mx_check
+
+
+def test_mx_check():
+    nodes = ['relay1.example.net', 'relay2.example.net']
+    assert mx_check('a.example', nodes, lambda d: ['Relay1.example.net.']) \
+        == 'ok: the MX of a.example points at relay1.example.net'
+    warning = mx_check('a.example', nodes, lambda d: ['mx.elsewhere.example.'])
+    assert warning.startswith('warning: the MX of a.example points at '
+                              'mx.elsewhere.example, not at this cluster')
+    assert mx_check('a.example', nodes, lambda d: []).startswith(
+        'warning: a.example has no MX record')
+
+    def no_dns(domain):
+        raise LookupFailed('DNS did not answer (timeout)')
+    assert mx_check('a.example', nodes, no_dns) == \
+        'could not be checked: DNS did not answer (timeout)'
+
+
+def test_mx_lookup_without_dns_fails_once_then_at_once():
+    from recipes.domains import dns_mx_lookup
+    import dns.resolver
+    lookup = dns_mx_lookup(timeout=1)
+    original = dns.resolver.Resolver.__init__
+
+    def no_configuration(self, *a, **kw):
+        raise dns.resolver.NoResolverConfiguration('no nameservers')
+    dns.resolver.Resolver.__init__ = no_configuration
+    try:
+        for domain in ('a.example', 'b.example'):
+            with pytest.raises(LookupFailed):
+                lookup(domain)
+    finally:
+        dns.resolver.Resolver.__init__ = original
+
+
+def test_inbound_listens_on_the_nodes_own_ipv4_only():
+    assert inbound_ipv4('192.0.2.10') == '192.0.2.10'
+    assert inbound_ipv4('10.0.0.5') == '10.0.0.5'
+    for shared in ('127.0.0.1', '127.0.1.1', '0.0.0.0', '169.254.1.1', '',
+                   'fd00::1', 'not-an-address'):
+        assert inbound_ipv4(shared) == ''

@@ -14,3 +14,88 @@ def test_counts_are_kept_across_runs(tmp_path):
     for count in range(7):
         counts = deferred_queue.record(state, count, 5)
     assert counts == [2, 3, 4, 5, 6]
+
+
+# -- the relay's promises -------------------------------------------------------
+import datetime
+import socket
+
+import pytest
+
+from recipes.promise import certificate_expiry, smarthost_login
+
+
+def test_expiry_warns_within_the_days_and_gives_the_date():
+    now = datetime.datetime(2026, 11, 21, tzinfo=datetime.timezone.utc)
+    problem = certificate_expiry.expiry_problem(
+        now + datetime.timedelta(days=10, hours=1), now, 15)
+    assert problem == ('expires on 2026-12-01 01:00 UTC, in 10 days (less '
+                       'than 15): renew it')
+    assert certificate_expiry.expiry_problem(
+        now - datetime.timedelta(days=1), now, 15).startswith('expired on 2026-11-20')
+    assert certificate_expiry.expiry_problem(
+        now + datetime.timedelta(days=30), now, 15) is None
+
+
+def test_expiry_reads_the_first_certificate_of_a_chain(tmp_path):
+    import subprocess
+    for name, days in (('leaf', 3), ('ca', 300)):
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                        'ec_paramgen_curve:prime256v1', '-nodes', '-days',
+                        str(days), '-subj', '/CN=%s' % name, '-keyout',
+                        str(tmp_path / (name + '.key')), '-out',
+                        str(tmp_path / (name + '.crt'))],
+                       check=True, capture_output=True)
+    chain = tmp_path / 'chain.crt'
+    chain.write_text((tmp_path / 'leaf.crt').read_text()
+                     + (tmp_path / 'ca.crt').read_text())
+    left = certificate_expiry.not_after(str(chain)) - datetime.datetime.now(
+        datetime.timezone.utc)
+    assert datetime.timedelta(days=2) < left <= datetime.timedelta(days=3)
+
+
+def test_the_smarthost_password_comes_from_the_map(tmp_path):
+    path = tmp_path / 'smarthost-passwords'
+    path.write_text('# @sender domain -> user:password\n'
+                    '@a.example user-a:pa:ss\n@b.example user-b:x\n')
+    assert smarthost_login.password_from_map(str(path), '@a.example') == 'pa:ss'
+    assert smarthost_login.password_from_map(str(path), '@c.example') is None
+
+
+@pytest.fixture(scope='module')
+def smarthost(tmp_path_factory):
+    from tests.smarthost import Smarthost
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        starttls = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        implicit = s.getsockname()[1]
+    # the implicit TLS port must end in 465 for the relay to use it so
+    implicit = 20465 if implicit != 20465 else 21465
+    with Smarthost('127.0.0.1', str(tmp_path_factory.mktemp('sh')),
+                   {'relay': 'the-secret'}, starttls_port=starttls,
+                   implicit_tls_port=implicit) as server:
+        yield server
+
+
+def test_the_smarthost_login_over_starttls_and_implicit_tls(smarthost):
+    for port in (smarthost.starttls_port, smarthost.implicit_tls_port):
+        smarthost_login.check_login('127.0.0.1', port, 'relay', 'the-secret')
+
+
+def test_a_wrong_smarthost_password_is_named_but_not_shown(smarthost):
+    with pytest.raises(smarthost_login.SmarthostError) as e:
+        smarthost_login.check_login('127.0.0.1', smarthost.starttls_port,
+                                    'relay', 'wrong-secret')
+    assert 'refuses the login of relay' in str(e.value)
+    assert 'wrong-secret' not in str(e.value)
+
+
+def test_a_smarthost_that_does_not_answer(smarthost):
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(smarthost_login.SmarthostError) as e:
+        smarthost_login.check_login('127.0.0.1', closed, 'relay', 'x', timeout=5)
+    assert 'does not answer' in str(e.value)
