@@ -9,7 +9,7 @@ deployment failure: the node keeps receiving mail either way."""
 import datetime
 import ssl
 
-from recipes.promise import Promise
+from recipes.promise import AlarmPromise
 
 DEFAULT_DAYS = 15
 
@@ -32,13 +32,9 @@ def expiry_problem(expires, now, days):
     return None
 
 
-class RunPromise(Promise):
+class RunPromise(AlarmPromise):
 
     periodicity = 60
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.setTestLess()
 
     def sense(self):
         parameter = self.getConfig('parameter') or 'the certificate'

@@ -9,7 +9,7 @@ import os
 import subprocess
 
 from recipes.files import read_json, write_atomically
-from recipes.promise import Promise
+from recipes.promise import AlarmPromise
 
 DEFAULT_RUNS = 4
 
@@ -37,14 +37,9 @@ def record(state_file, count, keep):
     return counts
 
 
-class RunPromise(Promise):
+class RunPromise(AlarmPromise):
 
     periodicity = 10
-
-    def __init__(self, config):
-        super().__init__(config)
-        # an alarm on the running service, not a deployment failure
-        self.setTestLess()
 
     def sense(self):
         runs = int(self.getConfig('runs') or DEFAULT_RUNS)

@@ -19,8 +19,9 @@ import pytest
 
 from recipes import certificates
 from recipes.promise import deferred_queue, smtp_certificate
-from tests.deployment import (MAIL_SERVER, imaps_find, insecure_tls, send,
-                              set_password, smtp_submit, software_binary)
+from tests.deployment import (MAIL_SERVER, imaps_find, insecure_tls,
+                              post_form, send, set_password, smtp_submit,
+                              software_binary)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -156,6 +157,23 @@ class ManageSieve:
 
     def close(self):
         self.sock.close()
+
+
+def activate_sieve_script(backend, user, folder, subject_tag):
+    """Over ManageSieve, as ``user``: upload and activate a script that
+    files mail whose subject contains ``subject_tag`` into ``folder``."""
+    sieve = ManageSieve(backend.host, backend.port('sieve'))
+    try:
+        sieve.starttls()
+        assert sieve.login(user, PASSWORD).startswith('OK')
+        script = ('require "fileinto";\r\n'
+                  'if header :contains "subject" "%s" {\r\n'
+                  '  fileinto "%s";\r\n}\r\n' % (subject_tag, folder))
+        name = folder.lower()
+        assert sieve.putscript(name, script).startswith('OK')
+        assert sieve.command('SETACTIVE "%s"' % name)[-1].startswith('OK')
+    finally:
+        sieve.close()
 
 
 # --- the deployment ---------------------------------------------------------------
@@ -476,17 +494,7 @@ def test_mail_to_a_suspended_account_through_an_alias_waits(backend,
 
 def test_sieve_script_files_mail_into_a_folder(backend):
     user = address('dave')
-    sieve = ManageSieve(backend.host, backend.port('sieve'))
-    try:
-        sieve.starttls()
-        assert sieve.login(user, PASSWORD).startswith('OK')
-        script = ('require "fileinto";\r\n'
-                  'if header :contains "subject" "[invoice]" {\r\n'
-                  '  fileinto "Invoices";\r\n}\r\n')
-        assert sieve.putscript('invoices', script).startswith('OK')
-        assert sieve.command('SETACTIVE "invoices"')[-1].startswith('OK')
-    finally:
-        sieve.close()
+    activate_sieve_script(backend, user, 'Invoices', '[invoice]')
     subject = '[invoice] %s' % uuid.uuid4()
     send(backend.host, backend.port('smtp'), 'shop@seller.example', [user],
          subject)

@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from tests.deployment import MAIL_SERVER, imaps_find, insecure_tls, send
-from tests.e2e.test_mail_server import (Backend, ManageSieve, PASSWORD,
+from tests.e2e.test_mail_server import (Backend, PASSWORD,
+                                        activate_sieve_script,
                                         imaps_subjects, wait_for)
 
 DOMAIN = 'spam.example.com'
@@ -175,17 +176,7 @@ def test_the_users_own_sieve_script_runs_after_the_filter(backend):
     """alice's script files her meetings; spam goes to Junk first, even
     with the same subject (after the previous test, her word list tells
     them apart)."""
-    sieve = ManageSieve(backend.host, backend.port('sieve'))
-    try:
-        sieve.starttls()
-        assert sieve.login(ALICE, PASSWORD).startswith('OK')
-        script = ('require "fileinto";\r\n'
-                  'if header :contains "subject" "[meeting]" {\r\n'
-                  '  fileinto "Meetings";\r\n}\r\n')
-        assert sieve.putscript('meetings', script).startswith('OK')
-        assert sieve.command('SETACTIVE "meetings"')[-1].startswith('OK')
-    finally:
-        sieve.close()
+    activate_sieve_script(backend, ALICE, 'Meetings', '[meeting]')
     meeting = deliver(backend, ALICE, '[meeting] %s' % uuid.uuid4(), HAM,
                       'Meetings')
     assert meeting['X-Bogosity'].startswith('Ham,')

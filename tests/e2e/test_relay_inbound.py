@@ -24,7 +24,7 @@ import uuid
 
 import pytest
 
-from tests.deployment import RELAY, insecure_tls
+from tests.deployment import RELAY
 from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
 from tests.smarthost import Recorder, Smarthost
