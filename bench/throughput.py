@@ -7,8 +7,9 @@ Postfix's smtp-source:
             Maildir: two hand-written configurations, nothing else;
 - bundle:   the same path through the mail bundle deployed in an embedded
             SlapOS with its production defaults (TLS between relay and
-            backend, spam filter on, greylisting whitelisting the
-            generator), until every message sits in the backend's Maildir.
+            backend, spam filter on, greylisting and SPF on, the generator
+            whitelisted as the node's own address), until every message
+            sits in the backend's Maildir.
 
 Run as the runtime user (what scripts/as-runtime-user.sh does):
   bash scripts/as-runtime-user.sh python bench/throughput.py [messages]
@@ -272,7 +273,26 @@ def start_bundle(slapos, relay_config=None, backend_parameters=None):
                                  'testmail')}
 
 
+def train_spam_filter(home, messages=50):
+    """Give the recipient a word list, as a user who has moved some spam
+    into Junk and some mail out of it: bogofilter then classifies every
+    message with it (a user without one gets no verdict, at less cost)."""
+    word_list = os.path.join(home, '.bogofilter')
+    os.makedirs(word_list, exist_ok=True)
+    words = ['%s%d' % (w, i) for i in range(200)
+             for w in ('offer', 'meeting', 'pills', 'report', 'casino')]
+    for i in range(messages):
+        spam = i % 2
+        body = ' '.join(words[(i * 7 + j * (3 if spam else 5)) % len(words)]
+                        for j in range(300))
+        subprocess.run(['bogofilter', '-s' if spam else '-n'],
+                       input=('Subject: training %d\n\n%s\n' % (i, body)).encode(),
+                       env=dict(os.environ, BOGOFILTER_DIR=word_list),
+                       check=True)
+
+
 def bundle(deployment, messages):
+    train_spam_filter(deployment['home'])
     start = time.time()
     smtp_source(deployment['postfix'], (deployment['node-ipv6'], 10025),
                 messages)
@@ -285,12 +305,13 @@ def main(argv):
     slapos = EmbeddedSlapOS()
     slapos.start()
     try:
-        # production defaults, greylisting whitelisting the generator
+        # production defaults (greylisting and SPF on), the spam filter on.
+        # smtp-source runs on the node and connects from the node's own
+        # address, which the relay exempts from greylisting and SPF (as
+        # its mynetworks): the generator is whitelisted, and the inbound
+        # policy service is still asked about every recipient.
         deployment = start_bundle(
-            slapos, relay_config={'greylisting': {
-                'enable': True,
-                'whitelist-clients': ['generator.example.net']}},
-            backend_parameters={'bogofilter': {'enable': True}})
+            slapos, backend_parameters={'bogofilter': {'enable': True}})
         postfix = deployment['postfix']
         rates = {'limit': limit(postfix, messages),
                  'baseline': baseline(postfix, messages),

@@ -212,9 +212,7 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
             'proxy-map': {'smarthost': {
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
                 'user': user, 'password': password,
-                'domains': sorted(BACKENDS.values())}},
-            # the demo's Internet sender would wait out the delay
-            'greylisting': {'enable': False}}})
+                'domains': sorted(BACKENDS.values())}}}})
     partitions = {}
     for reference, domain in BACKENDS.items():
         partitions[reference] = slapos.request(
