@@ -427,7 +427,7 @@ def test_over_quota_mail_is_deferred_then_delivered(backend, slapos):
     # the operator raises the quota: the message comes in
     backend.request_shared('quota', dict(ACCOUNTS['quota'], quota=10))
     slapos.wait_instance(max_retry=2)
-    backend.flush()
+    # no flush by hand: the instance run tries deferred mail again
     imaps_find(backend.host, backend.port('imaps'), small, PASSWORD, subject)
     assert not [m for m in backend.queue() if m['queue_name'] == 'deferred'
                 and any(r['address'] == small for r in m['recipients'])]
@@ -487,7 +487,7 @@ def test_mail_to_a_suspended_account_through_an_alias_waits(backend,
     finally:
         backend.request_shared('carol', ACCOUNTS['carol'])
         slapos.wait_instance(max_retry=2)
-    backend.flush()
+    # the suspension lifted, the instance run tries deferred mail again
     imaps_find(backend.host, backend.port('imaps'), carol, PASSWORD, subject)
     assert not [m for m in backend.queue() if m['queue_name'] == 'deferred']
 

@@ -132,3 +132,21 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
         imap.login(user, 'password123')
         imap.select('INBOX')
         assert imap.search(None, 'ALL')[1] == [b'']
+    # the backend orders its domain from the relay: once the relay answers,
+    # the waiting mail leaves for it at once (no waiting for a retry)
+    slapos.request(MAIL_SERVER, 'lonely', 'default', {
+        'mail-domains': ['lonely.example.com'], 'test-account': True,
+        'inbound-relay': {'enable': True,
+                          'relay-sr-url': os.path.abspath(RELAY)}})
+    slapos.wait_instance(max_retry=6)
+    deadline = time.time() + 30
+    while any(r['address'] == 'david@gmail.example'
+              for m in queue(deployment, partition)
+              for r in m['recipients']):
+        assert time.time() < deadline, queue(deployment, partition)
+        time.sleep(1)
+    with open(os.path.join(slapos.partition_of_address(json.loads(
+            deployment['relay']['relay-hosts'])[0]), 'var', 'log',
+            'postfix.log')) as f:
+        # the relay took it (and keeps it: no DNS here to reach gmail)
+        assert any('to=<david@gmail.example>' in l for l in f)
