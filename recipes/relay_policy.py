@@ -27,6 +27,7 @@ CONFIG.json of ``outbound``: ``{"domains": [{"name", "authentication",
 "mail-server-host", "outbound-user", "fingerprints"}]}`` (the node's
 ``mail-domains``).
 """
+import functools
 import ipaddress
 import json
 import sys
@@ -97,20 +98,30 @@ class Inbound:
         self.grey = config.get('greylisting', {})
         self.trusted = list(config.get('trusted-clients', ())) + list(
             config.get('node-addresses', ()))
-        self.greylist = None
-        if self.grey.get('enable', True):
-            self.greylist = greylisting.Greylist(
-                config['database'], int(self.grey.get('greylisting-delay', 60)))
-        spf = config.get('spf', {})
-        self.spf = None
-        if spf.get('enable', True):
-            from .spf_check import Checker
-            self.spf = Checker(spf.get('nameservers', ()),
-                               int(spf.get('timeout', 10)),
-                               config.get('receiver', ''))
         self.log_file = config.get('log-file')
         self.headers_for = None      # the message (instance) given its header
         self.spf_checked = (None, None)  # (message and sender, result)
+
+    # Opened at the first client that is not trusted: the backends and the
+    # node's own addresses (most of a busy relay's connections, every one
+    # of the benchmark's) never pay for the SPF resolver's imports nor the
+    # database (a policy process lives as long as its smtpd process).
+    @functools.cached_property
+    def greylist(self):
+        if not self.grey.get('enable', True):
+            return None
+        return greylisting.Greylist(
+            self.config['database'],
+            int(self.grey.get('greylisting-delay', 60)))
+
+    @functools.cached_property
+    def spf(self):
+        spf = self.config.get('spf', {})
+        if not spf.get('enable', True):
+            return None
+        from .spf_check import Checker
+        return Checker(spf.get('nameservers', ()), int(spf.get('timeout', 10)),
+                       self.config.get('receiver', ''))
 
     def log(self, request, what):
         if not self.log_file:
