@@ -18,6 +18,8 @@ import ssl
 import subprocess
 import time
 
+from .slapconfiguration import partition_parameters
+
 SLOTS = ('current', 'next')
 DAY = 24 * 3600
 
@@ -230,12 +232,7 @@ class CustomRecipe:
 
     def __init__(self, buildout, name, options):
         parameter = options['parameter']
-        configuration = buildout['slap-configuration']
-        try:
-            parameters = json.loads(configuration.get('configuration') or '{}')
-        except ValueError:
-            parameters = {}
-        pem = parameters.get(parameter) or ''
+        pem = partition_parameters(buildout).get(parameter) or ''
         options['custom'] = 'no'
         options['error'] = ''
         key, cert = options['key'], options['cert']

@@ -32,24 +32,26 @@ PRUNE_EVERY = 3600
 BUSY_TIMEOUT = 10                 # seconds to wait for another process's write
 
 
+def _address(value):
+    """The IP address ``value`` (an IPv4-mapped IPv6 address as its IPv4),
+    or None."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    return ip
+
+
 def client_network(address):
     """The network a client address counts as: /24 for IPv4, /64 for IPv6
     (an IPv4-mapped IPv6 address counts as its IPv4)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = _address(address)
+    if ip is None:
         return address.lower()
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 64
     return str(ipaddress.ip_network('%s/%d' % (ip, prefix), strict=False))
-
-
-def _address(value):
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
 
 
 def whitelisted_client(entries, client_address, client_name=''):
@@ -64,8 +66,6 @@ def whitelisted_client(entries, client_address, client_name=''):
       with ``.`` + that name (``example.net`` matches ``mx1.example.net``).
     """
     address = _address(client_address)
-    if address is not None and address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
     name = (client_name or '').lower().rstrip('.')
     if name == 'unknown':
         name = ''
@@ -73,6 +73,7 @@ def whitelisted_client(entries, client_address, client_name=''):
         entry = entry.strip().lower()
         if not entry:
             continue
+        ip = None if '/' in entry else _address(entry)
         if '/' in entry:
             try:
                 network = ipaddress.ip_network(entry, strict=False)
@@ -81,8 +82,8 @@ def whitelisted_client(entries, client_address, client_name=''):
             if address is not None and address.version == network.version \
                     and address in network:
                 return True
-        elif _address(entry) is not None:
-            if address is not None and _address(entry) == address:
+        elif ip is not None:
+            if ip == address:
                 return True
         elif name:
             entry = entry.lstrip('.').rstrip('.')

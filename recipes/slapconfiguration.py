@@ -35,8 +35,6 @@ import json
 import os
 import pwd
 
-from slapos.recipe.slapconfiguration import JsonSchema
-
 
 def serialise(value):
     """An option value as buildout stores it: strings as they are, the rest
@@ -48,9 +46,23 @@ def serialise(value):
     return json.dumps(value, sort_keys=True)
 
 
+def partition_parameters(buildout):
+    """The partition's parameters (``[slap-configuration] configuration``),
+    ``{}`` when there are none: for a recipe that reads a secret itself
+    rather than through an option, which buildout would record."""
+    try:
+        return json.loads(
+            buildout['slap-configuration'].get('configuration') or '{}')
+    except ValueError:
+        return {}
+
+
 class Recipe:
 
     def __init__(self, buildout, name, options):
+        # imported here: partition_parameters() serves modules (certificates,
+        # which the promises import) that must not load the slap client
+        from slapos.recipe.slapconfiguration import JsonSchema
         values = {key: options[key] for key in options.keys()}
         values.setdefault('set-default', 'all')
         values.setdefault('validate-parameters', 'all')

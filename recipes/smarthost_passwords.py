@@ -12,9 +12,8 @@ written atomically on every run, one ``@sender-domain user:password`` line
 per domain of each smarthost that has a login (Postfix's
 ``smtp_sender_dependent_authentication``).
 """
-import json
-
 from .files import write_atomically
+from .slapconfiguration import partition_parameters
 
 
 def password_map(proxy_map):
@@ -33,12 +32,8 @@ class Recipe:
 
     def __init__(self, buildout, name, options):
         self.output = options['output']
-        try:
-            parameters = json.loads(
-                buildout['slap-configuration'].get('configuration') or '{}')
-        except ValueError:
-            parameters = {}
-        self.text = password_map(parameters.get('proxy-map') or {})
+        self.text = password_map(
+            partition_parameters(buildout).get('proxy-map') or {})
 
     def install(self):
         write_atomically(self.output, self.text, 0o600)
