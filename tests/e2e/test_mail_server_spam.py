@@ -7,6 +7,7 @@ import email
 import imaplib
 import os
 import smtplib
+import stat
 import subprocess
 import uuid
 
@@ -204,4 +205,31 @@ def test_a_failing_filter_never_loses_mail(backend):
         assert message.get_payload().startswith('Buy cheap pills')
     finally:
         os.unlink(path)
+    assert not [m for m in backend.queue() if m['queue_name'] == 'deferred']
+
+
+def test_without_its_spam_filter_process_dovecot_runs_bogofilter(backend,
+                                                                 slapos):
+    """Dovecot reaches the long-running spam filter (recipes/spam_filter.py)
+    through its socket. Stopped, it takes its socket away and Dovecot runs
+    bogofilter itself: spam is still filed into Junk, moves still learnt."""
+    socket_path = os.path.join(backend.partition, 'var', 'run', 'dovecot',
+                               'spam-filter', 'bogofilter')
+    assert stat.S_ISSOCK(os.stat(socket_path).st_mode)
+    served = deliver(backend, ALICE, 'pills %s' % uuid.uuid4(), SPAM, 'Junk')
+    assert served['X-Bogosity'].startswith('Spam,'), served['X-Bogosity']
+    slapos.service(backend.partition, 'spam-filter', 'stop')
+    try:
+        assert not os.path.exists(socket_path)
+        run = deliver(backend, ALICE, 'pills %s' % uuid.uuid4(), SPAM, 'Junk')
+        assert run['X-Bogosity'].startswith('Spam,'), run['X-Bogosity']
+        spam, ham = word_list(backend, ALICE)
+        subject = 'unwanted newsletter %s' % uuid.uuid4()
+        deliver(backend, ALICE, subject, HAM)
+        move(backend, ALICE, subject, 'INBOX', 'Junk')
+        wait_for(lambda: word_list(backend, ALICE) == (spam + 1, ham),
+                 'the move learnt by bogofilter run by Dovecot', timeout=10)
+    finally:
+        slapos.service(backend.partition, 'spam-filter', 'start')
+    wait_for(lambda: os.path.exists(socket_path), 'the spam filter back')
     assert not [m for m in backend.queue() if m['queue_name'] == 'deferred']

@@ -1,0 +1,188 @@
+"""The spam filter (recipes/spam_filter.py): Dovecot's program
+protocol, the verdict written as bogofilter -p writes it, and a real
+bogofilter behind a real socket."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from recipes import spam_filter
+
+BOGOFILTER = shutil.which('bogofilter') or '/usr/bin/bogofilter'
+needs_bogofilter = pytest.mark.skipif(
+    not os.path.exists(BOGOFILTER),
+    reason='bogofilter is not installed (scripts/setup.sh installs it)')
+VERDICT = b'X-Bogosity: Spam, tests=bogofilter, spamicity=0.999, version=1.2.5'
+SPAM = ('Subject: win %d\n\nBuy cheap pills now, casino jackpot, free '
+        'lottery money, click here, act now, no prescription.\n')
+HAM = ('Subject: meeting %d\n\nCan we move the project meeting to 3pm? I '
+       'will bring the budget figures for the quarterly report.\n')
+
+
+def test_the_verdict_ends_the_header_in_the_messages_line_endings():
+    assert spam_filter.with_verdict(
+        b'From: a@b\nSubject: hi\n\nbody\n', VERDICT) == (
+        b'From: a@b\nSubject: hi\n' + VERDICT + b'\n\nbody\n')
+    assert spam_filter.with_verdict(
+        b'Subject: hi\r\n\r\nbody\r\n', VERDICT) == (
+        b'Subject: hi\r\n' + VERDICT + b'\r\n\r\nbody\r\n')
+
+
+def test_a_verdict_the_sender_wrote_is_replaced_even_folded():
+    message = (b'Subject: hi\nX-Bogosity: Ham,\n tests=bogofilter\n'
+               b'x-bogosity: Ham\nTo: b@c\n\nX-Bogosity: in the body\n')
+    assert spam_filter.with_verdict(message, VERDICT) == (
+        b'Subject: hi\nTo: b@c\n' + VERDICT + b'\n\nX-Bogosity: in the body\n')
+
+
+def test_a_message_without_body_or_header_keeps_its_shape():
+    assert spam_filter.with_verdict(b'Subject: hi', VERDICT) == (
+        b'Subject: hi\n' + VERDICT + b'\n\n')
+    assert spam_filter.with_verdict(b'\nonly a body\n', VERDICT) == (
+        VERDICT + b'\n\nonly a body\n')
+
+
+def test_the_request_is_read_as_dovecot_writes_it():
+    env, arguments = spam_filter.parse_request([
+        b'VERSION\tscript\t4\t0', b'env_USER=alice@example.com',
+        b'env_HOME=/srv/mail/a\x01tb', b'-', b'-p', b'-e'])
+    assert env == {'USER': 'alice@example.com', 'HOME': '/srv/mail/a\tb'}
+    assert arguments == ['-p', '-e']
+    with pytest.raises(spam_filter.FilterError):
+        spam_filter.parse_request([b'HELO there'])
+    with pytest.raises(spam_filter.FilterError):
+        spam_filter.parse_request([b'VERSION\tscript\t4\t0', b'noreply'])
+
+
+# --- a real bogofilter behind the socket ----------------------------------
+def escape(value):
+    return (value.replace('\x01', '\x011').replace('\t', '\x01t')
+            .replace('\n', '\x01n').replace('\r', '\x01r'))
+
+
+def ask(path, message, home, arguments=('-p', '-e')):
+    """What Dovecot's sieve filter sends, and what it gets back."""
+    request = 'VERSION\tscript\t4\t0\nenv_USER=alice\nenv_HOME=%s\n-\n%s\n' % (
+        escape(home), ''.join(escape(a) + '\n' for a in arguments))
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(30)
+        client.connect(path)
+        client.sendall(request.encode() + message)
+        client.shutdown(socket.SHUT_WR)
+        answer = b''
+        while True:
+            data = client.recv(65536)
+            if not data:
+                return answer
+            answer += data
+
+
+def train(home, count=20):
+    os.makedirs(home, exist_ok=True)
+    for i in range(count):
+        for option, text in (('-s', SPAM), ('-n', HAM)):
+            subprocess.run([BOGOFILTER, option], input=(text % i).encode(),
+                           env=dict(os.environ, HOME=home), check=True)
+
+
+@pytest.fixture
+def spam_filter_socket(tmp_path):
+    path = str(tmp_path / 'bogofilter')
+    with open(path, 'w'):
+        pass        # a stale file where the socket goes
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'recipes.spam_filter', path, BOGOFILTER],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))))
+    deadline = time.time() + 30
+    while not _listening(path):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    yield path
+    process.terminate()
+    process.wait()
+    assert not os.path.exists(path)
+
+
+def _listening(path):
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(path)
+        return True
+    except OSError:
+        return False
+
+
+@needs_bogofilter
+def test_verdicts_are_bogofilters_own(spam_filter_socket, tmp_path):
+    home = str(tmp_path / 'alice')
+    train(home)
+    for text in (SPAM % 99, HAM % 99, (HAM % 98).replace('\n', '\r\n')):
+        direct = subprocess.run([BOGOFILTER, '-p', '-e'], input=text.encode(),
+                                env=dict(os.environ, HOME=home),
+                                capture_output=True, check=True).stdout
+        assert ask(spam_filter_socket, text.encode(), home) == direct + b'+\n'
+    assert b'X-Bogosity: Spam,' in ask(spam_filter_socket, (SPAM % 97).encode(), home)
+
+
+@needs_bogofilter
+def test_without_word_list_or_with_other_options_it_fails(spam_filter_socket,
+                                                          tmp_path):
+    home = str(tmp_path / 'bob')
+    assert ask(spam_filter_socket, (SPAM % 1).encode(), home) == b'-\n'
+    # nothing created in bob's home by asking
+    assert not os.path.exists(home)
+    train(str(tmp_path / 'carol'), 1)
+    for arguments in (('-p',), ('-s', '-v'), ('-d', '/tmp', '-s')):
+        assert ask(spam_filter_socket, (SPAM % 1).encode(),
+                   str(tmp_path / 'carol'), arguments) == b'-\n'
+
+
+def counts(home):
+    """(spam, ham) messages registered in the word list."""
+    dump = subprocess.run(['bogoutil', '-d', os.path.join(
+        home, '.bogofilter', 'wordlist.db')], capture_output=True,
+        text=True, check=True).stdout
+    for line in dump.splitlines():
+        if line.startswith('.MSG_COUNT '):
+            return tuple(int(n) for n in line.split()[1:3])
+
+
+@needs_bogofilter
+def test_moves_are_learnt_between_deliveries(spam_filter_socket, tmp_path):
+    """Learning (the scripts' pipe) goes through the same socket while a
+    stream of deliveries is classified: it never waits for the word list
+    (a bogofilter of its own would poll the lock and could wait forever)."""
+    home = str(tmp_path / 'alice')
+    os.makedirs(home)
+    # the first move creates the word list
+    assert ask(spam_filter_socket, (SPAM % 1).encode(), home, ('-s',)) == b'+\n'
+    assert ask(spam_filter_socket, (HAM % 1).encode(), home, ('-n',)) == b'+\n'
+    assert counts(home) == (1, 1)
+    stop = threading.Event()
+    answers = []
+
+    def deliveries():
+        while not stop.is_set():
+            answers.append(ask(spam_filter_socket, (HAM % 5).encode(), home))
+    stream = threading.Thread(target=deliveries)
+    stream.start()
+    try:
+        time.sleep(0.3)
+        for i in range(10):
+            assert ask(spam_filter_socket, (SPAM % i).encode(), home,
+                       ('-s',)) == b'+\n'
+        # a message moved out of Junk: spam undone, ham registered
+        assert ask(spam_filter_socket, (SPAM % 0).encode(), home,
+                   ('-Sn',)) == b'+\n'
+    finally:
+        stop.set()
+        stream.join()
+    assert counts(home) == (10, 2)
+    assert len(answers) > 10
+    assert all(a.endswith(b'+\n') and b'X-Bogosity: ' in a for a in answers)
