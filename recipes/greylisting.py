@@ -11,8 +11,10 @@ A real mail server retries; most spam engines do not.
 - sender and recipient: the envelope addresses, lower-cased (the null
   sender of a bounce counts as the empty address).
 
-State: one SQLite database in the partition, shared by every smtpd's policy
-process (WAL journal, each decision in its own immediate transaction).
+State: one SQLite database in the partition (WAL journal, each decision in
+its own immediate transaction, so that several processes may share it); the
+policy daemon's threads share one ``Greylist``, whose connection a lock
+keeps to one decision at a time.
 Triplets never retried are forgotten after ``RETRY_WINDOW``, passed ones
 after ``MAX_AGE`` without mail; pruning runs when a process starts and then
 at most every ``PRUNE_EVERY`` seconds.
@@ -24,6 +26,7 @@ configuration) are matched by ``whitelisted_client`` and
 import ipaddress
 import os
 import sqlite3
+import threading
 import time
 
 RETRY_WINDOW = 2 * 24 * 3600      # a first attempt not retried within: forgotten
@@ -112,20 +115,22 @@ def whitelisted_recipient(entries, recipient):
 
 
 class Greylist:
-    """The triplets database at ``path``."""
+    """The triplets database at ``path``, safe across threads."""
 
     def __init__(self, path, delay, now=time.time):
         self.path = path
         self.delay = delay
         self.now = now
         self.pruned = 0
+        self.lock = threading.Lock()
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         old_umask = os.umask(0o077)
         try:
             self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT,
-                                      isolation_level=None)
+                                      isolation_level=None,
+                                      check_same_thread=False)
             self.db.execute('PRAGMA journal_mode=WAL')
             self.db.execute(
                 'CREATE TABLE IF NOT EXISTS triplet (key TEXT PRIMARY KEY, '
@@ -135,11 +140,15 @@ class Greylist:
             os.umask(old_umask)
 
     def close(self):
-        self.db.close()
+        with self.lock:
+            self.db.close()
 
     def prune(self, now=None):
         """Forget the expired triplets; return how many."""
-        now = self.now() if now is None else now
+        with self.lock:
+            return self._prune(self.now() if now is None else now)
+
+    def _prune(self, now):
         cursor = self.db.execute(
             'DELETE FROM triplet WHERE (passed = 0 AND first < ?) '
             'OR last < ?', (now - RETRY_WINDOW, now - MAX_AGE))
@@ -149,11 +158,17 @@ class Greylist:
     def check(self, client_address, sender, recipient):
         """``0`` when the triplet may pass, else the seconds to wait before
         a retry is let through (a first attempt is recorded)."""
-        now = self.now()
-        if now - self.pruned >= PRUNE_EVERY:
-            self.prune(now)
         key = '%s/%s/%s' % (client_network(client_address),
                             (sender or '').lower(), (recipient or '').lower())
+        with self.lock:
+            wait = self._check(key, self.now())
+        if wait <= 0:
+            return 0
+        return max(1, int(wait + 0.999))
+
+    def _check(self, key, now):
+        if now - self.pruned >= PRUNE_EVERY:
+            self._prune(now)
         self.db.execute('BEGIN IMMEDIATE')
         try:
             row = self.db.execute(
@@ -175,6 +190,4 @@ class Greylist:
         except BaseException:
             self.db.execute('ROLLBACK')
             raise
-        if wait <= 0:
-            return 0
-        return max(1, int(wait + 0.999))
+        return wait

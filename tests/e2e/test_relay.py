@@ -302,6 +302,35 @@ def test_no_port_relays_for_a_stranger(deployment):
             assert code >= 400, (port, tls, code)
 
 
+def test_with_the_policy_daemon_down_mail_waits_and_nothing_gets_through(
+        deployment, slapos):
+    """Postfix answers 4xx while its policy daemon is down (the sender's
+    server tries again later); the daemon started again over the socket it
+    left behind answers at once."""
+    partition = deployment['node-partition']
+    backend1 = deployment['backend1']['imap-smtp-ipv6']
+    slapos.service(partition, 'relay-policy', 'stop')
+    try:
+        for source, sender in ((backend1, 'testmail@' + MAIL1),
+                               (backend1, 'testmail@' + MAIL2),
+                               (STRANGER, 'testmail@' + MAIL1)):
+            with submission(deployment, source) as s:
+                code = rcpt_code(s, sender, 'david@gmail.com')
+            assert 400 <= code < 500, (source, sender, code)
+    finally:
+        slapos.service(partition, 'relay-policy', 'start')
+    deadline = time.time() + 30
+    while True:
+        with submission(deployment, backend1) as s:
+            code = rcpt_code(s, 'testmail@' + MAIL1, 'david@gmail.com')
+        if code == 250:
+            break
+        assert time.time() < deadline, code
+        time.sleep(0.5)
+    with submission(deployment, backend1) as s:
+        assert rcpt_code(s, 'testmail@' + MAIL2, 'david@gmail.com') == 554
+
+
 # -- queue and retry -------------------------------------------------------------
 def test_backend_down_mail_queued_then_all_delivered(deployment, slapos):
     backend = deployment['backend1']
@@ -389,10 +418,12 @@ def test_the_node_daemons_run_as_the_unprivileged_user(deployment):
         cmdline = ' '.join(process.info['cmdline'] or [])
         if partition not in cmdline:
             continue
-        for name in ('postfix/master', 'dovecot', 'opendkim'):
+        for name in ('postfix/master', 'dovecot', 'opendkim',
+                     'recipes.relay_policy'):
             if name in cmdline and 'supervisord' not in cmdline:
                 daemons.setdefault(name, []).append(process)
-    assert sorted(daemons) == ['dovecot', 'opendkim', 'postfix/master']
+    assert sorted(daemons) == ['dovecot', 'opendkim', 'postfix/master',
+                               'recipes.relay_policy']
     for processes in daemons.values():
         for master in processes:
             tree = [master] + master.children(recursive=True)

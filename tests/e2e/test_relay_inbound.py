@@ -11,7 +11,8 @@ records what it receives), a third-party smarthost and a DNS server.
   that warns before it expires; a node given a key that does not match its
   certificate keeps serving its self-signed one and its promise says why;
 - promises: the certificate served, the deferred queue, each smarthost's
-  login (run by slapgrid's promise launcher on the node's partition);
+  login, the policy daemon (run by slapgrid's promise launcher on the
+  node's partition);
 - check-mx: with no usable DNS the domain is still accepted and works.
 """
 import json
@@ -279,8 +280,13 @@ def test_a_refused_custom_certificate_leaves_the_self_signed_one_served(
 def test_the_served_certificate_and_queue_promises_pass(deployment):
     plugins = os.listdir(os.path.join(deployment['partition'], 'etc', 'plugin'))
     for name in ('smtp-certificate', 'deferred-queue', 'smarthost-provider',
-                 'smtp-port-listening', 'submission-port-listening'):
+                 'smtp-port-listening', 'submission-port-listening',
+                 'inbound-policy-answering', 'outbound-policy-answering'):
         assert name + '.py' in plugins, plugins
+    for mode in ('inbound', 'outbound'):
+        result = run_promise(deployment['partition'],
+                             mode + '-policy-answering')
+        assert not result['failed'], result
     result = run_promise(deployment['partition'], 'smtp-certificate')
     assert not result['failed'], result
     result = run_promise(deployment['partition'], 'deferred-queue',
@@ -358,6 +364,10 @@ def test_the_submission_port_never_greylists_nor_checks_spf(deployment, slapos):
     submission = [l for l in services if ':10587/inet/' in l]
     assert 'smtpd_recipient_restrictions=' in [
         l.split('/inet/', 1)[1].replace(' ', '') for l in submission]
-    assert not any('inpolicy' in l for l in submission)
-    assert 'check_policy_service unix:private/inpolicy' in postconf(
+    socket_path = os.path.join(deployment['partition'], 'var', 'run',
+                               'inbound-policy.sock')
+    assert not any('inbound-policy' in l for l in submission)
+    assert 'check_policy_service unix:%s' % socket_path in postconf(
         '-h', 'smtpd_recipient_restrictions')
+    # the policy daemon's socket: the partition's user only
+    assert os.stat(socket_path).st_mode & 0o777 == 0o600

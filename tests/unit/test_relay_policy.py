@@ -215,26 +215,33 @@ def test_no_dns_is_a_temperror_never_a_refusal(tmp_path):
         '198.51.100.9', 'a@strict.example', 'mx.out.example')
     assert result == 'temperror', explanation
     # the policy then lets the message through, with the header
-    policy = relay_policy.Inbound({
+    checks = relay_policy.InboundChecks({
         'greylisting': {'enable': False},
         'spf': {'enable': True, 'nameservers': ['127.0.0.1:9'], 'timeout': 2}})
-    assert relay_policy.Inbound.decide(policy, {
+    assert relay_policy.Inbound(lambda: checks).decide(checks, {
         'client_address': '198.51.100.9', 'sender': 'a@strict.example',
         'recipient': 'b@in.example', 'instance': '1'}).startswith(
             'PREPEND Received-SPF: TempError')
 
 
 # -- inbound: the whole policy -----------------------------------------------------
-def inbound(tmp_path, dns_server, **greylisting_config):
+def inbound_config(tmp_path, dns_server, **greylisting_config):
     grey = {'enable': True, 'greylisting-delay': 60}
     grey.update(greylisting_config)
-    return relay_policy.Inbound({
+    return {
         'greylisting': grey,
         'spf': {'enable': True, 'nameservers': [dns_server.address],
                 'timeout': 5},
         'trusted-clients': ['fd00::1', '127.0.0.0/8', '::1'],
         'database': str(tmp_path / 'grey.sqlite'),
-        'log-file': str(tmp_path / 'policy.log'), 'receiver': 'relay.test'})
+        'log-file': str(tmp_path / 'policy.log'), 'receiver': 'relay.test'}
+
+
+def inbound(tmp_path, dns_server, **greylisting_config):
+    """The inbound policy of one connection."""
+    checks = relay_policy.InboundChecks(
+        inbound_config(tmp_path, dns_server, **greylisting_config))
+    return relay_policy.Inbound(lambda: checks)
 
 
 def ask(policy, client='198.51.100.9', sender='a@soft.example',
@@ -279,37 +286,19 @@ def test_inbound_whitelists_and_trusted_clients(tmp_path, dns_server):
     assert ask(policy, client='127.0.0.1', sender='a@strict.example') == 'DUNNO'
 
 
+def test_trusted_clients_open_neither_the_resolver_nor_the_database(
+        tmp_path, dns_server):
+    policy = inbound(tmp_path, dns_server)
+    assert ask(policy, client='fd00::1') == 'DUNNO'
+    assert ask(policy, client='127.0.0.1') == 'DUNNO'
+    assert policy.checks().opened == {}
+    assert not (tmp_path / 'grey.sqlite').exists()
+
+
 def test_a_broken_policy_lets_mail_through(tmp_path, dns_server):
     policy = inbound(tmp_path, dns_server)
-    policy.greylist.db.close()       # any error in a decision
+    policy.checks().greylist.db.close()       # any error in a decision
     assert ask(policy, sender='a@nowhere.example') == 'DUNNO'
-
-
-def test_the_inbound_policy_process(tmp_path, dns_server):
-    import json
-    import subprocess
-    import sys
-    config = tmp_path / 'inbound.json'
-    config.write_text(json.dumps({
-        'greylisting': {'enable': True, 'greylisting-delay': 30},
-        'spf': {'enable': True, 'nameservers': [dns_server.address],
-                'timeout': 5},
-        'database': str(tmp_path / 'grey.sqlite')}))
-    request = ('request=smtpd_access_policy\nprotocol_state=RCPT\n'
-               'client_address=198.51.100.9\nsender=a@%s\n'
-               'recipient=b@in.example\ninstance=%s\n\n')
-    out = subprocess.run(
-        [sys.executable, '-m', 'recipes.relay_policy', 'inbound', str(config)],
-        input=request % ('soft.example', 1) + request % ('strict.example', 2),
-        capture_output=True, text=True, timeout=60,
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))))
-    assert out.returncode == 0, out.stderr
-    answers = out.stdout.split('\n\n')
-    assert answers[0] == ('action=DEFER_IF_PERMIT 4.7.1 Greylisted, retry in '
-                          '30 seconds')
-    assert answers[1].startswith('action=550 5.7.23 SPF check failed for '
-                              '<a@strict.example>')
 
 
 def test_spf_is_looked_up_once_per_message(tmp_path, dns_server):
@@ -319,3 +308,277 @@ def test_spf_is_looked_up_once_per_message(tmp_path, dns_server):
         ask(policy, sender='x@soft.example', recipient=recipient,
             instance='many')
     assert len(dns_server.queries) - before == 1
+
+
+# -- the daemon: a thread per connection, configuration read again -----------------
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+
+@pytest.fixture
+def sockets():
+    """A short directory for unix sockets (their paths are limited to 108
+    bytes, which a pytest tmp_path may exceed)."""
+    directory = tempfile.mkdtemp(prefix='policy-')
+    yield directory
+    for name in os.listdir(directory):
+        os.unlink(os.path.join(directory, name))
+    os.rmdir(directory)
+
+
+class Client:
+    """A connection to a policy socket, as one smtpd process keeps it."""
+
+    def __init__(self, path):
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.socket.settimeout(30)
+        self.socket.connect(path)
+        self.file = self.socket.makefile('rw', encoding='utf-8', newline='\n')
+
+    def ask(self, **request):
+        self.file.write(''.join('%s=%s\n' % item for item in request.items())
+                        + '\n')
+        self.file.flush()
+        answer = self.file.readline()
+        assert self.file.readline() == '\n'
+        assert answer.startswith('action='), answer
+        return answer[len('action='):].rstrip('\n')
+
+    def close(self):
+        self.file.close()
+        self.socket.close()
+
+
+@pytest.fixture
+def serving(sockets):
+    """``serve(mode, config path)``: the path of a socket that a
+    ``PolicyServer`` of the policy answers on (in this process, as the
+    daemon's threads would)."""
+    servers = []
+
+    def serve(mode, config_path):
+        path = os.path.join(sockets, '%s-%d.sock' % (mode, len(servers)))
+        server = relay_policy.PolicyServer(
+            path, relay_policy.POLICIES[mode](config_path))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return path
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def write_json(path, value):
+    """As buildout would: a new file in place of the old."""
+    with open(str(path) + '.new', 'w') as f:
+        json.dump(value, f)
+    os.rename(str(path) + '.new', str(path))
+
+
+def test_two_connections_at_once_each_with_its_own_message_state(
+        tmp_path, dns_server, serving):
+    config = tmp_path / 'inbound.json'
+    write_json(config, inbound_config(tmp_path, dns_server, enable=False))
+    path = serving('inbound', config)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    first, second = Client(path), Client(path)
+    try:
+        request = dict(client_address='198.51.100.9', sender='a@soft.example',
+                       helo_name='mx.out.example', instance='same-id')
+        # both connections stay open: the server answers each in turn
+        assert first.ask(recipient='a@in.example', **request).startswith(
+            'PREPEND Received-SPF: SoftFail')
+        # the other smtpd's message (its queue id may be the same) gets
+        # its own header: what a connection was given stays its own
+        assert second.ask(recipient='a@in.example', **request).startswith(
+            'PREPEND Received-SPF: SoftFail')
+        assert first.ask(recipient='b@in.example', **request) == 'DUNNO'
+        assert second.ask(recipient='b@in.example', **request) == 'DUNNO'
+    finally:
+        first.close()
+        second.close()
+
+
+def test_concurrent_connections_are_answered_in_parallel(tmp_path, serving,
+                                                         monkeypatch):
+    # each check takes a second (an unanswered DNS lookup, say): twenty
+    # connections at once take about one second, not twenty
+    config = tmp_path / 'outbound.json'
+    write_json(config, {'domains': DOMAINS})
+    path = serving('outbound', config)
+    real = relay_policy.outbound_action
+    answers = []
+
+    def slow(request, domains):
+        time.sleep(1)
+        return real(request, domains)
+
+    def one():
+        client = Client(path)
+        try:
+            answers.append(client.ask(client_address='fd00::2',
+                                      sender='a@ip.example'))
+        finally:
+            client.close()
+    monkeypatch.setattr(relay_policy, 'outbound_action', slow)
+    started = time.monotonic()
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    took = time.monotonic() - started
+    assert answers == ['OK'] * 20
+    assert took < 10, took
+
+
+def test_a_new_configuration_is_read_at_the_next_request(tmp_path, serving):
+    config = tmp_path / 'outbound.json'
+    write_json(config, {'domains': DOMAINS})
+    client = Client(serving('outbound', config))
+    try:
+        request = dict(client_address='fd00::7', sender='a@new.example')
+        assert client.ask(**request).startswith('REJECT 5.7.1 Relay access')
+        # a new backend's domain: on the same connection, at once
+        write_json(config, {'domains': DOMAINS + [{
+            'name': 'new.example', 'mail-server-host': 'fd00::7'}]})
+        assert client.ask(**request) == 'OK'
+        # a file being written (not JSON yet) leaves the previous one in force
+        with open(str(config), 'w') as f:
+            f.write('{"domains": [')
+        assert client.ask(**request) == 'OK'
+        write_json(config, {'domains': DOMAINS})
+        assert client.ask(**request).startswith('REJECT 5.7.1 Relay access')
+    finally:
+        client.close()
+
+
+def test_the_inbound_configuration_is_read_again_too(tmp_path, dns_server,
+                                                       serving):
+    config = tmp_path / 'inbound.json'
+    settings = inbound_config(tmp_path, dns_server)
+    write_json(config, settings)
+    client = Client(serving('inbound', config))
+    try:
+        request = dict(client_address='203.0.113.5', sender='a@soft.example',
+                       recipient='b@in.example', instance='1')
+        assert client.ask(**request).startswith('DEFER_IF_PERMIT')
+        # a new backend is trusted: neither SPF nor greylisting
+        settings['trusted-clients'].append('203.0.113.5')
+        write_json(config, settings)
+        assert client.ask(**request) == 'DUNNO'
+    finally:
+        client.close()
+
+
+def test_the_greylist_is_shared_by_threads(tmp_path):
+    grey = greylisting.Greylist(str(tmp_path / 'grey.sqlite'), 3600)
+    results, errors = [], []
+
+    def hammer():
+        try:
+            results.extend(grey.check('192.0.2.%d' % i, 'a@x.example',
+                                      'b@y.example') for i in range(50))
+        except Exception as e:
+            errors.append(e)
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(results) == 400
+    assert all(r > 0 for r in results)
+    assert grey.db.execute('SELECT count(*) FROM triplet').fetchone()[0] == 1
+
+
+def wait_for_socket(path, process, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            Client(path).close()
+            return
+        except OSError:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, 'nothing answers on ' + path
+            time.sleep(0.05)
+
+
+def test_the_daemon_serves_both_policies_over_a_stale_socket(
+        tmp_path, dns_server, sockets):
+    inbound_path = os.path.join(sockets, 'inbound.sock')
+    outbound_path = os.path.join(sockets, 'outbound.sock')
+    # a socket left behind by a daemon that was killed
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(inbound_path)
+    stale.close()
+    (tmp_path / 'inbound.json').write_text(json.dumps({
+        'greylisting': {'enable': True, 'greylisting-delay': 30},
+        'spf': {'enable': True, 'nameservers': [dns_server.address],
+                'timeout': 5},
+        'database': str(tmp_path / 'grey.sqlite')}))
+    write_json(tmp_path / 'outbound.json', {'domains': DOMAINS})
+    daemon = subprocess.Popen(
+        [sys.executable, '-m', 'recipes.relay_policy',
+         'outbound', outbound_path, str(tmp_path / 'outbound.json'),
+         'inbound', inbound_path, str(tmp_path / 'inbound.json')],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_socket(inbound_path, daemon)
+        wait_for_socket(outbound_path, daemon)
+        for path in (inbound_path, outbound_path):
+            assert os.stat(path).st_mode & 0o777 == 0o600
+        client = Client(inbound_path)
+        request = dict(request='smtpd_access_policy', protocol_state='RCPT',
+                       client_address='198.51.100.9',
+                       recipient='b@in.example')
+        assert client.ask(sender='a@soft.example', instance='1', **request) \
+            == 'DEFER_IF_PERMIT 4.7.1 Greylisted, retry in 30 seconds'
+        assert client.ask(sender='a@strict.example', instance='2', **request) \
+            .startswith('550 5.7.23 SPF check failed for <a@strict.example>')
+        client.close()
+        client = Client(outbound_path)
+        assert client.ask(client_address='fd00::2', sender='a@ip.example') \
+            == 'OK'
+        # an unknown sender is still refused
+        assert client.ask(client_address='fd00::2', sender='a@cert.example') \
+            .startswith('REJECT 5.7.1 <a@cert.example>')
+        assert client.ask(client_address='fd00::9', sender='a@ip.example') \
+            .startswith('REJECT 5.7.1 Relay access denied')
+        client.close()
+    finally:
+        daemon.terminate()
+        _, stderr = daemon.communicate(timeout=30)
+    assert 'policies on %s, %s' % (outbound_path, inbound_path) in stderr
+
+
+def test_a_daemon_with_an_unreadable_configuration_does_not_start(
+        tmp_path, sockets):
+    out = subprocess.run(
+        [sys.executable, '-m', 'recipes.relay_policy', 'outbound',
+         os.path.join(sockets, 'outbound.sock'), str(tmp_path / 'none.json')],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and 'none.json' in out.stderr
+
+
+def test_the_promise_asks_each_policy_as_a_trusted_client(
+        tmp_path, dns_server, serving, sockets):
+    from recipes.promise.policy_answering import answer
+    write_json(tmp_path / 'inbound.json',
+               inbound_config(tmp_path, dns_server))
+    write_json(tmp_path / 'outbound.json', {'domains': DOMAINS})
+    assert answer(serving('inbound', tmp_path / 'inbound.json')) \
+        == 'action=DUNNO'
+    assert not (tmp_path / 'grey.sqlite').exists()    # nothing recorded
+    assert answer(serving('outbound', tmp_path / 'outbound.json')) \
+        .startswith('action=REJECT 5.7.1 Relay access denied')
+    with pytest.raises(OSError):
+        answer(os.path.join(sockets, 'nobody.sock'))
