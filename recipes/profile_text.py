@@ -1,5 +1,6 @@
 """Data written into the text of a buildout profile (the type profiles are
 Jinja2 templates that render the partition's parameters into buildout)."""
+import importlib.util
 import json
 
 
@@ -10,3 +11,11 @@ def json_value(value):
     for it (``$$`` stays ``$$``), so a ``{`` that follows a ``$`` is written
     as the JSON escape ``\\u007b``, which decodes to the same string."""
     return json.dumps(value, sort_keys=True).replace('${', '$\\u007b')
+
+
+def source_files(*modules):
+    """The files of these modules (found, not imported), for a long-running
+    service's ``hash-existing-files``: a new release of its code restarts
+    it, as a change of its configuration needs not."""
+    return ' '.join(importlib.util.find_spec(module).origin
+                    for module in modules)

@@ -359,13 +359,6 @@ def servers(argv):
     return found
 
 
-def code_files():
-    """The source files the daemon runs: the instance profile restarts it
-    when they change (a new release), as the configuration needs not."""
-    return [os.path.abspath(path) for path in (
-        __file__, greylisting.__file__, spf_check.__file__)]
-
-
 def main(argv=None):
     listening = servers(sys.argv[1:] if argv is None else argv)
     for server in listening[1:]:

@@ -1,5 +1,8 @@
 import json
+import os
+import sys
 
+from recipes import profile_text
 from recipes.profile_text import json_value
 
 
@@ -8,3 +11,13 @@ def test_json_for_buildout_never_holds_a_substitution_and_decodes_the_same():
     text = json_value(value)
     assert '${' not in text and '\n' not in text
     assert json.loads(text) == value
+
+
+def test_source_files_are_the_modules_files_without_importing_them():
+    sys.modules.pop('recipes.spam_filter', None)
+    files = profile_text.source_files('recipes.spam_filter',
+                                      'recipes.greylisting').split(' ')
+    assert [os.path.basename(f) for f in files] == ['spam_filter.py',
+                                                    'greylisting.py']
+    assert all(os.path.isabs(f) and os.path.exists(f) for f in files)
+    assert 'recipes.spam_filter' not in sys.modules
