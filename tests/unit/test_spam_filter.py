@@ -186,3 +186,18 @@ def test_moves_are_learnt_between_deliveries(spam_filter_socket, tmp_path):
     assert counts(home) == (10, 2)
     assert len(answers) > 10
     assert all(a.endswith(b'+\n') and b'X-Bogosity: ' in a for a in answers)
+
+
+@needs_bogofilter
+def test_a_message_too_big_is_not_classified_and_held_in_memory(
+        spam_filter_socket, tmp_path):
+    home = str(tmp_path / 'alice')
+    train(home, 2)
+    big = (SPAM % 1).encode() + b'x' * spam_filter.MAX_SIZE
+    try:
+        answer = ask(spam_filter_socket, big, home)
+    except OSError:
+        answer = b'-\n'     # refused before Dovecot wrote it all: a failure
+    assert answer == b'-\n'
+    # the next message is classified
+    assert ask(spam_filter_socket, (SPAM % 2).encode(), home).endswith(b'+\n')
