@@ -252,6 +252,7 @@ def serve(socket_path, bogofilter):
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     stopping = []
+    swept = 0.0
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.append(True))
     try:
@@ -290,9 +291,12 @@ def serve(socket_path, bogofilter):
                     pass    # the client went away: it fails the filter
                 selector.unregister(connection.socket)
                 connection.socket.close()
+            now = time.monotonic()
+            if now - swept < IDLE:
+                continue
+            swept = now
             spam_filter.close_idle()
             # a client that never finishes its request is let go
-            now = time.monotonic()
             for key in list(selector.get_map().values()):
                 if key.data and now - key.data.started > TIMEOUT * 6:
                     selector.unregister(key.fileobj)

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.deployment import MAIL_SERVER, imaps_find, insecure_tls, send
+from tests.e2e.test_relay_inbound import run_promise
 from tests.e2e.test_mail_server import (Backend, PASSWORD,
                                         activate_sieve_script,
                                         imaps_subjects, wait_for)
@@ -216,11 +217,17 @@ def test_without_its_spam_filter_process_dovecot_runs_bogofilter(backend,
     socket_path = os.path.join(backend.partition, 'var', 'run', 'dovecot',
                                'spam-filter', 'bogofilter')
     assert stat.S_ISSOCK(os.stat(socket_path).st_mode)
+    promise = 'spam-filter-answering'
+    assert not run_promise(backend.partition, promise, anomaly=True)['failed']
     served = deliver(backend, ALICE, 'pills %s' % uuid.uuid4(), SPAM, 'Junk')
     assert served['X-Bogosity'].startswith('Spam,'), served['X-Bogosity']
     slapos.service(backend.partition, 'spam-filter', 'stop')
     try:
         assert not os.path.exists(socket_path)
+        # the promise says so (an alarm, never a failed deployment: mail
+        # is still classified)
+        result = run_promise(backend.partition, promise, anomaly=True)
+        assert 'spam filter does not answer' in result['message'], result
         run = deliver(backend, ALICE, 'pills %s' % uuid.uuid4(), SPAM, 'Junk')
         assert run['X-Bogosity'].startswith('Spam,'), run['X-Bogosity']
         spam, ham = word_list(backend, ALICE)

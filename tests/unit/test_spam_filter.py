@@ -201,3 +201,12 @@ def test_a_message_too_big_is_not_classified_and_held_in_memory(
     assert answer == b'-\n'
     # the next message is classified
     assert ask(spam_filter_socket, (SPAM % 2).encode(), home).endswith(b'+\n')
+
+
+@needs_bogofilter
+def test_the_promise_asks_for_a_verdict_that_reads_nothing(
+        spam_filter_socket, tmp_path):
+    from recipes.promise.spam_filter_answering import answer
+    assert answer(spam_filter_socket) == b'-\n'
+    with pytest.raises(OSError):
+        answer(str(tmp_path / 'nobody'))

@@ -1,0 +1,47 @@
+"""Promise: the spam filter (recipes/spam_filter.py) answers on its unix
+socket ``socket``. It asks for the verdict of a user without a word list,
+which reads nothing and is answered at once: a failure (``-``)."""
+import socket
+
+from recipes.promise import AlarmPromise
+
+REQUEST = (b'VERSION\tscript\t4\t0\nenv_HOME=/nonexistent/promise\n-\n'
+           b'-p\n-e\n\nSubject: promise\n\n')
+
+
+def answer(path, timeout=10):
+    """The spam filter's whole answer to ``REQUEST``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(REQUEST)
+        s.shutdown(socket.SHUT_WR)
+        received = b''
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return received
+            received += chunk
+
+
+class RunPromise(AlarmPromise):
+
+    def sense(self):
+        path = self.getConfig('socket')
+        try:
+            received = answer(path)
+        except OSError as e:
+            self.logger.error(
+                'the spam filter does not answer on %s (%s): until it does, '
+                'delivered mail is marked "not classified" (a stale socket) '
+                'or classified by bogofilter run by Dovecot; see the '
+                'spam-filter service', path, e)
+            return
+        if received == b'-\n':
+            self.logger.info('the spam filter answers on %s', path)
+        else:
+            self.logger.error('the spam filter on %s answers %r, not "-"',
+                              path, received[:80])
+
+    def anomaly(self):
+        return self._test(result_count=3, failure_amount=3)
