@@ -59,7 +59,12 @@ _UNESCAPE = {b'0': b'\0', b'1': b'\1', b't': b'\t', b'r': b'\r', b'n': b'\n'}
 
 
 class FilterError(Exception):
-    pass
+    """A request not served: Dovecot is answered a failure, the reason
+    logged (stderr, the service's log)."""
+
+
+class NoWordList(FilterError):
+    """Most users never train their filter: not worth a log line each."""
 
 
 def unescape(field):
@@ -136,7 +141,7 @@ class WordList:
         if self.process is None:
             if not os.path.exists(os.path.join(self.directory, 'wordlist.db')):
                 # as bogofilter -p -e exits 3: the script says so
-                raise FilterError('no word list yet in %s' % self.directory)
+                raise NoWordList(self.directory)
             self.process = subprocess.Popen(
                 [self.bogofilter, '-b', '-v', '-d', self.directory],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -221,7 +226,10 @@ class SpamFilter:
                 return b'+\n'
             raise FilterError('bogofilter %s is not served'
                               % ' '.join(arguments))
-        except FilterError:
+        except NoWordList:
+            return b'-\n'
+        except FilterError as e:
+            print('spam filter: %s' % e, file=sys.stderr, flush=True)
             return b'-\n'
 
 

@@ -95,9 +95,10 @@ def spam_filter_socket(tmp_path):
     path = str(tmp_path / 'bogofilter')
     with open(path, 'w'):
         pass        # a stale file where the socket goes
+    log = open(str(tmp_path / 'spam-filter.log'), 'w')
     process = subprocess.Popen(
         [sys.executable, '-m', 'recipes.spam_filter', path, BOGOFILTER],
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+        stderr=log, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
             os.path.abspath(__file__)))))
     deadline = time.time() + 30
     while not _listening(path):
@@ -106,6 +107,7 @@ def spam_filter_socket(tmp_path):
     yield path
     process.terminate()
     process.wait()
+    log.close()
     assert not os.path.exists(path)
 
 
@@ -141,6 +143,14 @@ def test_without_word_list_or_with_other_options_it_fails(spam_filter_socket,
     for arguments in (('-p',), ('-s', '-v'), ('-d', '/tmp', '-s')):
         assert ask(spam_filter_socket, (SPAM % 1).encode(),
                    str(tmp_path / 'carol'), arguments) == b'-\n'
+    # a word list bogofilter cannot read: the reason goes to the log
+    dave = tmp_path / 'dave'
+    (dave / '.bogofilter').mkdir(parents=True)
+    (dave / '.bogofilter' / 'wordlist.db').write_bytes(b'not a database\n')
+    assert ask(spam_filter_socket, (SPAM % 1).encode(), str(dave)) == b'-\n'
+    log = (tmp_path / 'spam-filter.log').read_text()
+    assert 'bogofilter gave no verdict' in log, log
+    assert 'bob' not in log           # no word list: nothing logged
 
 
 def counts(home):
