@@ -76,6 +76,33 @@ def unescape(field):
                                for p in parts[1:])
 
 
+def escape(text):
+    """Dovecot's tab-escaping of one protocol field (what ``unescape``
+    undoes)."""
+    return (text.replace(b'\1', b'\0011').replace(b'\0', b'\0010')
+            .replace(b'\t', b'\1t').replace(b'\r', b'\1r')
+            .replace(b'\n', b'\1n'))
+
+
+def ask(path, home, arguments, message, timeout=10):
+    """As Dovecot's sieve asks the program behind ``path`` (for the
+    promise and the tests): the whole answer, ``+`` or ``-`` last."""
+    request = b'VERSION\tscript\t4\t0\nenv_HOME=%s\n-\n%s\n' % (
+        escape(home.encode()),
+        b''.join(escape(a.encode()) + b'\n' for a in arguments))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        client.connect(path)
+        client.sendall(request + message)
+        client.shutdown(socket.SHUT_WR)
+        answer = []
+        while True:
+            chunk = client.recv(1 << 16)
+            if not chunk:
+                return b''.join(answer)
+            answer.append(chunk)
+
+
 def parse_request(lines):
     """(environment, arguments) of a request, given its lines up to the
     empty one that ends them."""

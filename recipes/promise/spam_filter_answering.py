@@ -1,27 +1,15 @@
 """Promise: the spam filter (recipes/spam_filter.py) answers on its unix
 socket ``socket``. It asks for the verdict of a user without a word list,
 which reads nothing and is answered at once: a failure (``-``)."""
-import socket
-
+from recipes import spam_filter
 from recipes.promise import AlarmPromise
-
-REQUEST = (b'VERSION\tscript\t4\t0\nenv_HOME=/nonexistent/promise\n-\n'
-           b'-p\n-e\n\nSubject: promise\n\n')
 
 
 def answer(path, timeout=10):
-    """The spam filter's whole answer to ``REQUEST``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(REQUEST)
-        s.shutdown(socket.SHUT_WR)
-        received = b''
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                return received
-            received += chunk
+    """The spam filter's whole answer to a request for the verdict of a
+    user without a word list."""
+    return spam_filter.ask(path, '/nonexistent/promise', spam_filter.CLASSIFY,
+                           b'Subject: promise\n\n', timeout)
 
 
 class RunPromise(AlarmPromise):

@@ -60,26 +60,15 @@ def test_the_request_is_read_as_dovecot_writes_it():
 
 
 # --- a real bogofilter behind the socket ----------------------------------
-def escape(value):
-    return (value.replace('\x01', '\x011').replace('\t', '\x01t')
-            .replace('\n', '\x01n').replace('\r', '\x01r'))
-
-
-def ask(path, message, home, arguments=('-p', '-e')):
+def ask(path, message, home, arguments=spam_filter.CLASSIFY):
     """What Dovecot's sieve filter sends, and what it gets back."""
-    request = 'VERSION\tscript\t4\t0\nenv_USER=alice\nenv_HOME=%s\n-\n%s\n' % (
-        escape(home), ''.join(escape(a) + '\n' for a in arguments))
-    with socket.socket(socket.AF_UNIX) as client:
-        client.settimeout(30)
-        client.connect(path)
-        client.sendall(request.encode() + message)
-        client.shutdown(socket.SHUT_WR)
-        answer = b''
-        while True:
-            data = client.recv(65536)
-            if not data:
-                return answer
-            answer += data
+    return spam_filter.ask(path, home, arguments, message, timeout=30)
+
+
+def test_fields_are_escaped_as_dovecot_does_and_back():
+    field = b'a\tb\nc\rd\1e\0f'
+    assert b'\t' not in spam_filter.escape(field)
+    assert spam_filter.unescape(spam_filter.escape(field)) == field
 
 
 def train(home, count=20):
