@@ -2,12 +2,14 @@
 classifies every delivered message with the user's bogofilter word list,
 and teaches the word list what the user moves into and out of Junk.
 
-The global Sieve scripts run ``bogofilter``: ``filter "bogofilter" ["-p",
-"-e"]`` before each delivery (spam-classify.sieve), ``pipe "bogofilter"
+The global Sieve scripts run ``bogofilter``: ``execute :pipe :output
+"verdict" "bogofilter" ["-v", "-e"]`` before each delivery
+(spam-classify.sieve: the X-Bogosity line alone comes back, the script adds
+it with editheader, Dovecot keeps the message it has), ``pipe "bogofilter"
 ["-s"]`` and the like when the user moves a message (spam-learn-*.sieve).
-Dovecot looks for a socket named after the program (``sieve_filter_socket_dir``,
-``sieve_pipe_socket_dir``) before the program itself: this process listens
-there, so a delivery costs a connection instead of a fork of the LMTP
+Dovecot looks for a socket named after the program
+(``sieve_execute_socket_dir``, ``sieve_pipe_socket_dir``) before the program
+itself: this process listens there, so a delivery costs a connection instead of a fork of the LMTP
 process and an exec of bogofilter, which together cost nearly as much CPU
 as the rest of Dovecot's delivery. It keeps one ``bogofilter -b -v`` (bulk mode:
 a message file name in, its X-Bogosity line out) per word list, the word
@@ -20,24 +22,26 @@ list, classifying and learning take turns (the bulk process is closed, the
 learner runs, the next message opens a new one). A bulk process is also
 closed after a short idle time, for the tools an administrator runs.
 
+A user without a word list (before the first move into or out of Junk:
+most users never train) gets an Unsure verdict that says so, at once.
+
 When this process is down, Dovecot runs bogofilter itself (its socket is
 removed at stop): the same verdicts, at a fork and an exec per message. When
-it fails (no word list before the user's first move, a word list it cannot
-read, a message over MAX_SIZE, as spam filters skip big messages, a stale
-socket), the classifying script delivers the message unchanged
-but for an Unsure verdict, and a move is not learnt. Nothing is lost.
+it fails (a word list it cannot read, a message over MAX_SIZE, as spam
+filters skip big messages, a stale socket), the classifying script delivers
+the message unchanged but for an Unsure verdict, and a move is not learnt.
+Nothing is lost.
 
 The wire protocol is Dovecot's program client ("script" protocol 4.0):
   VERSION<TAB>script<TAB>4<TAB>0 LF, env_NAME=value LF..., "-" LF, one
   argument per LF, an empty line, then the message until the client shuts
-  its side down; the answer is the output (the message with its verdict,
-  nothing for learning) then "+" LF (success) or "-" LF (failure). Fields
+  its side down; the answer is the output (the verdict line, nothing for
+  learning) then "+" LF (success) or "-" LF (failure). Fields
   are tab-escaped (\\001 escapes).
 
 Run by supervisord: python -m recipes.spam_filter SOCKET BOGOFILTER
 """
 import os
-import re
 import select
 import selectors
 import signal
@@ -46,7 +50,8 @@ import subprocess
 import sys
 import time
 
-CLASSIFY = ('-p', '-e')    # passthrough: the message with its verdict
+CLASSIFY = ('-v', '-e')    # the X-Bogosity line alone, exit 0 unless it
+                           # fails
 # register as spam, as ham; -N undoes the opposite registration first
 LEARN = {('-s',), ('-n',), ('-Ns',), ('-Sn',)}
 IDLE = 0.25                # seconds before an unused bulk process is closed
@@ -54,17 +59,13 @@ MAX_SIZE = 2 << 20         # bytes: bigger requests are not classified, the
                            # memory held stays bounded
 TIMEOUT = 10               # seconds for one verdict, or one learning
 HEADER = b'X-Bogosity:'
-END_OF_HEADER = re.compile(rb'\r?\n(?=\r?\n)')
+UNTRAINED = HEADER + b' Unsure, tests=bogofilter, not classified (no word list yet)'
 _UNESCAPE = {b'0': b'\0', b'1': b'\1', b't': b'\t', b'r': b'\r', b'n': b'\n'}
 
 
 class FilterError(Exception):
     """A request not served: Dovecot is answered a failure, the reason
     logged (stderr, the service's log)."""
-
-
-class NoWordList(FilterError):
-    """Most users never train their filter: not worth a log line each."""
 
 
 def unescape(field):
@@ -129,30 +130,6 @@ def word_list(env):
     return os.path.join(home, '.bogofilter')
 
 
-def with_verdict(message, verdict):
-    """The message with its X-Bogosity header, replacing any, at the end of
-    the header, in the message's own line endings (as bogofilter -p)."""
-    if message.startswith((b'\n', b'\r\n')):
-        header, body = b'', message
-    else:
-        end = END_OF_HEADER.search(message)
-        header, body = ((message[:end.end()], message[end.end():]) if end
-                        else (message, b''))
-    lines = header.splitlines(keepends=True)
-    eol = b'\r\n' if lines and lines[0].endswith(b'\r\n') else b'\n'
-    kept = []
-    skipping = False
-    for line in lines:
-        if line[:1] in (b' ', b'\t') and skipping:
-            continue                           # a folded line of one
-        skipping = line[:len(HEADER)].lower() == HEADER.lower()
-        if not skipping:
-            kept.append(line)
-    if kept and not kept[-1].endswith(b'\n'):
-        kept[-1] += eol
-    return b''.join(kept) + verdict + eol + (body or eol)
-
-
 class WordList:
     """One user's word list: a ``bogofilter -b -v`` kept open over it, and
     the learning that takes turns with it."""
@@ -163,12 +140,13 @@ class WordList:
         self.process = None
         self.used = 0.0
 
+    def trained(self):
+        return self.process is not None or os.path.exists(
+            os.path.join(self.directory, 'wordlist.db'))
+
     def classify(self, path):
         """The X-Bogosity header line bogofilter gives the message file."""
         if self.process is None:
-            if not os.path.exists(os.path.join(self.directory, 'wordlist.db')):
-                # as bogofilter -p -e exits 3: the script says so
-                raise NoWordList(self.directory)
             self.process = subprocess.Popen(
                 [self.bogofilter, '-b', '-v', '-d', self.directory],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -234,27 +212,28 @@ class SpamFilter:
                 one.close()
 
     def answer(self, data):
-        """The answer to a whole request: the message with its verdict, or
-        nothing for learning, and "+"; only "-" when it failed."""
+        """The answer to a whole request: the verdict line, or nothing for
+        learning, and "+"; only "-" when it failed."""
         try:
             request, _, message = data.partition(b'\n\n')
             env, arguments = parse_request(request.split(b'\n'))
             arguments = tuple(arguments)
             if arguments == CLASSIFY:
+                word_list = self.word_list(env)
+                if not word_list.trained():
+                    return UNTRAINED + b'\n+\n'
                 # bogofilter reads the message from memory, by a path
                 with open(os.memfd_create('message'), 'w+b') as memory:
                     memory.write(message)
                     memory.flush()
-                    verdict = self.word_list(env).classify(
+                    verdict = word_list.classify(
                         '/proc/%d/fd/%d' % (os.getpid(), memory.fileno()))
-                return with_verdict(message, verdict) + b'+\n'
+                return verdict + b'\n+\n'
             if arguments in LEARN:
                 self.word_list(env).learn(arguments, message)
                 return b'+\n'
             raise FilterError('bogofilter %s is not served'
                               % ' '.join(arguments))
-        except NoWordList:
-            return b'-\n'
         except FilterError as e:
             print('spam filter: %s' % e, file=sys.stderr, flush=True)
             return b'-\n'

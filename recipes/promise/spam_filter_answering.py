@@ -1,6 +1,6 @@
 """Promise: the spam filter (recipes/spam_filter.py) answers on its unix
 socket ``socket``. It asks for the verdict of a user without a word list,
-which reads nothing and is answered at once: a failure (``-``)."""
+which reads nothing and is answered at once: Unsure, not classified."""
 from recipes import spam_filter
 from recipes.promise import AlarmPromise
 
@@ -25,10 +25,11 @@ class RunPromise(AlarmPromise):
                 'or classified by bogofilter run by Dovecot; see the '
                 'spam-filter service', path, e)
             return
-        if received == b'-\n':
+        if received == spam_filter.UNTRAINED + b'\n+\n':
             self.logger.info('the spam filter answers on %s', path)
         else:
-            self.logger.error('the spam filter on %s answers %r, not "-"',
+            self.logger.error('the spam filter on %s answers %r, not the '
+                              'verdict for a user without a word list',
                               path, received[:80])
 
     def anomaly(self):

@@ -6,6 +6,7 @@ messages into and out of Junk over IMAP."""
 import email
 import imaplib
 import os
+import re
 import smtplib
 import stat
 import subprocess
@@ -167,6 +168,10 @@ def test_moving_into_and_out_of_junk_trains_the_users_filter(backend):
     assert again['X-Bogosity'].startswith('Spam,'), again['X-Bogosity']
     meeting = deliver(backend, ALICE, 'meeting %s' % uuid.uuid4(), HAM)
     assert meeting['X-Bogosity'].startswith('Ham,'), meeting['X-Bogosity']
+    # bogofilter's whole verdict, one header, the last one of the header
+    assert re.fullmatch(r'Ham, tests=bogofilter, spamicity=[0-9.]+, '
+                        r'version=\S+', meeting['X-Bogosity']), meeting['X-Bogosity']
+    assert meeting.keys()[-1] == 'X-Bogosity', meeting.keys()
     # deleting spam teaches nothing
     counts = word_list(backend, ALICE)
     move(backend, ALICE, spam, 'Junk', 'Trash')
