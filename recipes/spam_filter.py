@@ -9,11 +9,11 @@ it with editheader, Dovecot keeps the message it has), ``pipe "bogofilter"
 ["-s"]`` and the like when the user moves a message (spam-learn-*.sieve).
 Dovecot looks for a socket named after the program
 (``sieve_execute_socket_dir``, ``sieve_pipe_socket_dir``) before the program
-itself: this process listens there, so a delivery costs a connection instead of a fork of the LMTP
-process and an exec of bogofilter, which together cost nearly as much CPU
-as the rest of Dovecot's delivery. It keeps one ``bogofilter -b -v`` (bulk mode:
-a message file name in, its X-Bogosity line out) per word list, the word
-list open.
+itself: this process listens there, so a delivery costs a connection
+instead of a fork of the LMTP process and an exec of bogofilter, which
+together cost nearly as much CPU as the rest of Dovecot's delivery. It
+keeps one ``bogofilter -b -v`` (bulk mode: a message file name in, its
+X-Bogosity line out) per word list, the word list open.
 
 bogofilter locks the word list for as long as it is open, and a learner
 waiting for the lock only polls it every second or so: it would never get
@@ -59,7 +59,8 @@ MAX_SIZE = 2 << 20         # bytes: bigger requests are not classified, the
                            # memory held stays bounded
 TIMEOUT = 10               # seconds for one verdict, or one learning
 HEADER = b'X-Bogosity:'
-UNTRAINED = HEADER + b' Unsure, tests=bogofilter, not classified (no word list yet)'
+UNTRAINED = HEADER + (b' Unsure, tests=bogofilter, not classified (no word '
+                      b'list yet)')
 _UNESCAPE = {b'0': b'\0', b'1': b'\1', b't': b'\t', b'r': b'\r', b'n': b'\n'}
 
 
@@ -219,14 +220,14 @@ class SpamFilter:
             env, arguments = parse_request(request.split(b'\n'))
             arguments = tuple(arguments)
             if arguments == CLASSIFY:
-                word_list = self.word_list(env)
-                if not word_list.trained():
+                words = self.word_list(env)
+                if not words.trained():
                     return UNTRAINED + b'\n+\n'
                 # bogofilter reads the message from memory, by a path
                 with open(os.memfd_create('message'), 'w+b') as memory:
                     memory.write(message)
                     memory.flush()
-                    verdict = word_list.classify(
+                    verdict = words.classify(
                         '/proc/%d/fd/%d' % (os.getpid(), memory.fileno()))
                 return verdict + b'\n+\n'
             if arguments in LEARN:

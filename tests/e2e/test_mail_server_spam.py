@@ -170,7 +170,8 @@ def test_moving_into_and_out_of_junk_trains_the_users_filter(backend):
     assert meeting['X-Bogosity'].startswith('Ham,'), meeting['X-Bogosity']
     # bogofilter's whole verdict, one header, the last one of the header
     assert re.fullmatch(r'Ham, tests=bogofilter, spamicity=[0-9.]+, '
-                        r'version=\S+', meeting['X-Bogosity']), meeting['X-Bogosity']
+                        r'version=\S+', meeting['X-Bogosity']), (
+        meeting['X-Bogosity'])
     assert meeting.keys()[-1] == 'X-Bogosity', meeting.keys()
     # deleting spam teaches nothing
     counts = word_list(backend, ALICE)

@@ -111,7 +111,8 @@ def test_without_word_list_it_says_so_other_options_fail(spam_filter_socket,
     train(str(tmp_path / 'carol'), 1)
     # -p -e: the whole message back, which the classifying script no longer
     # asks for
-    for arguments in (('-p', '-e'), ('-p',), ('-s', '-v'), ('-d', '/tmp', '-s')):
+    for arguments in (('-p', '-e'), ('-p',), ('-s', '-v'),
+                      ('-d', '/tmp', '-s')):
         assert ask(spam_filter_socket, (SPAM % 1).encode(),
                    str(tmp_path / 'carol'), arguments) == b'-\n'
     # a word list bogofilter cannot read: the reason goes to the log
