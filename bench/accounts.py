@@ -4,10 +4,10 @@
                            [--shared-instances 500]
 
 Prints:
-  1. the time to compute the database (``accounts.decide``) from 10,000
+  1. the time to compute the database (``recipes.decisions.accounts.decide``) from 10,000
      account and 2,000 alias shared instances: first run (every account new,
      so a setup token is drawn and hashed for each) and next run (from the
-     state), then the time to write the files (``accounts.write``) and of a
+     state), then the time to write the files (``recipes.stores.accounts.write``) and of a
      whole locked ``accounts.update``. Target: under 2 s to compute.
      Baseline, measured in the same run: a JSON round trip of the shared
      instance list (what reading it from slapconfiguration already costs).
@@ -28,7 +28,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from recipes import accounts  # noqa: E402
+from recipes.decisions.accounts import decide  # noqa: E402
+from recipes.stores import accounts  # noqa: E402
 
 TARGET = 2.0
 
@@ -89,13 +90,13 @@ def database_figures(n_accounts, n_aliases):
     url = 'https://[fd00::2]:8081/password'
 
     baseline = best_of(3, lambda: json.loads(json.dumps(shared)))
-    first, database = timed(accounts.decide, domains, shared, {}, 1024, False,
+    first, database = timed(decide, domains, shared, {}, 1024, False,
                             now, url)
     assert not database.errors, list(database.errors.items())[:3]
     assert len(database.accounts) == n_accounts
     assert len(database.aliases) == n_aliases
     state = json.loads(json.dumps(database.state))
-    following = best_of(3, accounts.decide, domains, shared, state, 1024,
+    following = best_of(3, decide, domains, shared, state, 1024,
                         False, now, url)
     directory = tempfile.mkdtemp(prefix='bench-accounts-')
     try:

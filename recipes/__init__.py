@@ -1,4 +1,20 @@
-"""Buildout recipes of the SlapOS mail bundle and the logic behind them.
+"""The Python package of the SlapOS mail bundle (distribution
+``slapos.mailbundle``): its buildout recipes and the logic behind them.
 
-Each recipe module is a thin adapter from buildout options to plain
-functions that are unit tested without buildout (see DEVELOPERS.md)."""
+One room per kind of code, in the order a message meets them
+(``docs/flow.md``):
+
+  decisions/  what the bundle decides: plain data in, plain data out, no I/O
+              (who owns an address or a domain, what is published, where
+              mail goes, what a valid domain is)
+  stores/     the files the bundle keeps, one module writing each (the
+              account database, certificates, DKIM keys, greylisting
+              triplets, the relay cluster's claims)
+  clients/    what the bundle asks other servers (DNS, the SlapOS master)
+  instance/   the buildout recipes of the instance profiles: options in,
+              decisions and stores called, options out
+  software/   the buildout recipes of the software profiles
+  programs/   what runs in a partition: the relay's policy daemon, the spam
+              filter, the password page, the password command
+  promises/   the SlapOS promise plugins
+"""

@@ -30,7 +30,7 @@ from tests.deployment import (ACCOUNTS, BACKENDS, PATHS,  # noqa: E402
                               SMARTHOST_PORT, deploy_reference_topology,
                               move_mail)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
-from recipes.files import read_json, write_atomically  # noqa: E402
+from recipes.stores.files import read_json, write_atomically  # noqa: E402
 
 # scripts/demo.sh sets it before scripts/setup.sh runs
 STARTED = float(os.environ.get('DEMO_STARTED') or time.time())

@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import uuid
 
-from recipes.promise import unverified_tls
+from recipes.promises import unverified_tls
 from tests.harness import partition_ipv6
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

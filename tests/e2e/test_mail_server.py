@@ -17,8 +17,8 @@ import uuid
 
 import pytest
 
-from recipes import certificates
-from recipes.promise import deferred_queue, smtp_certificate
+from recipes.stores import certificates
+from recipes.promises import deferred_queue, smtp_certificate
 from tests.deployment import (MAIL_SERVER, imaps_find, insecure_tls,
                               post_form, send, set_password, smtp_submit,
                               software_binary)

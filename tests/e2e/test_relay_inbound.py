@@ -238,13 +238,13 @@ def test_with_no_dns_spf_never_refuses(deployment, outside):
 
 # -- custom-inbound-certificate -----------------------------------------------------
 def served_on(host, port):
-    from recipes.promise.smtp_certificate import served_fingerprint
+    from recipes.promises.smtp_certificate import served_fingerprint
     return served_fingerprint(host, port)
 
 
 def test_the_custom_certificate_is_served_on_the_inbound_port_only(
         deployment, certificate):
-    from recipes.certificates import fingerprint
+    from recipes.stores.certificates import fingerprint
     custom = fingerprint(certificate['cert'])
     assert served_on(deployment['node'], 10025) == custom
     # submission keeps the self-signed certificate the backends pin
@@ -264,7 +264,7 @@ def test_a_promise_warns_that_the_custom_certificate_expires_soon(
 
 def test_a_refused_custom_certificate_leaves_the_self_signed_one_served(
         deployment):
-    from recipes.certificates import fingerprint
+    from recipes.stores.certificates import fingerprint
     partition = deployment['partition2']
     self_signed = fingerprint(os.path.join(partition, 'etc', 'ssl',
                                            'current.crt'))

@@ -18,7 +18,7 @@ import urllib.parse
 
 import pytest
 
-from recipes.optional_archive import cache_name
+from recipes.software.optional_archive import cache_name
 from tests.deployment import MAIL_SERVER, http_request as request
 
 DOMAIN = 'standin.example.com'

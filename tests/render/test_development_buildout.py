@@ -23,7 +23,7 @@ def test_development_buildout_runs_the_unit_tests(tmp_path):
                    check=True, capture_output=True)
     result = subprocess.run(
         [str(checkout / 'bin' / 'pytest'), '-q', '-p', 'no:cacheprovider',
-         'tests/unit/test_domains.py'],
+         'tests/unit/test_relay_domains.py'],
         cwd=checkout, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert ' passed' in result.stdout

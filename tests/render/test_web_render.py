@@ -27,8 +27,9 @@ def rendered(slapos):
     partition = slapos.partition_of_address(backend['imap-smtp-ipv6'])
     components = configparser.ConfigParser(interpolation=None)
     with open(os.path.join(partition, 'instance-default.cfg')) as f:
-        extends = re.search(r'(?m)^extends = (.*)$', f.read()).group(1)
-    components.read(extends.strip())
+        # the first profile it extends: the software release's components
+        extends = re.search(r'(?m)^extends =\s*(\S+)', f.read()).group(1)
+    components.read(extends)
     return {'partition': partition, 'ipv6': backend['imap-smtp-ipv6'],
             'backend': backend, 'httpd': components['httpd'],
             'php-fpm': components['php-fpm']}

@@ -5,7 +5,8 @@ import urllib.parse
 
 import pytest
 
-from recipes import accounts
+from recipes.decisions import accounts, loops, names, passwords
+from recipes.stores.accounts import render
 
 DOMAINS = ['example.com', 'example.org']
 NOW = 1_800_000_000
@@ -51,9 +52,9 @@ def test_account_gets_home_quota_and_a_setup_url():
     # only the token's hash is in the state, with the clear setup token
     # kept (0600) so that it is published again
     entry = db.state['accounts']['alice@example.com']
-    assert entry['tokens'][0]['hash'] == accounts.token_hash(
+    assert entry['tokens'][0]['hash'] == passwords.token_hash(
         'alice@example.com', published['token'])
-    assert entry['tokens'][0]['expires'] == NOW + accounts.TOKEN_LIFETIME
+    assert entry['tokens'][0]['expires'] == NOW + passwords.TOKEN_LIFETIME
     json.dumps(db.state)
 
 
@@ -63,7 +64,7 @@ def test_published_token_is_stable_across_runs_until_it_expires():
     second = decide(shared, first.state, now=NOW + 3600)
     assert second.published == first.published
     expired = decide(shared, second.state,
-                     now=NOW + accounts.TOKEN_LIFETIME + 1)
+                     now=NOW + passwords.TOKEN_LIFETIME + 1)
     # an account still without password gets a new token
     assert expired.published['_a']['token'] != first.published['_a']['token']
     assert len(expired.state['accounts']['alice@example.com']['tokens']) == 1
@@ -94,7 +95,7 @@ def test_destroyed_owner_releases_the_address_to_a_fresh_account():
     first = decide([account('_a', 'alice@example.com'),
                     account('_b', 'alice@example.com')])
     entry = first.state['accounts']['alice@example.com']
-    entry['password'] = accounts.NO_PASSWORD[:-1] + 'x'  # as if set
+    entry['password'] = passwords.NO_PASSWORD[:-1] + 'x'  # as if set
     second = decide([account('_b', 'alice@example.com')], first.state)
     assert second.errors == {}
     assert second.accounts['alice@example.com']['reference'] == '_b'
@@ -167,7 +168,7 @@ def test_address_length_limit():
     local = 'a' * 64
     domain = '.'.join(['b' * 60] * 3) + '.example.com'
     assert len(local + '@' + domain) > 254
-    assert (accounts.normalise_address(local + '@' + domain)[1]
+    assert (names.normalise_address(local + '@' + domain)[1]
             == 'it is longer than 254 characters')
 
 
@@ -271,7 +272,7 @@ def test_catch_all_does_not_swallow_accounts_nor_aliases():
                  alias('_t', 'team@example.com', 'bob@example.org'),
                  alias('_c', '@example.com', 'alice@example.com')])
     assert db.errors == {}
-    aliases = accounts.render('/mail', db)['aliases'].splitlines()
+    aliases = render('/mail', db)['aliases'].splitlines()
     # exact account, then exact alias, then the catch-all
     assert aliases == ['@example.com alice@example.com',
                        'alice@example.com alice@example.com',
@@ -286,7 +287,7 @@ def test_test_account_in_every_domain():
                                    'testmail@example.org']
     entry = db.accounts['testmail@example.com']
     assert entry['reference'] is None
-    assert accounts.verify_password(entry['password'], 'password123')
+    assert passwords.verify_password(entry['password'], 'password123')
     assert code(db, '_t') == 'address_already_used'
     assert None not in db.published
     # kept, not re-hashed, on the next run; removed when disabled
@@ -329,7 +330,7 @@ def test_reset_token_works_for_a_new_value_only():
 def test_account_with_a_password_publishes_no_token():
     db = decide([account('_a', 'alice@example.com')])
     entry = db.state['accounts']['alice@example.com']
-    entry.update(password=accounts.hash_password('long enough pw'),
+    entry.update(password=passwords.hash_password('long enough pw'),
                  tokens=[], **{'password-set': NOW})
     del entry['setup-token']
     again = decide([account('_a', 'alice@example.com')], db.state)
@@ -346,5 +347,5 @@ def test_decide_does_not_change_the_given_state():
 def test_find_loops_on_a_long_chain_without_recursion():
     chain = {'a%d' % i: ['a%d' % (i + 1)] for i in range(5000)}
     chain['a5000'] = ['a0']
-    (loop,) = accounts._find_loops(chain)
+    (loop,) = loops.find_loops(chain)
     assert len(loop) == 5002 and loop[0] == loop[-1] == 'a0'

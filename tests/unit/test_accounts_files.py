@@ -12,7 +12,11 @@ import time
 
 import pytest
 
-from recipes import accounts
+from recipes.decisions import passwords
+from recipes.decisions.accounts import decide
+from recipes.instance.accounts import Recipe
+from recipes.programs.passwords import main
+from recipes.stores import accounts
 from test_accounts import DOMAINS, URL, account, alias
 
 PASSWORD = 'correct horse battery'
@@ -117,7 +121,7 @@ def test_setup_token_sets_the_password_once(db):
                               PASSWORD)
     accounts.set_password(db.directory, 'Alice@example.com', token, PASSWORD)
     stored = db.passwd()['alice@example.com'][1]
-    assert accounts.verify_password(stored, PASSWORD)
+    assert passwords.verify_password(stored, PASSWORD)
     assert PASSWORD not in db.read('state.json') + db.read('passwd')
     assert token not in db.read('state.json')
     assert token not in db.read('published.json')
@@ -136,7 +140,7 @@ def test_token_expires(db):
     token = database.published['_a']['token']
     with pytest.raises(accounts.InvalidToken, match='expired'):
         accounts.set_password(db.directory, 'alice@example.com', token,
-                              PASSWORD, now=now + accounts.TOKEN_LIFETIME)
+                              PASSWORD, now=now + passwords.TOKEN_LIFETIME)
 
 
 def test_weak_password_does_not_use_the_token(db):
@@ -171,7 +175,7 @@ def test_reset_token_once_and_never_again(db):
     db.update(shared)
     accounts.set_password(db.directory, 'alice@example.com', 'reset-0123456',
                           'new password 1')
-    assert accounts.verify_password(db.passwd()['alice@example.com'][1],
+    assert passwords.verify_password(db.passwd()['alice@example.com'][1],
                                     'new password 1')
     # the same value stays in the parameters: it never works again
     db.update(shared)
@@ -197,14 +201,14 @@ def test_change_password(db):
                                  'short')
     accounts.change_password(db.directory, 'alice@example.com', PASSWORD,
                              'new password 1')
-    assert accounts.verify_password(db.passwd()['alice@example.com'][1],
+    assert passwords.verify_password(db.passwd()['alice@example.com'][1],
                                     'new password 1')
 
 
 def test_command_line_reads_secrets_from_stdin(db, capsys):
     database = db.update([account('_a', 'alice@example.com')])
     token = database.published['_a']['token']
-    run = accounts.main
+    run = main
     assert run(['set-password', db.directory, 'alice@example.com'],
                io.StringIO('%s\nshort\n' % token)) == 5
     assert run(['set-password', db.directory, 'alice@example.com'],
@@ -241,7 +245,7 @@ def test_destroy_moves_the_mail_aside_and_reclaim_starts_empty(db):
         'private')
     second = db.update([account('_b', 'alice@example.com')])
     assert not os.path.exists(home)
-    assert db.passwd()['alice@example.com'][1] == accounts.NO_PASSWORD
+    assert db.passwd()['alice@example.com'][1] == passwords.NO_PASSWORD
     assert second.published['_b']['token']
     with pytest.raises(accounts.InvalidToken):
         accounts.set_password(db.directory, 'alice@example.com',
@@ -262,7 +266,7 @@ def test_destroy_and_reclaim_in_one_run(db):
 def test_write_is_atomic(db, monkeypatch):
     db.update([account('_a', 'alice@example.com')])
     before = db.read('passwd')
-    database = accounts.decide(DOMAINS, [], accounts.read_state(db.directory),
+    database = decide(DOMAINS, [], accounts.read_state(db.directory),
                                1024, False, time.time(), URL)
 
     def fail(*args):
@@ -320,12 +324,12 @@ def test_set_password_waits_for_the_lock(db):
         assert queue.empty()
         # a buildout run holding the lock decides and writes
         state = accounts.read_state(db.directory)
-        accounts._write_locked(db.directory, db.mail, accounts.decide(
+        accounts._write_locked(db.directory, db.mail, decide(
             DOMAINS, [account('_a', 'alice@example.com')], state, 1024, False,
             time.time(), URL), time.time())
     child.join(30)
     assert queue.get(timeout=5) == 'done'
-    assert accounts.verify_password(db.passwd()['alice@example.com'][1],
+    assert passwords.verify_password(db.passwd()['alice@example.com'][1],
                                     PASSWORD)
 
 
@@ -342,33 +346,42 @@ def test_concurrent_updates_never_lose_a_password(db):
                           database.published['_a']['token'], PASSWORD)
     updater.join(60)
     assert updater.exitcode == 0
-    assert accounts.verify_password(db.passwd()['alice@example.com'][1],
+    assert passwords.verify_password(db.passwd()['alice@example.com'][1],
                                     PASSWORD)
     assert 'token' not in db.update(shared).published['_a']
 
 
 def test_recipe(db, tmp_path):
+    # the shared instances, reset tokens included, come from the
+    # partition's parameters file, not from an option
+    parameters = tmp_path / 'parameters.json'
+    parameters.write_text(json.dumps({'valid-shared-instance-list': [
+        account('_a', 'alice@example.com'),
+        account('_b', 'alice@example.com')]}))
+    buildout = {'slap-configuration': {'parameters-file': str(parameters)}}
     options = {
         'directory': db.directory, 'mail-directory': db.mail,
         'domains': 'example.com example.org', 'default-quota': '100',
         'test-account': 'true', 'password-url': URL,
-        'shared-instances': json.dumps([
-            account('_a', 'alice@example.com'),
-            account('_b', 'alice@example.com')]),
     }
-    recipe = accounts.Recipe(None, 'accounts', options)
-    published = json.loads(options['published'])
+    recipe = Recipe(buildout, 'accounts', options)
+    # computing the options writes nothing
+    assert not os.path.exists(db.directory)
+    assert options['passwd-file'] == os.path.join(db.directory, 'passwd')
+    assert recipe.install() == []
+    with open(options['published-file']) as f:
+        published = json.load(f)
     assert published['_a']['token']
     assert published['_b']['error'].startswith('address_already_used')
-    assert options['passwd-file'] == os.path.join(db.directory, 'passwd')
+    assert published['_a']['token'] not in json.dumps(options)
     for option in ('mailboxes-map', 'aliases-map', 'senders-map',
                    'suspended-map', 'suspended-transport-map',
                    'domains-file', 'published-file'):
         assert os.path.exists(options[option]), option
-    # a password set between __init__ and install is kept
+    # a password set between two runs is kept
     accounts.set_password(db.directory, 'alice@example.com',
                           published['_a']['token'], PASSWORD)
-    assert recipe.install() == []
-    assert accounts.verify_password(db.passwd()['alice@example.com'][1],
+    assert recipe.update() == []
+    assert passwords.verify_password(db.passwd()['alice@example.com'][1],
                                     PASSWORD)
     assert 'storage=100M' in db.read('passwd')

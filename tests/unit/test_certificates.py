@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from recipes import certificates
+from recipes.stores import certificates
 
 OPENSSL = shutil.which('openssl')
 

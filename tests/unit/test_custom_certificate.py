@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from recipes import certificates
+from recipes.instance.certificates import CustomRecipe
+from recipes.stores import certificates
 
 
 def make(tmp_path, name, days=30):
@@ -56,13 +57,19 @@ def recipe(tmp_path, pem):
     key, cert = make(tmp_path, 'self-signed')
     (tmp_path / 'self.key').write_text(key)
     (tmp_path / 'self.crt').write_text(cert)
-    buildout = {'slap-configuration': {'configuration': json.dumps(
-        {'fqdn': 'relay.example.net', 'custom-inbound-certificate': pem})}}
+    # the key is read from the partition's parameters file, never an option
+    parameters = tmp_path / 'parameters.json'
+    parameters.write_text(json.dumps({'configuration': {
+        'fqdn': 'relay.example.net', 'custom-inbound-certificate': pem}}))
+    buildout = {'slap-configuration': {'parameters-file': str(parameters)}}
     options = {'parameter': 'custom-inbound-certificate', 'openssl': 'openssl',
                'directory': str(tmp_path / 'inbound'),
                'key': str(tmp_path / 'self.key'),
                'cert': str(tmp_path / 'self.crt')}
-    certificates.CustomRecipe(buildout, 'inbound-certificate', options)
+    CustomRecipe(buildout, 'inbound-certificate', options)
+    for line in pem.splitlines():
+        if line and not line.startswith('-----'):
+            assert line not in json.dumps(options)
     return options
 
 

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 from zc.buildout import UserError
 
-from recipes import optional_archive
+from recipes.software import optional_archive
 
 URL = 'https://example.com/snappymail-2.38.2.tar.gz'
 

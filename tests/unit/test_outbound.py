@@ -1,6 +1,6 @@
 import json
 
-from recipes import outbound
+from recipes.decisions import outbound
 
 ANSWER = {'domain': 'example.com', 'outbound-host': 'fd00::3',
           'outbound-smtp-port': '10587',
@@ -25,7 +25,8 @@ def test_smarthost_with_and_without_login():
     assert decision['mode'] == 'smarthost'
     assert decision['relayhost'] == '[smtp.example.net]:587'
     assert decision['tls-security-level'] == 'encrypt' and decision['sasl']
-    decision = outbound.route({'host': 'smtp.example.net', 'port': 25}, [])
+    decision = outbound.route({'enable': True, 'host': 'smtp.example.net',
+                               'port': 25}, [])
     assert not decision['sasl']
 
 
@@ -49,5 +50,5 @@ def test_without_an_answer_mail_waits_in_the_queue():
 def test_dns_entries_of_every_domain_once():
     other = dict(ANSWER, **{'dns-entries': json.dumps(
         ['example.com. MX 10 relay.example.net.', 'example.org. MX 10 r.'])})
-    assert outbound.route({}, [ANSWER, other, NO_ANSWER])['dns-entries'] == [
+    assert outbound.route({'enable': True}, [ANSWER, other, NO_ANSWER])['dns-entries'] == [
         'example.com. MX 10 relay.example.net.', 'example.org. MX 10 r.']

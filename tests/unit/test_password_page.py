@@ -8,7 +8,9 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from recipes import accounts, password_page
+from recipes.decisions import passwords
+from recipes.programs import password_page
+from recipes.stores import accounts
 
 PASSWORD = 'correct horse battery'
 
@@ -87,7 +89,7 @@ def test_post_sets_the_password_once(site):
     assert 'alice@example.com' in text and 'is set' in text
     assert PASSWORD not in text
     line = open(os.path.join(site.directory, 'passwd')).read()
-    assert accounts.verify_password(line.split(':')[1], PASSWORD)
+    assert passwords.verify_password(line.split(':')[1], PASSWORD)
     status, _, text = site.post(user='alice@example.com', token=site.token,
                                 password='another password')
     assert status == 403

@@ -2,8 +2,8 @@ import json
 import os
 import sys
 
-from recipes import profile_text
-from recipes.profile_text import json_value
+from recipes.instance import profile_text
+from recipes.instance.profile_text import json_value
 
 
 def test_json_for_buildout_never_holds_a_substitution_and_decodes_the_same():

@@ -1,4 +1,4 @@
-from recipes.promise import deferred_queue
+from recipes.promises import deferred_queue
 
 
 def test_a_queue_that_keeps_growing():
@@ -22,7 +22,7 @@ import socket
 
 import pytest
 
-from recipes.promise import certificate_expiry, smarthost_login
+from recipes.promises import certificate_expiry, smarthost_login
 
 
 def test_expiry_warns_within_the_days_and_gives_the_date():

@@ -1,4 +1,4 @@
-from recipes.publish import publications
+from recipes.instance.publish import shared_publications as publications
 
 
 def test_valid_results_and_schema_errors():

@@ -1,6 +1,6 @@
 import io
 
-from recipes import relay_policy
+from recipes.programs import relay_policy
 
 DOMAINS = [
     {'name': 'ip.example', 'authentication': 'none',
@@ -56,7 +56,9 @@ import os
 
 import pytest
 
-from recipes import greylisting
+from recipes.decisions import greylisting
+from recipes.stores import greylist
+from recipes.stores.greylist import Greylist
 from tests.dns_server import DNSServer
 
 
@@ -70,7 +72,7 @@ class Clock:
 
 def test_a_first_attempt_waits_the_delay_then_passes(tmp_path):
     clock = Clock()
-    grey = greylisting.Greylist(str(tmp_path / 'grey.sqlite'), 60, clock)
+    grey = Greylist(str(tmp_path / 'grey.sqlite'), 60, clock)
     assert grey.check('192.0.2.7', 'a@out.example', 'b@in.example') == 60
     clock.now += 20
     assert grey.check('192.0.2.7', 'a@out.example', 'b@in.example') == 40
@@ -87,33 +89,33 @@ def test_a_first_attempt_waits_the_delay_then_passes(tmp_path):
 def test_the_database_survives_the_process_and_is_private(tmp_path):
     path = str(tmp_path / 'var' / 'grey.sqlite')
     clock = Clock()
-    greylisting.Greylist(path, 5, clock).check('2001:db8::1', '', 'b@in.example')
+    Greylist(path, 5, clock).check('2001:db8::1', '', 'b@in.example')
     clock.now += 5
     # a new process (another smtpd's) sees the first attempt
-    assert greylisting.Greylist(path, 5, clock).check(
+    assert Greylist(path, 5, clock).check(
         '2001:db8::2', '', 'b@in.example') == 0
     assert os.stat(path).st_mode & 0o077 == 0
 
 
 def test_expired_triplets_are_pruned(tmp_path):
     clock = Clock()
-    grey = greylisting.Greylist(str(tmp_path / 'grey.sqlite'), 1, clock)
+    grey = Greylist(str(tmp_path / 'grey.sqlite'), 1, clock)
     grey.check('192.0.2.1', 'a@x.example', 'never@retried.example')
     grey.check('192.0.2.2', 'a@x.example', 'old@friend.example')
     clock.now += 1
     grey.check('192.0.2.2', 'a@x.example', 'old@friend.example')   # passed
-    clock.now += greylisting.RETRY_WINDOW + 1
+    clock.now += greylist.RETRY_WINDOW + 1
     assert grey.prune() == 1                  # the one never retried
-    clock.now += greylisting.MAX_AGE
+    clock.now += greylist.MAX_AGE
     assert grey.prune() == 1                  # the friend, silent too long
     # a first attempt older than the retry window starts over
     grey.check('192.0.2.3', 'a@x.example', 'late@x.example')
-    clock.now += greylisting.RETRY_WINDOW + 10
+    clock.now += greylist.RETRY_WINDOW + 10
     assert grey.check('192.0.2.3', 'a@x.example', 'late@x.example') == 1
 
 
 def _hammer(path, n, queue):
-    grey = greylisting.Greylist(path, 3600)
+    grey = Greylist(path, 3600)
     queue.put([grey.check('192.0.2.%d' % i, 'a@x.example', 'b@y.example')
                for i in range(n)])
 
@@ -131,7 +133,7 @@ def test_several_processes_at_once(tmp_path):
         assert w.exitcode == 0
     # one triplet (one /24), every answer a wait, no error, one row
     assert all(all(r > 0 for r in rs) for rs in results)
-    grey = greylisting.Greylist(path, 3600)
+    grey = Greylist(path, 3600)
     assert grey.db.execute('SELECT count(*) FROM triplet').fetchone()[0] == 1
 
 
@@ -176,7 +178,7 @@ def dns_server():
 
 
 def spf_result(dns_server, client, sender, helo='mx.out.example'):
-    from recipes.spf_check import Checker
+    from recipes.clients.resolver import SPFChecker as Checker
     return Checker([dns_server.address], 5, 'relay.test').check(
         client, sender, helo)
 
@@ -200,7 +202,7 @@ def test_a_bounce_is_checked_against_the_helo_name(dns_server):
 
 
 def test_only_fail_refuses():
-    from recipes.spf_check import spf_action
+    from recipes.decisions.spf import spf_action
     refusal = spf_action('fail', 'SPF fail - not authorized', 'a@strict.example')
     assert refusal.startswith('550 5.7.23 SPF check failed for <a@strict.example>')
     for result in ('pass', 'softfail', 'neutral', 'none', 'permerror',
@@ -210,7 +212,7 @@ def test_only_fail_refuses():
 
 def test_no_dns_is_a_temperror_never_a_refusal(tmp_path):
     # a resolver where nothing answers (a closed port): the lookup times out
-    from recipes.spf_check import Checker
+    from recipes.clients.resolver import SPFChecker as Checker
     result, explanation, _ = Checker(['127.0.0.1:9'], 2, 'relay.test').check(
         '198.51.100.9', 'a@strict.example', 'mx.out.example')
     assert result == 'temperror', explanation
@@ -481,7 +483,7 @@ def test_the_inbound_configuration_is_read_again_too(tmp_path, dns_server,
 
 
 def test_the_greylist_is_shared_by_threads(tmp_path):
-    grey = greylisting.Greylist(str(tmp_path / 'grey.sqlite'), 3600)
+    grey = Greylist(str(tmp_path / 'grey.sqlite'), 3600)
     results, errors = [], []
 
     def hammer():
@@ -571,7 +573,7 @@ def test_a_daemon_with_an_unreadable_configuration_does_not_start(
 
 def test_the_promise_asks_each_policy_as_a_trusted_client(
         tmp_path, dns_server, serving, sockets):
-    from recipes.promise.policy_answering import answer
+    from recipes.promises.policy_answering import answer
     write_json(tmp_path / 'inbound.json',
                inbound_config(tmp_path, dns_server))
     write_json(tmp_path / 'outbound.json', {'domains': DOMAINS})

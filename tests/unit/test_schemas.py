@@ -5,16 +5,28 @@ import pathlib
 
 import jsonschema
 import pytest
+import referencing
 
 SOFTWARE = pathlib.Path(__file__).resolve().parents[2] / 'software'
 
 
 def schema(release, name):
-    return json.loads((SOFTWARE / release / name).read_text())
+    """A schema, with its file URL as its id: its $ref to another file
+    resolves as on the SlapOS master, next to the software URL."""
+    path = SOFTWARE / release / name
+    return dict(json.loads(path.read_text()), **{'$id': path.as_uri()})
+
+
+def retrieve(uri):
+    path = pathlib.Path(uri[len('file://'):])
+    return referencing.Resource.from_contents(json.loads(path.read_text()))
+
+
+REGISTRY = referencing.Registry(retrieve=retrieve)
 
 
 def errors(s, instance):
-    v = jsonschema.Draft202012Validator(s)
+    v = jsonschema.Draft202012Validator(s, registry=REGISTRY)
     return [e.json_path + ': ' + e.message for e in v.iter_errors(instance)]
 
 
@@ -26,6 +38,7 @@ def test_software_cfg_json_names_existing_schemas(release):
         for key in ('request', 'response'):
             s = schema(release, software_type[key])
             jsonschema.Draft202012Validator.check_schema(s)
+            errors(s, {})     # every $ref resolves
 
 
 def test_mail_server_requires_mail_domains():

@@ -1,4 +1,4 @@
-from recipes.slapconfiguration import serialise
+from recipes.instance.slapconfiguration import serialise
 
 
 def test_strings_stay_and_the_rest_becomes_json():

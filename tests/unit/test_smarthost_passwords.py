@@ -1,26 +1,41 @@
 import json
 import os
 
-from recipes import smarthost_passwords
+from recipes.decisions import smarthosts
+from recipes.instance import smarthost_passwords
 
 PROXY_MAP = {
     'provider': {'host': 'smtp.example.net', 'port': 587, 'user': 'u1',
                  'password': 'p$1 x', 'domains': ['a.example', 'b.example']},
-    'open': {'host': 'mx.example.org', 'domains': ['c.example']},
+    'open': {'host': 'mx.example.org', 'port': 25, 'domains': ['c.example']},
 }
 
 
 def test_one_line_per_domain_of_a_smarthost_with_a_login():
-    assert smarthost_passwords.password_map(PROXY_MAP).splitlines()[1:] == [
+    assert smarthosts.relay_password_map(PROXY_MAP).splitlines()[1:] == [
         '@a.example u1:p$1 x', '@b.example u1:p$1 x']
 
 
-def test_the_recipe_reads_the_parameters_not_its_options(tmp_path):
+def test_a_backend_has_one_line_for_its_smarthost_login():
+    outbound = {'enable': True, 'host': 'smtp.example.net', 'port': 587,
+                'user': 'u', 'password': 'p w'}
+    assert smarthosts.backend_password_map(outbound).splitlines() == [
+        '[smtp.example.net]:587 u:p w']
+    for without in ({'enable': True}, dict(outbound, enable=False),
+                    {'enable': True, 'host': 'h', 'port': 25}):
+        assert smarthosts.backend_password_map(without) == ''
+
+
+def test_the_recipe_reads_the_parameters_file_not_its_options(tmp_path):
     output = str(tmp_path / 'smarthost-passwords')
-    buildout = {'slap-configuration': {'configuration': json.dumps(
-        {'fqdn': 'relay.example.net', 'proxy-map': PROXY_MAP})}}
-    options = {'output': output}
+    parameters_file = tmp_path / 'parameters.json'
+    parameters_file.write_text(json.dumps({'configuration': {
+        'fqdn': 'relay.example.net', 'proxy-map': PROXY_MAP}}))
+    buildout = {'slap-configuration': {
+        'parameters-file': str(parameters_file)}}
+    options = {'parameter': 'proxy-map', 'output': output}
     smarthost_passwords.Recipe(buildout, 'map', options).install()
-    assert options == {'output': output}          # nothing secret recorded
+    # nothing secret recorded
+    assert options == {'parameter': 'proxy-map', 'output': output}
     assert os.stat(output).st_mode & 0o777 == 0o600
     assert '@a.example u1:p$1 x' in open(output).read()

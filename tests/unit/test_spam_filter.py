@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from recipes import spam_filter
+from recipes.programs import spam_filter
 
 BOGOFILTER = shutil.which('bogofilter') or '/usr/bin/bogofilter'
 needs_bogofilter = pytest.mark.skipif(
@@ -188,7 +188,7 @@ def test_a_message_too_big_is_not_classified_and_held_in_memory(
 @needs_bogofilter
 def test_the_promise_asks_for_a_verdict_that_reads_nothing(
         spam_filter_socket, tmp_path):
-    from recipes.promise.spam_filter_answering import answer
+    from recipes.promises.spam_filter_answering import answer
     assert answer(spam_filter_socket) == spam_filter.UNTRAINED + b'\n+\n'
     with pytest.raises(OSError):
         answer(str(tmp_path / 'nobody'))

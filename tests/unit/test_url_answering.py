@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from recipes.promise.url_answering import status_of
+from recipes.promises.url_answering import status_of
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from recipes import webmail
+from recipes.instance import webmail
 
 PHP = shutil.which('php8.2') or shutil.which('php')
 

@@ -1,0 +1,1 @@
+"""What the bundle asks other servers: see ``recipes``."""

@@ -1,0 +1,116 @@
+"""What the bundle asks DNS: the SPF checks of a relay node's inbound mail
+(pyspf over dnspython) and the MX of a claimed domain.
+
+DNS: the system's resolver (``/etc/resolv.conf``) unless the relay
+configuration names ``spf.nameservers`` (``address``, or ``[address]:port``
+for a resolver on another port); each check takes at most ``timeout``
+seconds in all.
+"""
+from ..decisions.dns import LookupFailed
+from ..decisions.spf import parse_nameserver
+
+
+def resolver(nameservers, timeout):
+    """A dnspython resolver: the system's, or the given nameservers. None
+    when there is no usable resolver at all (no /etc/resolv.conf): every
+    check is then a ``temperror``."""
+    import dns.nameserver
+    import dns.resolver
+    try:
+        if nameservers:
+            r = dns.resolver.Resolver(configure=False)
+            r.nameservers = [dns.nameserver.Do53Nameserver(*parse_nameserver(n))
+                             for n in nameservers]
+        else:
+            r = dns.resolver.Resolver()
+    except dns.resolver.NoResolverConfiguration:
+        return None
+    r.lifetime = timeout
+    r.timeout = min(timeout, 3)
+    return r
+
+
+def lookup_with(r):
+    """pyspf's DNS lookup function (``spf.DNSLookup``) over resolver ``r``:
+    ``[((name, type), value)]``; a failure of DNS itself raises pyspf's
+    ``TempError``."""
+    import dns.exception
+    import dns.resolver
+    import spf
+
+    def lookup(name, qtype, tcpfallback=True, timeout=None):
+        if r is None:
+            raise spf.TempError('DNS: no resolver configured')
+        found = []
+        try:
+            answers = r.resolve(name, qtype, search=False,
+                                raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return found
+        except (dns.exception.DNSException, OSError) as e:
+            raise spf.TempError('DNS %s' % (e or e.__class__.__name__))
+        for rdata in answers:
+            if qtype in ('A', 'AAAA'):
+                found.append(((name, qtype), rdata.address))
+            elif qtype == 'MX':
+                found.append(((name, qtype), (rdata.preference,
+                                              rdata.exchange)))
+            elif qtype == 'PTR':
+                found.append(((name, qtype), rdata.target.to_text(True)))
+            elif qtype in ('TXT', 'SPF'):
+                found.append(((name, qtype), rdata.strings))
+        return found
+    return lookup
+
+
+class SPFChecker:
+    """SPF checks over one resolver, reused for every request of a
+    process."""
+
+    def __init__(self, nameservers, timeout, receiver=''):
+        import spf
+        self.spf = spf
+        self.timeout = timeout
+        self.receiver = receiver or 'unknown'
+        spf.DNSLookup = lookup_with(resolver(nameservers, timeout))
+
+    def check(self, client_address, sender, helo):
+        """``(result, explanation, Received-SPF header value)``."""
+        try:
+            query = self.spf.query(i=client_address, s=sender or '',
+                                   h=helo or 'unknown',
+                                   receiver=self.receiver,
+                                   timeout=self.timeout,
+                                   querytime=self.timeout)
+            result, _, explanation = query.check()
+            header = query.get_header(result, self.receiver)
+        except Exception as e:     # never refuse mail for a bug or bad input
+            result, explanation = 'temperror', 'SPF check failed: %s' % e
+            header = '%s (%s: %s) client-ip=%s;' % (
+                result, self.receiver, explanation, client_address)
+        return result, explanation, header
+
+
+def mx_lookup(timeout=5):
+    """``lookup(domain)`` for ``recipes.decisions.dns.mx_check`` over the
+    system's resolver; after a failure of DNS itself the next lookups fail
+    at once (one timeout per run, not one per domain)."""
+    state = {'failed': None}
+
+    def lookup(domain):
+        import dns.exception
+        import dns.resolver
+        if state['failed']:
+            raise LookupFailed(state['failed'])
+        try:
+            resolver = dns.resolver.Resolver()
+            resolver.lifetime = timeout
+            answers = resolver.resolve(domain, 'MX', search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.DNSException, OSError) as e:
+            state['failed'] = 'DNS did not answer (%s)' % (
+                str(e) or e.__class__.__name__)
+            raise LookupFailed(state['failed'])
+        return [r.exchange.to_text() for r in answers]
+    return lookup

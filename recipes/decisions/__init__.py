@@ -1,0 +1,1 @@
+"""Decisions over plain data, no I/O: see ``recipes``."""

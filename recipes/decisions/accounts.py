@@ -1,0 +1,369 @@
+"""Who gets which address on a mail backend, and what each account and
+alias shared instance is told: ``decide`` turns the shared instances and the
+previous state into a ``Database``. Pure: no I/O (tokens are drawn at
+random); ``recipes.stores.accounts`` reads the state and writes the files.
+
+The steps of ``decide``, in order:
+
+1. ``read_requests``: what each shared instance asks for (an account, an
+   alias or a catch-all), its address normalised, or its error;
+2. ``settle_claims``: the first claim of an address wins
+   (``recipes.decisions.claims``); a later claimant, or an address outside
+   the hosted domains, gets an error;
+3. ``open_accounts``: the accounts, with their state (password hash,
+   one-time tokens) kept from one run to the next; released ones are moved
+   aside;
+4. ``settle_aliases``: the aliases whose destinations are valid, reach a
+   mailbox and do not loop;
+5. ``publish``: what each shared instance gets; ``senders``: who may send
+   as what.
+"""
+import dataclasses
+import json
+import urllib.parse
+
+from . import passwords
+from .claims import first_claims
+from .loops import find_loops
+from .names import (domain_of, normalise_address, normalise_catch_all)
+
+TEST_LOCAL_PART = 'testmail'
+TEST_PASSWORD = 'password123'
+STATE_VERSION = 1
+
+
+@dataclasses.dataclass
+class Database:
+    domains: list
+    # address -> {reference, quota, suspended, home, password}
+    accounts: dict
+    # alias or @domain -> [destinations]
+    aliases: dict
+    # address -> [logins that may send as it]
+    senders: dict
+    # reference -> message
+    errors: dict
+    # reference -> connection parameters
+    published: dict
+    # the new state (JSON-serialisable)
+    state: dict
+    # [{address, home}] of the accounts whose claim was released this time:
+    # the store moves their homes aside
+    removed: list
+
+
+@dataclasses.dataclass
+class Request:
+    reference: str      # None for the test account
+    key: str            # the address, or @domain for a catch-all
+    kind: str           # 'account' or 'alias'
+    parameters: dict
+
+
+def home_of(address):
+    """The home, relative to the mail directory: ``<domain>/<local part>``."""
+    local, _, domain = address.rpartition('@')
+    return '%s/%s' % (domain, local)
+
+
+def decide(domains, shared_instances, state, default_quota, test_account,
+           now, password_url=''):
+    """The database for the shared instances (``[{reference, parameters}]``
+    in the master's order) given the previous ``state`` (``{}`` the first
+    time). ``now`` is a Unix time."""
+    now = int(now)
+    domains = [d.lower() for d in domains]
+    hosted = set(domains)
+    errors = {}
+    requests = read_requests(domains, shared_instances, test_account, errors)
+    claims, kinds, owned = settle_claims(
+        requests, state.get('claims', {}), hosted, errors)
+    accounts, accounts_state, removed = open_accounts(
+        owned, state.get('accounts', {}), claims, kinds, default_quota, now)
+    aliases = settle_aliases(owned, hosted, accounts, kinds, errors)
+    return Database(
+        domains=domains,
+        accounts=accounts,
+        aliases={key: destinations
+                 for key, (_, destinations) in aliases.items()},
+        senders=senders(accounts, aliases),
+        errors=errors,
+        published=publish(accounts, accounts_state, aliases, errors,
+                          shared_instances, password_url),
+        state={'version': STATE_VERSION, 'claims': claims,
+               'accounts': accounts_state},
+        removed=removed)
+
+
+# --- 1. what each shared instance asks for --------------------------------------
+
+def read_requests(domains, shared_instances, test_account, errors):
+    """The ``Request`` of each shared instance (and of the test account of
+    each domain), in the master's order; ``errors`` gets the others'."""
+    requests = []
+    if test_account:
+        requests += [Request(None, '%s@%s' % (TEST_LOCAL_PART, domain),
+                             'account', {}) for domain in domains]
+    for shared in shared_instances:
+        reference, parameters = shared['reference'], shared['parameters']
+        key, kind, why = requested_key(parameters)
+        if why:
+            errors[reference] = why
+        else:
+            requests.append(Request(reference, key, kind, parameters))
+    return requests
+
+
+def requested_key(parameters):
+    """``(key, kind, None)`` or ``(None, None, error)`` for the parameters of
+    one shared instance."""
+    if 'alias' in parameters:
+        raw = parameters['alias']
+        if raw.strip().startswith('@'):
+            key, why = normalise_catch_all(raw)
+            what = 'the catch-all'
+        else:
+            key, why = normalise_address(raw)
+            what = 'the alias'
+        if why:
+            return None, None, 'invalid_address: %s %s is invalid: %s' % (
+                what, raw, why)
+        return key, 'alias', None
+    if 'address' in parameters:
+        key, why = normalise_address(parameters['address'])
+        if why:
+            return None, None, 'invalid_address: the address %s is invalid: ' \
+                '%s' % (parameters['address'], why)
+        return key, 'account', None
+    return None, None, ('invalid_parameters: give either address (an '
+                        'account) or alias and destinations')
+
+
+# --- 2. who owns each address ----------------------------------------------------
+
+def settle_claims(requests, old_claims, hosted, errors):
+    """``(claims, kinds, owned)``: ``{key: reference}`` of every claim kept,
+    the kind of each key's owner, and the requests that own their key in a
+    hosted domain. A claim made before its domain was removed is kept but
+    inactive."""
+    claims = first_claims(((r.reference, r.key) for r in requests),
+                          old_claims, lambda key: domain_of(key) in hosted)
+    kinds = {r.key: r.kind for r in requests
+             if r.key in claims and claims[r.key] == r.reference}
+    outside = ('address_outside_domains: %%s is not in a domain of this '
+               'server (%s); use one of them' % ', '.join(sorted(hosted)))
+    owned = []
+    for r in requests:
+        if claims.get(r.key, r.reference) != r.reference:
+            if r.reference is not None:   # the test account gives way
+                errors[r.reference] = claimed_error(r, kinds.get(r.key))
+        elif domain_of(r.key) not in hosted:
+            errors[r.reference] = outside % r.key
+        else:
+            owned.append(r)
+    return claims, kinds, owned
+
+
+def claimed_error(request, owner_kind):
+    if request.kind == 'alias' and owner_kind == 'account':
+        return ('alias_shadows_account: the alias %s would shadow the '
+                'account %s; choose another alias' % (request.key, request.key))
+    return ('address_already_used: %s is already used by another %s on this '
+            'server; choose another address' % (
+                request.key, 'account' if owner_kind == 'account' else 'alias'))
+
+
+# --- 3. the accounts ---------------------------------------------------------------
+
+def open_accounts(owned, old_accounts, claims, kinds, default_quota, now):
+    """``(accounts, accounts state, removed)``: each owned account with its
+    state carried over; the accounts whose claim went, to move aside."""
+    accounts_state, removed = {}, []
+    for address, entry in old_accounts.items():
+        if (claims.get(address, False) == entry['reference']
+                and kinds.get(address) == 'account'):
+            accounts_state[address] = entry
+        else:
+            removed.append({'address': address, 'home': home_of(address)})
+    accounts = {}
+    for r in owned:
+        if r.kind != 'account':
+            continue
+        entry = dict(accounts_state.get(r.key) or {
+            'reference': r.reference, 'created': now, 'password': None,
+            'password-set': None, 'tokens': [], 'reset-seen': []})
+        if r.reference is None and not entry['password']:
+            entry['password'] = passwords.hash_password(TEST_PASSWORD)
+        refresh_tokens(entry, r.key, r.parameters.get('reset-token'), now,
+                       r.reference is not None)
+        accounts_state[r.key] = entry
+        accounts[r.key] = {
+            'reference': r.reference,
+            'quota': int(r.parameters.get('quota') or default_quota),
+            'suspended': bool(r.parameters.get('suspended', False)),
+            'home': home_of(r.key),
+            'password': entry['password'],
+        }
+    return accounts, accounts_state, removed
+
+
+def refresh_tokens(entry, address, reset_token, now, needs_setup):
+    """Drop expired tokens; give an account without a password a setup token
+    (a new one when the previous one expired unused); turn a reset-token
+    value never seen for this account into a valid one-time token."""
+    tokens = [t for t in entry.get('tokens', []) if t['expires'] > now]
+    if 'setup' not in {t['kind'] for t in tokens}:
+        entry.pop('setup-token', None)
+        if needs_setup and not entry['password']:
+            token = passwords.new_token()
+            entry['setup-token'] = token
+            tokens.append({'kind': 'setup',
+                           'hash': passwords.token_hash(address, token),
+                           'expires': now + passwords.TOKEN_LIFETIME})
+    if reset_token:
+        digest = passwords.token_hash(address, reset_token)
+        if digest not in entry.get('reset-seen', []):
+            entry['reset-seen'] = entry.get('reset-seen', []) + [digest]
+            tokens.append({'kind': 'reset', 'hash': digest,
+                           'expires': now + passwords.TOKEN_LIFETIME})
+    entry['tokens'] = tokens
+
+
+# --- 4. the aliases ------------------------------------------------------------------
+
+def settle_aliases(owned, hosted, accounts, kinds, errors):
+    """``{key: (reference, [destinations])}`` of the aliases that work: valid
+    destinations, no loop, every local destination an account or a working
+    alias; ``errors`` gets the others'."""
+    aliases = {}
+    for r in owned:
+        if r.kind == 'alias':
+            destinations, why = alias_destinations(r)
+            if why:
+                errors[r.reference] = why
+            else:
+                aliases[r.key] = (r.reference, destinations)
+    drop_loops(aliases, errors)
+    drop_unknown_destinations(aliases, hosted, accounts, kinds, errors)
+    return aliases
+
+
+def alias_destinations(request):
+    """``(destinations, None)``, normalised without repeats, or ``(None,
+    error)``."""
+    destinations, problems = [], []
+    for raw in request.parameters.get('destinations') or []:
+        destination, why = normalise_address(raw)
+        if why:
+            problems.append('%s (%s)' % (raw, why))
+        elif destination not in destinations:
+            destinations.append(destination)
+    if problems:
+        return None, 'invalid_destination: %s: %s' % (request.key,
+                                                      '; '.join(problems))
+    if not destinations:
+        return None, ('empty_destinations: the alias %s has no destination; '
+                      'give at least one' % request.key)
+    return destinations, None
+
+
+def drop_loops(aliases, errors):
+    """Remove the aliases that loop through each other, with their error."""
+    graph = {key: [d for d in destinations if d in aliases]
+             for key, (_, destinations) in aliases.items()}
+    for loop in find_loops(graph):
+        for key in set(loop):
+            errors[aliases[key][0]] = (
+                'alias_loop: %s loops (%s); change one of these '
+                'destinations' % (key, ' -> '.join(loop)))
+        for key in set(loop):
+            del aliases[key]
+
+
+def drop_unknown_destinations(aliases, hosted, accounts, kinds, errors):
+    """Remove, until none is left, the aliases with a local destination that
+    is neither an account nor a working alias."""
+    changed = True
+    while changed:
+        changed = False
+        for key, (reference, destinations) in list(aliases.items()):
+            unknown = next((d for d in destinations
+                            if domain_of(d) in hosted and d not in accounts
+                            and d not in aliases), None)
+            if unknown:
+                why = ('is an alias that has an error itself'
+                       if kinds.get(unknown) == 'alias' else
+                       'is neither an account nor an alias of this server')
+                errors[reference] = ('unknown_destination: %s: the '
+                                     'destination %s %s' % (key, unknown, why))
+                del aliases[key]
+                changed = True
+
+
+# --- 5. what is published, who sends as what ----------------------------------
+
+def publish(accounts, accounts_state, aliases, errors, shared_instances,
+            password_url):
+    """``{reference: connection parameters}``: an account's address and,
+    while it has one, its setup link; an alias and its destinations; or the
+    error with the address asked for."""
+    published = {}
+    for address, account in accounts.items():
+        if account['reference'] is None:
+            continue
+        published[account['reference']] = parameters = {'address': address}
+        token = accounts_state[address].get('setup-token')
+        if token:
+            parameters['token'] = token
+            parameters['setup-url'] = '%s?%s' % (password_url,
+                                                 urllib.parse.urlencode(
+                                                     {'user': address,
+                                                      'token': token}))
+    for key, (reference, destinations) in aliases.items():
+        published[reference] = {'alias': key,
+                                'destinations': json.dumps(destinations)}
+    asked = {s['reference']: s['parameters'] for s in shared_instances}
+    for reference, message in errors.items():
+        published[reference] = {'error': message}
+        for name in ('address', 'alias'):
+            if name in asked.get(reference, {}):
+                published[reference][name] = asked[reference][name]
+    return published
+
+
+def senders(accounts, aliases):
+    """``{address: [logins that may send as it]}``: each account itself, an
+    alias the accounts it delivers to (catch-alls give no sending right)."""
+    found = {address: [address] for address in accounts}
+    resolved = local_accounts(aliases, accounts)
+    for key in aliases:
+        if not key.startswith('@') and resolved[key]:
+            found[key] = resolved[key]
+    return found
+
+
+def local_accounts(aliases, accounts):
+    """``{alias: [the local accounts it delivers to]}`` through alias chains
+    (which no longer loop), depth first without recursion."""
+    resolved = {}
+    for root in aliases:
+        stack = [root]
+        while stack:
+            key = stack[-1]
+            if key in resolved:
+                stack.pop()
+                continue
+            pending = [d for d in aliases[key][1]
+                       if d in aliases and d not in resolved]
+            if pending:
+                stack.extend(pending)
+                continue
+            found = []
+            for destination in aliases[key][1]:
+                for login in ([destination] if destination in accounts else
+                              resolved.get(destination, [])):
+                    if login not in found:
+                        found.append(login)
+            resolved[key] = found
+            stack.pop()
+    return resolved

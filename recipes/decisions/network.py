@@ -1,0 +1,36 @@
+"""Addresses: which client is which, and where a relay node listens."""
+import ipaddress
+
+
+def ip_address(value):
+    """The IP address ``value`` (an IPv4-mapped IPv6 address as its IPv4,
+    as Postfix may report a client), or None when it is not one."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    return ip
+
+
+def same_address(a, b):
+    first = ip_address(a)
+    return first is not None and first == ip_address(b)
+
+
+def inbound_ipv4(address):
+    """The partition's IPv4 address when inbound mail may listen on it: an
+    address of the node's own (public or private), not loopback nor
+    unspecified. On a node whose partitions all share a loopback IPv4 (an
+    embedded SlapOS, a test machine) binding it would take the port from
+    every other partition, so inbound stays on the partition's IPv6 alone.
+    Returns '' when it must not be used."""
+    try:
+        ip = ipaddress.ip_address((address or '').strip())
+    except ValueError:
+        return ''
+    if ip.version != 4 or ip.is_loopback or ip.is_unspecified \
+            or ip.is_link_local or ip.is_multicast:
+        return ''
+    return str(ip)

@@ -1,0 +1,68 @@
+"""How a mail backend's outbound mail leaves: through the relay that answered
+its domain request, through a smarthost, or directly.
+
+``route`` decides from the ``outbound-relay`` parameter and the relays'
+answers (one per hosted domain, empty until the relay answered);
+``recipes.instance.outbound`` hands the decision to the Postfix template.
+"""
+import json
+
+from .smarthosts import nexthop
+
+
+def _json_list(text):
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def route(outbound, answers):
+    """Decide the outbound route.
+
+    ``outbound``: the ``outbound-relay`` parameter (schema defaults applied);
+    ``answers``: ``[{domain, outbound-host, outbound-smtp-port,
+    tls-fingerprints (JSON text), dns-entries (JSON text)}]`` in the order of
+    the hosted domains, values empty when the relay has not answered.
+
+    Returns ``{mode, relayhost, defer-transports, tls-security-level,
+    tls-fingerprints (list), sasl (bool), dns-entries (list)}``: ``mode`` is
+    ``direct``, ``smarthost``, ``relay`` or ``waiting`` (relay wanted, no
+    answer yet: outbound mail is accepted and waits in the deferred queue,
+    ``defer_transports = smtp``; a retry/error transport instead would make
+    smtpd refuse it at RCPT)."""
+    dns_entries = []
+    for answer in answers:
+        for entry in _json_list(answer.get('dns-entries')):
+            if entry not in dns_entries:
+                dns_entries.append(entry)
+    decision = {'mode': 'direct', 'relayhost': '', 'defer-transports': '',
+                'tls-security-level': 'may', 'tls-fingerprints': [],
+                'sasl': False, 'dns-entries': dns_entries}
+    if not outbound['enable']:
+        return decision
+    if outbound.get('host'):
+        decision.update(
+            mode='smarthost',
+            relayhost=nexthop(outbound['host'], outbound['port']),
+            sasl=bool(outbound.get('user')),
+            **{'tls-security-level': 'encrypt'})
+        return decision
+    for answer in answers:
+        if answer.get('outbound-host') and answer.get('outbound-smtp-port'):
+            decision.update(
+                mode='relay',
+                relayhost=nexthop(answer['outbound-host'],
+                                  answer['outbound-smtp-port']),
+                **{'tls-security-level': 'fingerprint',
+                   'tls-fingerprints': _json_list(
+                       answer.get('tls-fingerprints'))})
+            if not decision['tls-fingerprints']:
+                # nothing to pin yet: wait rather than send unverified
+                break
+            return decision
+    decision.update(mode='waiting', relayhost='',
+                    **{'defer-transports': 'smtp',
+                       'tls-security-level': 'may', 'tls-fingerprints': []})
+    return decision

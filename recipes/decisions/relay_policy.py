@@ -1,0 +1,53 @@
+"""The outbound policy of a relay node (its submission port, at RCPT): the
+client must be a backend, recognised as its domain shared instance says
+(``authentication``: its IP address, its SASL login or its TLS client
+certificate fingerprint), and the sender's domain must be one of the domains
+it is recognised for. ``recipes.programs.relay_policy`` serves it to
+Postfix."""
+from .network import same_address
+
+
+REJECT_STRANGER = ('REJECT 5.7.1 Relay access denied: authenticate as the '
+                   'backend of your domain (IP address, SASL login or TLS '
+                   'client certificate)')
+
+
+def normalise_fingerprint(fingerprint):
+    return fingerprint.replace(':', '').upper()
+
+
+def identified_domains(request, domains):
+    """The names of the domains whose backend the client proves to be."""
+    found = set()
+    fingerprint = normalise_fingerprint(request.get('ccert_fingerprint', ''))
+    for domain in domains:
+        method = domain.get('authentication', 'none')
+        if method == 'none':
+            ok = same_address(request.get('client_address', ''),
+                              domain['mail-server-host'])
+        elif method == 'password':
+            ok = bool(request.get('sasl_username')) and \
+                request['sasl_username'] == domain.get('outbound-user')
+        elif method == 'fingerprint':
+            ok = bool(fingerprint) and fingerprint in {
+                normalise_fingerprint(f) for f in domain.get('fingerprints', ())}
+        else:
+            ok = False
+        if ok:
+            found.add(domain['name'])
+    return found
+
+
+def outbound_action(request, domains):
+    """The policy answer for a recipient on the submission port."""
+    mine = identified_domains(request, domains)
+    if not mine:
+        return REJECT_STRANGER
+    sender = request.get('sender', '')
+    if not sender:
+        return 'OK'  # a bounce from an authenticated backend
+    domain = sender.rpartition('@')[2].lower()
+    if domain in mine:
+        return 'OK'
+    return ('REJECT 5.7.1 <%s>: Sender address rejected: domain %s is not '
+            'one of your domains' % (sender, domain))

@@ -1,0 +1,97 @@
+"""The third-party smarthosts that mail leaves through: a relay node's
+``proxy-map`` (each smarthost used for the sender domains it lists) and a
+backend's ``outbound-relay`` with ``host``.
+
+A relay configuration (``relay_configs``) is a node's ``config`` merged
+over the cluster's ``default-relay-config``."""
+from .names import normalise_domain
+
+
+def relay_configs(parameters):
+    """``{parameter path: relay configuration}`` of each node of the cluster
+    parameters, ``config`` merged over ``default-relay-config``."""
+    default = parameters.get('default-relay-config', {})
+    configs = {}
+    for name, node in parameters['topology'].items():
+        own = node.get('config', {})
+        path = ('topology.%s.config' % name if 'proxy-map' in own
+                else 'default-relay-config')
+        configs[path] = dict(default, **own)
+    return configs
+
+
+def conflicts(relay_configs):
+    """``{domain: error}`` for each domain listed under more than one
+    smarthost of a relay configuration. ``relay_configs`` maps the parameter
+    path of each configuration (``topology.node1.config``) to it."""
+    found = {}
+    for path, config in sorted(relay_configs.items()):
+        listed = {}
+        for smarthost, entry in sorted(config.get('proxy-map', {}).items()):
+            for domain in entry.get('domains', ()):
+                listed.setdefault(normalise_domain(domain), []).append(
+                    smarthost)
+        for domain, smarthosts in sorted(listed.items()):
+            if len(smarthosts) > 1 and domain not in found:
+                found[domain] = (
+                    '%s.proxy-map lists domain %s under smarthosts %s: a '
+                    'domain may be listed under one smarthost only'
+                    % (path, domain, ' and '.join(smarthosts)))
+    return found
+
+
+def hosts_for(domain, relay_configs):
+    """The hosts of the smarthosts that send ``domain``'s mail, on any node."""
+    hosts = []
+    for _, config in sorted(relay_configs.items()):
+        for _, entry in sorted(config.get('proxy-map', {}).items()):
+            if domain in entry.get('domains', ()) and entry['host'] not in hosts:
+                hosts.append(entry['host'])
+    return hosts
+
+
+def transport(port):
+    """A relay node's Postfix transport for a smarthost port: implicit TLS
+    (``smtp_tls_wrappermode``) on the submissions port, 465, and on ports
+    that end in 465 (10465, as unprivileged test set-ups use); STARTTLS,
+    required, elsewhere."""
+    return 'smarthost-tls' if str(port).endswith('465') else 'smarthost'
+
+
+def nexthop(host, port):
+    """Postfix next hop ``[host]:port`` (no MX lookup)."""
+    return '[%s]:%s' % (host, port)
+
+
+def sender_transports(proxy_map):
+    """``[(sender domain, transport:[host]:port)]`` of a node's proxy-map."""
+    routes = []
+    for _, smarthost in sorted(proxy_map.items()):
+        for domain in smarthost.get('domains', ()):
+            routes.append((domain, '%s:%s' % (
+                transport(smarthost['port']),
+                nexthop(smarthost['host'], smarthost['port']))))
+    return routes
+
+
+def relay_password_map(proxy_map):
+    """A relay node's Postfix SASL password map, sender-dependent
+    (``smtp_sender_dependent_authentication``): ``@domain user:password``
+    for each domain of each smarthost that has a login."""
+    lines = ['# @sender domain -> user:password of its smarthost']
+    for _, smarthost in sorted(proxy_map.items()):
+        if smarthost.get('user'):
+            lines += ['@%s %s:%s' % (domain, smarthost['user'],
+                                     smarthost.get('password', ''))
+                      for domain in smarthost.get('domains', ())]
+    return '\n'.join(lines) + '\n'
+
+
+def backend_password_map(outbound):
+    """A backend's Postfix SASL password map for the smarthost of its
+    ``outbound-relay``: ``[host]:port user:password``."""
+    if not (outbound.get('enable') and outbound.get('host')
+            and outbound.get('user')):
+        return ''
+    return '%s %s:%s\n' % (nexthop(outbound['host'], outbound['port']),
+                           outbound['user'], outbound['password'])

@@ -1,0 +1,41 @@
+"""SPF of a relay node's inbound mail: what a result means for the message
+(the checks themselves are ``recipes.clients.dns.SPFChecker``).
+
+Decision (``spf_action``), as an operator would have it:
+
+- ``fail`` (the sender's domain says this client may not send its mail):
+  refused, ``550 5.7.23`` (RFC 7372), with pyspf's explanation;
+- ``softfail``, ``neutral``, ``none``, ``pass``: accepted, with a
+  ``Received-SPF`` header for the filters downstream;
+- ``temperror`` and ``permerror`` (no DNS, a timeout, a broken record):
+  accepted, with the header; a lookup that fails never refuses mail.
+
+The null sender of a bounce is checked against the HELO name, as RFC 7208
+says (pyspf does it).
+"""
+import ipaddress
+
+SPF_FAIL_CODE = '550 5.7.23'
+
+
+def parse_nameserver(text):
+    """``(address, port)`` of ``2001:db8::53``, ``192.0.2.53``,
+    ``[2001:db8::53]:5353`` or ``192.0.2.53:5353``."""
+    text = text.strip()
+    if text.startswith('['):
+        address, _, port = text[1:].partition(']')
+        port = port.lstrip(':')
+    elif text.count(':') == 1:
+        address, _, port = text.partition(':')
+    else:
+        address, port = text, ''
+    ipaddress.ip_address(address)        # ValueError when it is not one
+    return address, int(port or 53)
+
+
+def spf_action(result, explanation, sender):
+    """The policy answer for an SPF result: a rejection on ``fail`` only."""
+    if result == 'fail':
+        return '%s SPF check failed for <%s>: %s' % (
+            SPF_FAIL_CODE, sender, explanation)
+    return None

@@ -1,0 +1,146 @@
+"""Read the partition's parameters from the SlapOS master, validated by the
+software release's JSON schemas (``software.cfg.json``), with their defaults.
+
+This is ``slapos.cookbook:slapconfiguration.jsonschema`` made to run on both
+the zc.buildout from PyPI and SlapOS's fork: the cookbook recipe stores Python
+objects in options, which only the fork accepts, so it runs here against a
+plain dict and every value is written back as a string (JSON when it is not a
+string already).
+
+Every default of the schemas is applied, also inside defaults, open
+objects and lists (``recipes.decisions.parameters``): no template or module
+restates one.
+
+Secrets never sit in the options, which buildout records in the partition's
+``.installed*.cfg``: the value of every key named in ``SECRET_KEYS``
+(passwords, reset tokens, a private key) is replaced there by
+``REDACTED``, and the whole validated set is written, 0600, to
+``parameters-file``, which the recipes that need a secret read
+(``partition_parameters``).
+
+Input options (as the cookbook's):
+  url, partition, computer, key, cert   the slap connection
+                                        (``${slap-connection:...}``)
+  jsonschema                            path of ``software.cfg.json``
+  set-default                           ``all`` (default), ``main``, ``shared``
+                                        or ``none``: apply schema defaults
+  validate-parameters                   ``all`` (default) ... as above
+
+Output options:
+  configuration                         the validated parameters, JSON
+  configuration.<name>                  each parameter (JSON unless a string)
+  valid-shared-instance-list            JSON list of ``{reference, parameters}``
+  invalid-shared-instance-list          JSON list of ``{reference, parameters,
+                                        errors}``: each also reported to the
+                                        master as that shared instance's error
+  parameters-file                       the same, secrets included (0600)
+  slap-software-type, ipv4-random, ipv6-random, instance-state,
+  root-instance-title, ...              as the cookbook's
+  user, group                           the partition's unix user and group,
+                                        which every service runs as
+
+A main-parameter error fails the run with a message naming the parameter
+(``$.mail-domains: ...``) and is reported to the master.
+"""
+import functools
+import grp
+import json
+import os
+import pwd
+
+from ..decisions.parameters import with_defaults
+from ..stores.files import read_json, write_atomically
+
+SECRET_KEYS = frozenset(('password', 'reset-token',
+                         'custom-inbound-certificate'))
+REDACTED = '<secret: see parameters-file>'
+# what the parameters file keeps, secrets included
+KEPT = ('configuration', 'valid-shared-instance-list',
+        'invalid-shared-instance-list')
+PARAMETERS_FILE = '.slap-parameters.json'
+
+
+def serialise(value):
+    """An option value as buildout stores it: strings as they are, the rest
+    as JSON (sets become sorted lists)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def redact(value):
+    """``value`` with the value of every key of ``SECRET_KEYS`` (in nested
+    objects and lists too) replaced by ``REDACTED`` when it is not empty."""
+    if isinstance(value, dict):
+        return {key: (REDACTED if key in SECRET_KEYS and item not in ('', None)
+                      else redact(item)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def partition_parameters(buildout, key='configuration', default=None):
+    """What ``[slap-configuration]`` validated, secrets included: ``key`` of
+    its parameters file (``configuration``: the parameters,
+    ``valid-shared-instance-list``...), ``default`` (``{}``) when there is
+    none. For a recipe that needs a secret."""
+    default = {} if default is None else default
+    try:
+        path = buildout['slap-configuration']['parameters-file']
+    except KeyError:
+        return default
+    return read_json(path, {}).get(key, default)
+
+
+def apply_defaults(recipe, values):
+    """Complete what the cookbook's ``recipe`` validated in ``values`` with
+    the defaults it leaves out."""
+    description = recipe._description(values)
+    load = functools.lru_cache()(lambda url: description._readAsJson(url))
+    main = description.getInstanceRequestParameterSchema()
+    configuration = values.get('configuration')
+    if main and isinstance(configuration, dict):
+        with_defaults(main, configuration, load, main.get('$id', ''))
+        for key, value in configuration.items():
+            values['configuration.' + key] = value
+    shared = recipe._getSharedSchema(description)
+    if shared:
+        for instance in values.get('valid-shared-instance-list') or ():
+            with_defaults(shared, instance['parameters'], load,
+                          shared.get('$id', ''))
+
+
+class Recipe:
+
+    def __init__(self, buildout, name, options):
+        # imported here: partition_parameters() serves modules that the
+        # promises import, which must not load the slap client
+        from slapos.recipe.slapconfiguration import JsonSchema
+        values = {key: options[key] for key in options.keys()}
+        values.setdefault('set-default', 'all')
+        values.setdefault('validate-parameters', 'all')
+        recipe = JsonSchema(buildout, name, values)
+        apply_defaults(recipe, values)
+        values['user'] = pwd.getpwuid(os.getuid()).pw_name
+        values['group'] = grp.getgrgid(os.getgid()).gr_name
+        self.path = values['parameters-file'] = os.path.join(
+            buildout['buildout']['directory'], PARAMETERS_FILE)
+        self.kept = {key: values.get(key) for key in KEPT}
+        for key, value in values.items():
+            if key.startswith('configuration') or key.endswith(
+                    'instance-list'):
+                value = redact(value)
+            value = serialise(value)
+            if options.get(key) != value:
+                options[key] = value
+
+    def install(self):
+        # before the type profile's sub-buildout (switch-softwaretype refers
+        # to this section), whose recipes read it
+        if read_json(self.path, None) != self.kept:
+            write_atomically(self.path, json.dumps(self.kept, sort_keys=True))
+        return []
+
+    update = install

@@ -1,0 +1,1 @@
+"""The buildout recipes of the software profiles: see ``recipes``."""

@@ -1,0 +1,1 @@
+"""The files the bundle keeps, one module writing each: see ``recipes``."""

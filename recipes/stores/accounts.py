@@ -1,0 +1,349 @@
+"""The account and alias database of a mail backend: plain text files, the
+single source for Postfix and Dovecot, read and written by this module only
+(the buildout recipe, the password page and the webmail's password change
+all go through it).
+
+``update`` locks the directory, reads the state, decides
+(``recipes.decisions.accounts.decide``) and writes: that is what buildout
+runs. ``set_password`` and ``change_password`` take the same lock, so a
+password set while buildout runs is never lost.
+
+# Format
+
+Files in the database directory (all 0600, written atomically under the
+exclusive lock ``.lock``):
+
+  state.json   the source of truth (below); every other file derives from it
+  passwd       Dovecot passwd-file, its passdb and userdb (``dovecot.conf``),
+               one account a line, fields separated by ``:``:
+                 user:{SCHEME}hash::::HOME::EXTRA FIELDS
+               1 the full address (auth_username_format keeps the domain);
+               2 ``{SHA512-CRYPT}$6$...``, or ``{SHA512-CRYPT}!`` for an
+                 account without a password yet, which no password matches;
+               3 uid, 4 gid, 5 gecos: empty (every mailbox belongs to the
+                 partition's user: mail_uid/mail_gid apply);
+               6 the home, ``<mail directory>/<domain>/<local part>``;
+               7 shell: empty;
+               8 space-separated extra fields:
+                 ``userdb_quota_rule=*:storage=<N>M``, the quota in MiB;
+                 ``allow_nets=::/128 nologin=y reason=Account-suspended`` for
+                 a suspended account: allow_nets=::/128 (the unspecified
+                 address, never a client's) makes the auth server itself
+                 fail every authentication, whatever the protocol (IMAP,
+                 POP3, ManageSieve, and Postfix's SMTP AUTH, whose Dovecot
+                 SASL client ignores nologin); nologin and reason are a
+                 second barrier for the login processes. The userdb ignores
+                 these passdb fields, so LMTP still delivers to a suspended
+                 account: Postfix defers its mail (``suspended`` below).
+                 alice@example.com:{SHA512-CRYPT}$6$...::::/srv/mail/example.com/alice::userdb_quota_rule=*:storage=1024M
+  mailboxes    Postfix virtual_mailbox_maps (texthash): address -> Maildir
+                 alice@example.com /srv/mail/example.com/alice/Maildir/
+  aliases      Postfix virtual_alias_maps (texthash):
+                 team@example.com alice@example.com, bob@example.org
+                 @example.com postmaster@example.com
+               in a domain with a catch-all, each account also maps to
+               itself, so that the catch-all does not swallow its mail
+  senders      Postfix smtpd_sender_login_maps (texthash): who may send as
+               an address: an account itself, an alias the accounts it
+               delivers to (catch-alls give no sending right)
+                 team@example.com alice@example.com
+  suspended    Postfix check_recipient_access (texthash):
+                 bob@example.com 450 4.2.1 Mailbox temporarily suspended
+  suspended-transports   Postfix transport_maps (texthash), for the mail
+               that reaches a suspended account through an alias or a
+               catch-all (accepted at RCPT for the alias): it waits in the
+               deferred queue
+                 bob@example.com retry:4.2.1 Mailbox temporarily suspended
+  domains      the hosted domains, one a line
+  published.json   what each shared instance gets published (holds the
+               setup tokens): ``recipes.instance.publish`` reads it
+
+state.json:
+
+  {"version": 1,
+   "claims": {"alice@example.com": "<reference>",
+              "@example.com": "<reference>",
+              "testmail@example.com": null},     (null: the test account)
+   "accounts": {"alice@example.com": {
+       "reference": "<reference>", "created": <unix time>,
+       "password": "{SHA512-CRYPT}$6$..." or null,
+       "password-set": <unix time> or null,
+       "setup-token": "<clear token>",     (only while it is valid and no
+                                            password is set: re-published)
+       "tokens": [{"kind": "setup" or "reset", "hash": "<sha256 hex>",
+                   "expires": <unix time>}],
+       "reset-seen": ["<sha256 hex>", ...]}}}
+
+When a claim is released, the account's home is moved aside to
+``<mail-directory>/.removed/<address>-<UTC time>`` (kept, not deleted).
+
+# Writing
+
+Every file but state.json is rendered from the decided database
+(``render``); the passwd line has one formatter (``passwd_line``) and one
+parser (``parse_passwd_line``), so that a password set between two runs
+rewrites the same format.
+"""
+import contextlib
+import dataclasses
+import fcntl
+import hmac
+import json
+import os
+import time
+
+from ..decisions import passwords
+from ..decisions.accounts import decide, home_of
+from ..decisions.names import domain_of
+from ..decisions.passwords import (AccountError, InvalidToken, UnknownUser,
+                                   WeakPassword)
+from .files import write_atomically
+
+__all__ = ['AccountError', 'InvalidToken', 'UnknownUser', 'WeakPassword',
+           'FILES', 'update', 'write', 'set_password', 'change_password',
+           'read_state', 'locked', 'render']
+
+SUSPENSION = 'allow_nets=::/128 nologin=y reason=Account-suspended'
+SUSPENDED_REPLY = '450 4.2.1 Mailbox temporarily suspended'
+# Postfix's retry transport defers with the status and text of its next hop
+SUSPENDED_TRANSPORT = 'retry:' + SUSPENDED_REPLY.split(' ', 1)[1]
+QUOTA_FIELD = 'userdb_quota_rule=*:storage='
+
+FILES = {
+    'passwd-file': 'passwd',
+    'mailboxes-map': 'mailboxes',
+    'aliases-map': 'aliases',
+    'senders-map': 'senders',
+    'suspended-map': 'suspended',
+    'suspended-transport-map': 'suspended-transports',
+    'domains-file': 'domains',
+    'published-file': 'published.json',
+}
+STATE_FILE = 'state.json'
+LOCK_FILE = '.lock'
+REMOVED_DIRECTORY = '.removed'
+
+
+# --- the passwd line ----------------------------------------------------------
+
+@dataclasses.dataclass
+class PasswdEntry:
+    address: str
+    password: str       # with its scheme prefix; NO_PASSWORD when none
+    home: str           # absolute
+    quota: int          # MiB
+    suspended: bool
+
+
+def passwd_line(entry):
+    """``user:password:uid:gid:gecos:home:shell:extra fields`` (# Format)."""
+    extra = ['%s%dM' % (QUOTA_FIELD, entry.quota)]
+    if entry.suspended:
+        extra.append(SUSPENSION)
+    return '%s:%s::::%s::%s' % (entry.address, entry.password, entry.home,
+                                ' '.join(extra))
+
+
+def parse_passwd_line(line):
+    """The ``PasswdEntry`` of a line ``passwd_line`` wrote."""
+    address, password, _, _, _, home, _, extra = line.split(':', 7)
+    quota, _, rest = extra.partition(' ')
+    return PasswdEntry(address, password, home,
+                       int(quota[len(QUOTA_FIELD):-1]), rest == SUSPENSION)
+
+
+# --- rendering ------------------------------------------------------------------
+
+def render(mail_directory, database):
+    """``{file name: text}`` of every file the database is made of, but
+    ``state.json``."""
+    accounts, aliases = database.accounts, dict(database.aliases)
+    suspended = [a for a in sorted(accounts) if accounts[a]['suspended']]
+    catch_all_domains = {key[1:] for key in aliases if key.startswith('@')}
+    for address in accounts:
+        if domain_of(address) in catch_all_domains:
+            aliases.setdefault(address, [address])
+
+    def home(address):
+        return os.path.join(mail_directory, accounts[address]['home'])
+
+    def lines(items):
+        return ''.join(line + '\n' for line in items)
+
+    return {
+        'passwd': lines(passwd_line(PasswdEntry(
+            a, accounts[a].get('password') or passwords.NO_PASSWORD, home(a),
+            accounts[a]['quota'], accounts[a]['suspended']))
+            for a in sorted(accounts)),
+        'mailboxes': lines('%s %s/Maildir/' % (a, home(a))
+                           for a in sorted(accounts)),
+        'aliases': lines('%s %s' % (key, ', '.join(aliases[key]))
+                         for key in sorted(aliases)),
+        'senders': lines('%s %s' % (key, ', '.join(database.senders[key]))
+                         for key in sorted(database.senders)),
+        'suspended': lines('%s %s' % (a, SUSPENDED_REPLY)
+                           for a in suspended),
+        'suspended-transports': lines('%s %s' % (a, SUSPENDED_TRANSPORT)
+                                      for a in suspended),
+        'domains': lines(database.domains),
+        'published.json': dump(database.published),
+    }
+
+
+def dump(value):
+    return json.dumps(value, sort_keys=True, indent=1)
+
+
+# --- the directory, locked ---------------------------------------------------
+
+@contextlib.contextmanager
+def locked(directory):
+    """Exclusive lock over the database directory (``directory/.lock``)."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(directory, LOCK_FILE),
+                 os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_state(directory):
+    """The state, ``{}`` when there is none yet. A damaged state fails
+    loudly: guessing would hand addresses to the wrong shared instances."""
+    path = os.path.join(directory, STATE_FILE)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as e:
+        raise ValueError('%s is damaged (%s): restore it from a backup; '
+                         'it holds who owns each address' % (path, e))
+
+
+def move_aside(mail_directory, address, now):
+    """Move an account's home to ``.removed/<address>-<UTC time>``; return
+    the new path (None when there was no home)."""
+    source = os.path.join(mail_directory, home_of(address))
+    if not os.path.exists(source):
+        return None
+    aside = os.path.join(mail_directory, REMOVED_DIRECTORY)
+    os.makedirs(aside, mode=0o700, exist_ok=True)
+    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))
+    target = os.path.join(aside, '%s-%s' % (address, stamp))
+    suffix = 0
+    while os.path.exists(target):
+        suffix += 1
+        target = os.path.join(aside, '%s-%s.%d' % (address, stamp, suffix))
+    os.rename(source, target)
+    return target
+
+
+def _write_locked(directory, mail_directory, database, now):
+    # the files first (login and delivery of removed accounts stop), then
+    # the homes, then the state: after a crash, the next run finds the old
+    # claims and moves the homes aside again
+    for name, text in render(mail_directory, database).items():
+        write_atomically(os.path.join(directory, name), text)
+    for removed in database.removed:
+        move_aside(mail_directory, removed['address'], now)
+    write_atomically(os.path.join(directory, STATE_FILE), dump(database.state))
+
+
+def write(directory, mail_directory, database, now=None):
+    """Write ``database`` under the lock. The database must have been
+    decided from the current state: use ``update``, which decides under the
+    same lock, unless nothing else can write (a password set between the
+    decision and this write would be lost)."""
+    with locked(directory):
+        _write_locked(directory, mail_directory, database,
+                      time.time() if now is None else now)
+
+
+def update(directory, mail_directory, domains, shared_instances,
+           default_quota, test_account, password_url, now=None):
+    """Lock, read the state, decide, write; return the Database."""
+    now = time.time() if now is None else now
+    with locked(directory):
+        database = decide(domains, shared_instances, read_state(directory),
+                          default_quota, test_account, now, password_url)
+        _write_locked(directory, mail_directory, database, now)
+    return database
+
+
+# --- passwords ------------------------------------------------------------------
+
+def _set_hash(directory, address, entry, state, password, now):
+    """Store a new password hash: the state first (the source), then the
+    passwd line of the account when it is active, then its publication
+    without the used setup link."""
+    entry['password'] = passwords.hash_password(password)
+    entry['password-set'] = int(now)
+    # a password set voids every outstanding token
+    entry['tokens'] = []
+    entry.pop('setup-token', None)
+    write_atomically(os.path.join(directory, STATE_FILE), dump(state))
+    path = os.path.join(directory, 'passwd')
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return
+    for i, line in enumerate(lines):
+        passwd = parse_passwd_line(line)
+        if passwd.address == address:
+            passwd.password = entry['password']
+            lines[i] = passwd_line(passwd)
+            write_atomically(path, ''.join(line + '\n' for line in lines))
+            break
+    published_path = os.path.join(directory, FILES['published-file'])
+    if entry['reference'] is not None and os.path.exists(published_path):
+        with open(published_path) as f:
+            published = json.load(f)
+        if entry['reference'] in published:
+            published[entry['reference']] = {'address': address}
+            write_atomically(published_path, dump(published))
+
+
+def _account(state, address):
+    entry = state.get('accounts', {}).get(address)
+    if entry is None:
+        raise UnknownUser('there is no account %s' % address)
+    return entry
+
+
+def set_password(directory, address, token, password, now=None):
+    """Set the password of ``address`` with a valid one-time token (setup or
+    reset). Raises UnknownUser, InvalidToken (wrong, used or expired) or
+    WeakPassword; the token is used only when the password is set."""
+    now = time.time() if now is None else now
+    address = address.strip().lower()
+    with locked(directory):
+        state = read_state(directory)
+        entry = _account(state, address)
+        digest = passwords.token_hash(address, token)
+        match = next((t for t in entry.get('tokens', [])
+                      if hmac.compare_digest(t['hash'], digest)), None)
+        if match is None:
+            raise InvalidToken('this token is wrong or was already used')
+        if match['expires'] <= now:
+            raise InvalidToken('this token has expired; ask for a new one')
+        passwords.check_password(address, password)
+        _set_hash(directory, address, entry, state, password, now)
+
+
+def change_password(directory, address, old_password, new_password, now=None):
+    """Change the password of ``address`` given its current password (the
+    webmail). Raises UnknownUser, InvalidToken (wrong current password) or
+    WeakPassword."""
+    now = time.time() if now is None else now
+    address = address.strip().lower()
+    with locked(directory):
+        state = read_state(directory)
+        entry = _account(state, address)
+        if not passwords.verify_password(entry.get('password'), old_password):
+            raise InvalidToken('the current password is wrong')
+        passwords.check_password(address, new_password)
+        _set_hash(directory, address, entry, state, new_password, now)

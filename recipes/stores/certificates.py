@@ -1,0 +1,183 @@
+"""The partition's TLS certificates, kept in one directory by this module
+alone: the self-signed ones, and one given by the requester.
+
+The self-signed certificates: the current one, which the
+daemons serve, and the next one, generated in advance so that peers can
+trust its fingerprint before it is used.
+
+Files in the certificate directory (0700; keys 0600):
+  current.key current.crt next.key next.crt
+
+Rotation: when the current certificate expires within ``renew-before-days``
+(or is older than ``max-age-days``, when given), the next one becomes
+current and a new next one is generated. Peers already trust the promoted
+certificate (its fingerprint was published as the next one); the daemons
+take it by a reload, which does not drop connections.
+"""
+import hashlib
+import os
+import re
+import ssl
+import subprocess
+import time
+
+
+SLOTS = ('current', 'next')
+DAY = 24 * 3600
+# a self-signed certificate lives ten years and gives way to the next one a
+# month before its end: what a peer pins stays valid, and the next one was
+# published long before
+VALIDITY_DAYS = 3650
+RENEW_BEFORE_DAYS = 30
+
+
+def fingerprint_of_der(der):
+    """SHA-256 fingerprint of a DER certificate, as AA:BB:..."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ':'.join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def fingerprint(cert_path):
+    """SHA-256 fingerprint of a PEM certificate (the first of a chain), as
+    AA:BB:..."""
+    with open(cert_path) as f:
+        text = f.read()
+    first = (pem_blocks(text, 'CERTIFICATE') or [text])[0]
+    return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(first))
+
+
+def validity(openssl, cert_path):
+    """``(not before, not after)`` of a PEM certificate, as Unix times."""
+    out = subprocess.run(
+        [openssl, 'x509', '-in', cert_path, '-noout', '-startdate',
+         '-enddate'], check=True, capture_output=True, text=True).stdout
+    dates = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+    return (ssl.cert_time_to_seconds(dates['notBefore']),
+            ssl.cert_time_to_seconds(dates['notAfter']))
+
+
+def rotation_due(not_before, not_after, now, renew_before_days,
+                 max_age_days=None):
+    """Whether the current certificate must give way to the next one."""
+    if not_after - now <= renew_before_days * DAY:
+        return True
+    return bool(max_age_days) and now - not_before >= max_age_days * DAY
+
+
+def rotate(directory):
+    """The next pair becomes the current one (each file replaced atomically,
+    the key first); the caller generates a new next pair."""
+    for extension in ('key', 'crt'):
+        os.replace(os.path.join(directory, 'next.' + extension),
+                   os.path.join(directory, 'current.' + extension))
+
+
+def generate(openssl, key_path, cert_path, common_name,
+             days=VALIDITY_DAYS):
+    """A new self-signed key and certificate (ECDSA P-256)."""
+    old_umask = os.umask(0o077)
+    try:
+        subprocess.run(
+            [openssl, 'req', '-x509', '-newkey', 'ec',
+             '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+             '-days', str(days), '-subj', '/CN=%s' % common_name,
+             '-addext', 'subjectAltName=DNS:%s' % common_name,
+             '-addext', 'basicConstraints=critical,CA:FALSE',
+             '-keyout', key_path, '-out', cert_path],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    finally:
+        os.umask(old_umask)
+
+
+def ensure(openssl, directory, common_name,
+           renew_before_days=RENEW_BEFORE_DAYS, max_age_days=None,
+           days=VALIDITY_DAYS, now=None):
+    """Create what is missing of the current and next certificates, rotate
+    them when due; return ``{slot: {'key', 'cert', 'fingerprint'}}``."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    current = os.path.join(directory, 'current.crt')
+    if (os.path.exists(current) and os.path.exists(
+            os.path.join(directory, 'next.crt')) and rotation_due(
+                *validity(openssl, current),
+                time.time() if now is None else now,
+                renew_before_days, max_age_days)):
+        rotate(directory)
+    pairs = {}
+    for slot in SLOTS:
+        key = os.path.join(directory, slot + '.key')
+        cert = os.path.join(directory, slot + '.crt')
+        if not (os.path.exists(key) and os.path.exists(cert)):
+            generate(openssl, key, cert, common_name, days)
+        pairs[slot] = {'key': key, 'cert': cert,
+                       'fingerprint': fingerprint(cert)}
+    return pairs
+
+
+# -- a certificate given by the requester ------------------------------------
+PEM_BLOCK = '-----BEGIN %s-----.*?-----END %s-----'
+KEY_LABELS = ('PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY')
+
+
+def pem_blocks(text, label):
+    """The PEM blocks of ``label`` in ``text``, in order."""
+    pattern = PEM_BLOCK % (re.escape(label), re.escape(label))
+    return re.findall(pattern, text, re.S)
+
+
+def _public_key(openssl, args, path, what):
+    result = subprocess.run([openssl] + args + ['-in', path], input='',
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError('the %s cannot be read (%s)' % (
+            what, (result.stderr.strip().splitlines() or ['openssl failed'])[0]))
+    return result.stdout
+
+
+def install_custom(openssl, pem, directory, name='custom'):
+    """Check a PEM private key then certificate chain and install it as
+    ``<name>.key`` (0600) and ``<name>.crt`` in ``directory``; return their
+    paths. Raise ValueError saying what is wrong (never quoting the key)."""
+    if 'ENCRYPTED PRIVATE KEY' in pem:
+        raise ValueError('the private key is encrypted: give it without a '
+                         'passphrase')
+    keys = [k for label in KEY_LABELS for k in pem_blocks(pem, label)]
+    if len(keys) != 1:
+        raise ValueError('%s private key found: give one PEM private key '
+                         '(-----BEGIN PRIVATE KEY-----), then the '
+                         'certificate chain' % ('no' if not keys else 'more than one'))
+    chain = pem_blocks(pem, 'CERTIFICATE')
+    if not chain:
+        raise ValueError('no certificate found: give the PEM private key, '
+                         'then the certificate chain (-----BEGIN '
+                         'CERTIFICATE-----), the server\'s first')
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    key_path = os.path.join(directory, name + '.key')
+    cert_path = os.path.join(directory, name + '.crt')
+    new_key, new_cert = key_path + '.new', cert_path + '.new'
+    old_umask = os.umask(0o077)
+    try:
+        with open(new_key, 'w') as f:
+            f.write(keys[0] + '\n')
+        with open(new_cert, 'w') as f:
+            f.write('\n'.join(chain) + '\n')
+        key_public = _public_key(openssl, ['pkey', '-pubout'], new_key,
+                                 'private key')
+        cert_public = _public_key(openssl, ['x509', '-noout', '-pubkey'],
+                                  new_cert, 'certificate')
+        for i, block in enumerate(chain[1:], 2):
+            with open(new_cert + '.check', 'w') as f:
+                f.write(block + '\n')
+            _public_key(openssl, ['x509', '-noout', '-pubkey'],
+                        new_cert + '.check', 'certificate %d of the chain' % i)
+        if key_public != cert_public:
+            raise ValueError('the private key does not match the first '
+                             'certificate (the server\'s must come first)')
+        os.replace(new_key, key_path)
+        os.replace(new_cert, cert_path)
+    finally:
+        os.umask(old_umask)
+        for leftover in (new_key, new_cert, new_cert + '.check'):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return key_path, cert_path

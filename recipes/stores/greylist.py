@@ -1,0 +1,101 @@
+"""The greylisting database of a relay node, kept by this module alone:
+which triplets (``recipes.decisions.greylisting.triplet``) were seen when,
+and which passed.
+
+State: one SQLite database in the partition (WAL journal, each decision in
+its own immediate transaction, so that several processes may share it); the
+policy daemon's threads share one ``Greylist``, whose connection a lock
+keeps to one decision at a time.
+Triplets never retried are forgotten after ``RETRY_WINDOW``, passed ones
+after ``MAX_AGE`` without mail; pruning runs when a process starts and then
+at most every ``PRUNE_EVERY`` seconds.
+"""
+import os
+import sqlite3
+import threading
+import time
+
+from ..decisions.greylisting import triplet
+
+RETRY_WINDOW = 2 * 24 * 3600      # a first attempt not retried within: forgotten
+MAX_AGE = 35 * 24 * 3600          # a passed triplet unseen for: forgotten
+PRUNE_EVERY = 3600
+BUSY_TIMEOUT = 10                 # seconds to wait for another process's write
+
+
+class Greylist:
+    """The triplets database at ``path``, safe across threads."""
+
+    def __init__(self, path, delay, now=time.time):
+        self.path = path
+        self.delay = delay
+        self.now = now
+        self.pruned = 0
+        self.lock = threading.Lock()
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        old_umask = os.umask(0o077)
+        try:
+            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT,
+                                      isolation_level=None,
+                                      check_same_thread=False)
+            self.db.execute('PRAGMA journal_mode=WAL')
+            self.db.execute(
+                'CREATE TABLE IF NOT EXISTS triplet (key TEXT PRIMARY KEY, '
+                'first REAL NOT NULL, last REAL NOT NULL, '
+                'passed INTEGER NOT NULL DEFAULT 0)')
+        finally:
+            os.umask(old_umask)
+
+    def close(self):
+        with self.lock:
+            self.db.close()
+
+    def prune(self, now=None):
+        """Forget the expired triplets; return how many."""
+        with self.lock:
+            return self._prune(self.now() if now is None else now)
+
+    def _prune(self, now):
+        cursor = self.db.execute(
+            'DELETE FROM triplet WHERE (passed = 0 AND first < ?) '
+            'OR last < ?', (now - RETRY_WINDOW, now - MAX_AGE))
+        self.pruned = now
+        return cursor.rowcount
+
+    def check(self, client_address, sender, recipient):
+        """``0`` when the triplet may pass, else the seconds to wait before
+        a retry is let through (a first attempt is recorded)."""
+        key = triplet(client_address, sender, recipient)
+        with self.lock:
+            wait = self._check(key, self.now())
+        if wait <= 0:
+            return 0
+        return max(1, int(wait + 0.999))
+
+    def _check(self, key, now):
+        if now - self.pruned >= PRUNE_EVERY:
+            self._prune(now)
+        self.db.execute('BEGIN IMMEDIATE')
+        try:
+            row = self.db.execute(
+                'SELECT first, passed FROM triplet WHERE key = ?',
+                (key,)).fetchone()
+            if row is None or (not row[1] and now - row[0] > RETRY_WINDOW):
+                self.db.execute(
+                    'INSERT OR REPLACE INTO triplet (key, first, last, passed) '
+                    'VALUES (?, ?, ?, 0)', (key, now, now))
+                wait = self.delay
+            elif row[1] or now - row[0] >= self.delay:
+                self.db.execute(
+                    'UPDATE triplet SET last = ?, passed = 1 WHERE key = ?',
+                    (now, key))
+                wait = 0
+            else:
+                wait = self.delay - (now - row[0])
+            self.db.execute('COMMIT')
+        except BaseException:
+            self.db.execute('ROLLBACK')
+            raise
+        return wait
