@@ -98,6 +98,32 @@ def smtp_submit(host, port, user, password, sender, recipients, subject,
         smtp.sendmail(sender, recipients, message)
 
 
+def buildout_records(slapos):
+    """The text of every record buildout keeps in the partitions
+    (``.installed*.cfg``: each part's options, kept on disk): no secret may
+    be found there."""
+    import glob
+    found = {}
+    for path in glob.glob(os.path.join(slapos.base_directory, 'inst', '*',
+                                       '.installed*.cfg')):
+        with open(path) as f:
+            found[path] = f.read()
+    assert found, 'no buildout record in %s' % slapos.base_directory
+    return found
+
+
+def assert_no_secret_in_records(slapos, secrets, expected):
+    """None of ``secrets`` is in a buildout record, where ``expected`` (a
+    value that is no secret) is: the right records were read."""
+    records = buildout_records(slapos)
+    assert any(expected in text for text in records.values()), expected
+    for secret in secrets:
+        assert secret, 'an empty secret proves nothing'
+        leaks = [path for path, text in records.items() if secret in text]
+        assert not leaks, 'a secret (%s...) is recorded in %s' % (
+            secret[:3], leaks)
+
+
 def software_binary(slapos, *path):
     """A file of a built software release: ``software_binary(slapos,
     'postfix', 'sbin', 'postqueue')``."""

@@ -263,7 +263,7 @@ archive: the webmail is not installed. The password page is at
 # Snappymail's own index.php, with this partition's document root: the
 # release stays read-only in the software release.
 INDEX = '''<?php
-// Written by the mail bundle (recipes/webmail.py).
+// Written by the mail bundle (recipes/instance/webmail.py).
 define('APP_VERSION', '%(version)s');
 define('APP_INDEX_ROOT_PATH', __DIR__ . DIRECTORY_SEPARATOR);
 include APP_INDEX_ROOT_PATH . 'snappymail/v/' . APP_VERSION . '/include.php';
@@ -272,7 +272,7 @@ include APP_INDEX_ROOT_PATH . 'snappymail/v/' . APP_VERSION . '/include.php';
 # Read by Snappymail from APP_INDEX_ROOT_PATH: its data directory, outside
 # the document root (both ways Snappymail has used to say it).
 INCLUDE = '''<?php
-// Written by the mail bundle (recipes/webmail.py).
+// Written by the mail bundle (recipes/instance/webmail.py).
 define('APP_DATA_FOLDER_PATH', '%(data)s');
 function __get_custom_data_full_path()
 {

@@ -251,18 +251,67 @@ class Connection:
         self.started = time.monotonic()
 
 
-def serve(socket_path, bogofilter):
-    """One thread, one loop: every request is read whole, then answered;
-    bogofilter answers a classification in a fraction of a millisecond (a
-    learning, rarer, holds the loop for its tens of milliseconds)."""
+def listen(socket_path):
+    """The listening socket at ``socket_path`` (0600), and its inode."""
     if os.path.exists(socket_path):
         os.unlink(socket_path)      # left by a process that was killed
     os.umask(0o077)
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(socket_path)
     listener.listen(64)
-    ours = os.stat(socket_path).st_ino
     listener.setblocking(False)
+    return listener, os.stat(socket_path).st_ino
+
+
+def accept(listener, selector):
+    try:
+        client, _ = listener.accept()
+    except BlockingIOError:
+        return
+    client.setblocking(False)
+    selector.register(client, selectors.EVENT_READ, Connection(client))
+
+
+def exchange(connection, events, selector, spam_filter):
+    """Read the request until it is whole, then send the answer; True when
+    the connection is done with (answered, or gone)."""
+    try:
+        if events & selectors.EVENT_READ:
+            chunk = connection.socket.recv(1 << 16)
+            connection.size += len(chunk)
+            if chunk and connection.size <= MAX_SIZE:
+                connection.data.append(chunk)
+                return False
+            connection.answer = memoryview(
+                spam_filter.answer(b''.join(connection.data))
+                if not chunk else b'-\n')
+            connection.data = None
+            selector.modify(connection.socket, selectors.EVENT_WRITE,
+                            connection)
+        sent = connection.socket.send(connection.answer)
+        connection.answer = connection.answer[sent:]
+        return not len(connection.answer)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True    # the client went away: it fails the filter
+
+
+def sweep(selector, spam_filter, now):
+    """Close the idle bulk processes; let go of a client that never
+    finishes its request."""
+    spam_filter.close_idle()
+    for key in list(selector.get_map().values()):
+        if key.data and now - key.data.started > TIMEOUT * 6:
+            selector.unregister(key.fileobj)
+            key.fileobj.close()
+
+
+def serve(socket_path, bogofilter):
+    """One thread, one loop: every request is read whole, then answered;
+    bogofilter answers a classification in a fraction of a millisecond (a
+    learning, rarer, holds the loop for its tens of milliseconds)."""
+    listener, ours = listen(socket_path)
     spam_filter = SpamFilter(bogofilter)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -274,48 +323,14 @@ def serve(socket_path, bogofilter):
         while not stopping:
             for key, events in selector.select(IDLE):
                 if key.fileobj is listener:
-                    try:
-                        client, _ = listener.accept()
-                    except BlockingIOError:
-                        continue
-                    client.setblocking(False)
-                    selector.register(client, selectors.EVENT_READ,
-                                      Connection(client))
-                    continue
-                connection = key.data
-                try:
-                    if events & selectors.EVENT_READ:
-                        chunk = connection.socket.recv(1 << 16)
-                        connection.size += len(chunk)
-                        if chunk and connection.size <= MAX_SIZE:
-                            connection.data.append(chunk)
-                            continue
-                        connection.answer = memoryview(
-                            spam_filter.answer(b''.join(connection.data))
-                            if not chunk else b'-\n')
-                        connection.data = None
-                        selector.modify(connection.socket,
-                                        selectors.EVENT_WRITE, connection)
-                    sent = connection.socket.send(connection.answer)
-                    connection.answer = connection.answer[sent:]
-                    if len(connection.answer):
-                        continue
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    pass    # the client went away: it fails the filter
-                selector.unregister(connection.socket)
-                connection.socket.close()
-            now = time.monotonic()
-            if now - swept < IDLE:
-                continue
-            swept = now
-            spam_filter.close_idle()
-            # a client that never finishes its request is let go
-            for key in list(selector.get_map().values()):
-                if key.data and now - key.data.started > TIMEOUT * 6:
+                    accept(listener, selector)
+                elif exchange(key.data, events, selector, spam_filter):
                     selector.unregister(key.fileobj)
                     key.fileobj.close()
+            now = time.monotonic()
+            if now - swept >= IDLE:
+                swept = now
+                sweep(selector, spam_filter, now)
     finally:
         # without the socket, Dovecot runs bogofilter itself (unless
         # another process took the path over)

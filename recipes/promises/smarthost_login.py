@@ -31,6 +31,28 @@ def check_login(host, port, user=None, password=None, timeout=20):
     """Connect, TLS, AUTH as the relay will; raise ``SmarthostError`` with
     what went wrong (without the password)."""
     where = '[%s]:%s' % (host, port) if ':' in host else '%s:%s' % (host, port)
+    smtp = connect(host, port, where, timeout)
+    try:
+        if user:
+            log_in(smtp, where, user, password)
+        return where
+    except (OSError, ssl.SSLError, smtplib.SMTPException) as e:
+        if isinstance(e, SmarthostError):
+            raise
+        message = str(e)
+        if password:
+            message = message.replace(password, '***')
+        raise SmarthostError('%s: %s' % (where, message))
+    finally:
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException, socket.error):
+            smtp.close()
+
+
+def connect(host, port, where, timeout):
+    """An SMTP session in TLS, as the relay's transport for this port
+    opens it (implicit TLS or STARTTLS)."""
     implicit = smarthost_transport(port) == 'smarthost-tls'
     try:
         if implicit:
@@ -49,41 +71,35 @@ def check_login(host, port, user=None, password=None, timeout=20):
                                      'relay requires' % where)
             smtp.starttls(context=unverified_tls())
             smtp.ehlo()
-        if user:
-            if password is None:
-                raise SmarthostError('no password for %s in the relay\'s '
-                                     'password map' % user)
-            # one mechanism, as the relay's Postfix does (smtplib's login()
-            # would try the next one after a refusal)
-            offered = smtp.esmtp_features.get('auth', '').upper().split()
-            mechanism = next((m for m in ('PLAIN', 'LOGIN') if m in offered),
-                             None)
-            if mechanism is None:
-                raise SmarthostError('%s offers no PLAIN or LOGIN AUTH to '
-                                     'log in as %s' % (where, user))
-            smtp.user, smtp.password = user, password
-            try:
-                smtp.auth(mechanism, getattr(smtp, 'auth_' + mechanism.lower()))
-            except smtplib.SMTPAuthenticationError as e:
-                text = e.smtp_error.decode(errors='replace') \
-                    if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
-                raise SmarthostError('%s refuses the login of %s (%s %s): '
-                                     'check its user and password' % (
-                                         where, user, e.smtp_code,
-                                         text.replace(password, '***')))
-        return where
-    except (OSError, ssl.SSLError, smtplib.SMTPException) as e:
+    except (OSError, smtplib.SMTPException) as e:
+        smtp.close()
         if isinstance(e, SmarthostError):
             raise
-        message = str(e)
-        if password:
-            message = message.replace(password, '***')
-        raise SmarthostError('%s: %s' % (where, message))
-    finally:
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException, socket.error):
-            smtp.close()
+        raise SmarthostError('%s: %s' % (where, e))
+    return smtp
+
+
+def log_in(smtp, where, user, password):
+    """AUTH with one mechanism, as the relay's Postfix does (smtplib's
+    login() would try the next one after a refusal)."""
+    if password is None:
+        raise SmarthostError('no password for %s in the relay\'s password '
+                             'map' % user)
+    offered = smtp.esmtp_features.get('auth', '').upper().split()
+    mechanism = next((m for m in ('PLAIN', 'LOGIN') if m in offered), None)
+    if mechanism is None:
+        raise SmarthostError('%s offers no PLAIN or LOGIN AUTH to log in as '
+                             '%s' % (where, user))
+    smtp.user, smtp.password = user, password
+    try:
+        smtp.auth(mechanism, getattr(smtp, 'auth_' + mechanism.lower()))
+    except smtplib.SMTPAuthenticationError as e:
+        text = e.smtp_error.decode(errors='replace') \
+            if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
+        raise SmarthostError('%s refuses the login of %s (%s %s): check its '
+                             'user and password' % (
+                                 where, user, e.smtp_code,
+                                 text.replace(password, '***')))
 
 
 class SmarthostError(smtplib.SMTPException):

@@ -1,4 +1,4 @@
-"""Promise: the spam filter (recipes/spam_filter.py) answers on its unix
+"""Promise: the spam filter (recipes/programs/spam_filter.py) answers on its unix
 socket ``socket``. It asks for the verdict of a user without a word list,
 which reads nothing and is answered at once: Unsure, not classified."""
 from recipes.programs import spam_filter

@@ -19,9 +19,9 @@ import pytest
 
 from recipes.stores import certificates
 from recipes.promises import deferred_queue, smtp_certificate
-from tests.deployment import (MAIL_SERVER, imaps_find, insecure_tls,
-                              post_form, send, set_password, smtp_submit,
-                              software_binary)
+from tests.deployment import (MAIL_SERVER, assert_no_secret_in_records,
+                              imaps_find, insecure_tls, post_form, send,
+                              set_password, smtp_submit, software_binary)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -671,3 +671,19 @@ def test_a_reset_token_sets_a_new_password_once(backend, slapos):
     status, _, text = post_form(backend.published['password-url'], user=dave,
                                 token=token, password='yet another password')
     assert status >= 400, text
+
+
+def test_no_secret_sits_in_buildout_records(backend, slapos):
+    # a live setup token, a live reset token, the smarthost's password and
+    # the users' password: through files, never options
+    backend.request_shared('frank', {'address': 'frank@' + DOMAIN})
+    reset = 'reset-%s' % uuid.uuid4()
+    backend.request_shared('carol', dict(ACCOUNTS['carol'], **{
+        'reset-token': reset}))
+    slapos.wait_instance(max_retry=2)
+    setup_token = backend.shared('frank')['token']
+    assert backend.shared('carol')['address'] == 'carol@' + DOMAIN
+    assert_no_secret_in_records(
+        slapos, [setup_token, reset, SMARTHOST_LOGIN[1], PASSWORD],
+        expected='frank@' + DOMAIN)
+

@@ -15,8 +15,9 @@ import dkim
 import psutil
 import pytest
 
-from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
-                              rcpt_code, send)
+from tests.deployment import (MAIL_SERVER, RELAY,
+                              assert_no_secret_in_records, imaps_find,
+                              insecure_tls, rcpt_code, send)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -419,12 +420,21 @@ def test_the_node_daemons_run_as_the_unprivileged_user(deployment):
         if partition not in cmdline:
             continue
         for name in ('postfix/master', 'dovecot', 'opendkim',
-                     'recipes.relay_policy'):
+                     'recipes.programs.relay_policy'):
             if name in cmdline and 'supervisord' not in cmdline:
                 daemons.setdefault(name, []).append(process)
     assert sorted(daemons) == ['dovecot', 'opendkim', 'postfix/master',
-                               'recipes.relay_policy']
+                               'recipes.programs.relay_policy']
     for processes in daemons.values():
         for master in processes:
             tree = [master] + master.children(recursive=True)
             assert {p.username() for p in tree} == {me}, master.cmdline()
+
+
+def test_no_secret_sits_in_buildout_records(deployment, slapos):
+    # the smarthosts' passwords (proxy-map) and the generated outbound
+    # password of a domain: through files, never options
+    generated = deployment['shared']['domain-' + MAIL3]['outbound-password']
+    assert_no_secret_in_records(
+        slapos, list(LOGINS.values()) + [generated], expected=MAIL3)
+

@@ -25,7 +25,7 @@ import uuid
 
 import pytest
 
-from tests.deployment import RELAY
+from tests.deployment import RELAY, assert_no_secret_in_records
 from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
 from tests.smarthost import Recorder, Smarthost
@@ -371,3 +371,14 @@ def test_the_submission_port_never_greylists_nor_checks_spf(deployment, slapos):
         '-h', 'smtpd_recipient_restrictions')
     # the policy daemon's socket: the partition's user only
     assert os.stat(socket_path).st_mode & 0o777 == 0o600
+
+
+def test_no_secret_sits_in_buildout_records(deployment, slapos, certificate):
+    # the custom certificate's private key and the smarthost's password,
+    # given to the cluster and passed on to the nodes: through files, never
+    # options
+    key_lines = [line for line in certificate['pem'].split(
+        '-----END')[0].splitlines() if line and not line.startswith('-----')]
+    assert_no_secret_in_records(
+        slapos, key_lines + ['smarthost-secret'], expected='relay-in.example.net')
+

@@ -227,7 +227,7 @@ def test_snappymail_configuration_is_written(deployment):
     with open(os.path.join(data, 'plugins', 'mailbundle-change-password',
                            'config.json')) as f:
         command = json.load(f)['command']
-    assert command[1:4] == ['-m', 'recipes.accounts', 'change-password']
+    assert command[1:4] == ['-m', 'recipes.programs.passwords', 'change-password']
 
 
 def test_without_snappymail_no_webmail_is_published(deployment):

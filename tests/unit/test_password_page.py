@@ -133,7 +133,7 @@ def test_cgi_program(site):
                    SERVER_NAME='localhost', SERVER_PORT='8081',
                    SERVER_PROTOCOL='HTTP/1.1', GATEWAY_INTERFACE='CGI/1.1',
                    PYTHONPATH=root)
-    result = subprocess.run([sys.executable, '-m', 'recipes.password_page'],
+    result = subprocess.run([sys.executable, '-m', 'recipes.programs.password_page'],
                             input=body.encode(), capture_output=True,
                             env=environ, cwd=root, timeout=60)
     out = result.stdout.decode()

@@ -14,10 +14,10 @@ def test_json_for_buildout_never_holds_a_substitution_and_decodes_the_same():
 
 
 def test_source_files_are_the_modules_files_without_importing_them():
-    sys.modules.pop('recipes.spam_filter', None)
-    files = profile_text.source_files('recipes.spam_filter',
-                                      'recipes.greylisting').split(' ')
+    sys.modules.pop('recipes.programs.spam_filter', None)
+    files = profile_text.source_files('recipes.programs.spam_filter',
+                                      'recipes.decisions.greylisting').split(' ')
     assert [os.path.basename(f) for f in files] == ['spam_filter.py',
                                                     'greylisting.py']
     assert all(os.path.isabs(f) and os.path.exists(f) for f in files)
-    assert 'recipes.spam_filter' not in sys.modules
+    assert 'recipes.programs.spam_filter' not in sys.modules

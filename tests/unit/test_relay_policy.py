@@ -529,7 +529,7 @@ def test_the_daemon_serves_both_policies_over_a_stale_socket(
         'database': str(tmp_path / 'grey.sqlite')}))
     write_json(tmp_path / 'outbound.json', {'domains': DOMAINS})
     daemon = subprocess.Popen(
-        [sys.executable, '-m', 'recipes.relay_policy',
+        [sys.executable, '-m', 'recipes.programs.relay_policy',
          'outbound', outbound_path, str(tmp_path / 'outbound.json'),
          'inbound', inbound_path, str(tmp_path / 'inbound.json')],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -565,7 +565,7 @@ def test_the_daemon_serves_both_policies_over_a_stale_socket(
 def test_a_daemon_with_an_unreadable_configuration_does_not_start(
         tmp_path, sockets):
     out = subprocess.run(
-        [sys.executable, '-m', 'recipes.relay_policy', 'outbound',
+        [sys.executable, '-m', 'recipes.programs.relay_policy', 'outbound',
          os.path.join(sockets, 'outbound.sock'), str(tmp_path / 'none.json')],
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and 'none.json' in out.stderr

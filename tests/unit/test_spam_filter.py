@@ -62,7 +62,7 @@ def spam_filter_socket(tmp_path):
         pass        # a stale file where the socket goes
     log = open(str(tmp_path / 'spam-filter.log'), 'w')
     process = subprocess.Popen(
-        [sys.executable, '-m', 'recipes.spam_filter', path, BOGOFILTER],
+        [sys.executable, '-m', 'recipes.programs.spam_filter', path, BOGOFILTER],
         stderr=log, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
             os.path.abspath(__file__)))))
     deadline = time.time() + 30

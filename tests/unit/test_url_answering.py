@@ -1,4 +1,4 @@
-"""recipes.promise.url_answering: the status a URL answers with."""
+"""recipes.promises.url_answering: the status a URL answers with."""
 import http.server
 import threading
 

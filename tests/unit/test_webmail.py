@@ -112,7 +112,7 @@ def test_plugin_is_installed_with_its_command(tmp_path):
     source.mkdir()
     (source / 'index.php').write_text('<?php\n')
     webmail.install_plugin(str(tmp_path), str(source),
-                           ['python', '-m', 'recipes.accounts',
+                           ['python', '-m', 'recipes.programs.passwords',
                             'change-password', '/db'])
     target = tmp_path / '_data_' / '_default_' / 'plugins' / webmail.PLUGIN
     assert (target / 'index.php').exists()

@@ -2,11 +2,11 @@
 /**
  * Snappymail plugin of the SlapOS mail bundle: an account changes its
  * password from the webmail's settings, through the same module as the
- * password page and the instance (recipes.accounts), never by writing the
+ * password page and the instance (recipes.stores.accounts), never by writing the
  * account database itself.
  *
  * The instance installs it as _data_/_default_/plugins/mailbundle-change-password/
- * with config.json: {"command": [python, "-m", "recipes.accounts",
+ * with config.json: {"command": [python, "-m", "recipes.programs.passwords",
  * "change-password", DIRECTORY]}. The address is appended to the command;
  * the current password, then the new one, go to its standard input (never
  * on a command line). Exit codes: 0 changed, 3 unknown user, 4 wrong
