@@ -1,5 +1,4 @@
-"""A stand-in for the SlapOS master, as slapos.slap's client shows it to the
-recipes (``slap.slap()``): what they publish and request is recorded."""
+"""A stand-in for the SlapOS master (slapos.slap.slap()) that records."""
 import json
 
 from slapos import slap

@@ -1,12 +1,11 @@
-"""recipes.decisions.claims (first claim wins, kept while asked, claimable)
-and recipes.decisions.loops (cycles, self-loops, none)."""
+"""recipes.decisions.claims and recipes.decisions.loops."""
 import random
 
 from recipes.decisions.claims import first_claims
 from recipes.decisions.loops import find_loops
 
 
-# -- claims --------------------------------------------------------------------
+# -- claims -------------------------------------------------------------------
 def test_the_first_claimant_in_the_masters_order_wins_a_free_name():
     asks = [('_b', 'x@example.com'), ('_a', 'x@example.com'),
             ('_a', 'y@example.com')]
@@ -47,7 +46,7 @@ def test_an_earlier_claim_outlives_its_name_becoming_unclaimable():
                         lambda name: False) == {'a@example.com': '_a'}
 
 
-# -- loops ---------------------------------------------------------------------
+# -- loops --------------------------------------------------------------------
 def assert_cycle(graph, loop):
     """``loop`` is a cycle of ``graph`` written ``[a, ..., a]``, each node
     once."""

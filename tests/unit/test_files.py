@@ -1,5 +1,4 @@
-"""recipes.stores.files: atomic writes (mode, no partial file, no temporary
-file left behind) and read_json's default on a missing or damaged file."""
+"""recipes.stores.files: atomic writes and read_json's default."""
 import os
 import stat
 import subprocess
@@ -72,41 +71,42 @@ def test_a_failed_rename_leaves_no_temporary_file(tmp_path):
 
 
 READER = textwrap.dedent('''
-    import sys
-    path, wanted, expected = sys.argv[1], int(sys.argv[2]), set(sys.argv[3:])
-    seen = bad = 0
-    while seen < wanted:
+    import os, sys
+    path, stop = sys.argv[1], sys.argv[2]
+    expected = {'a' * (1 << 20), 'b' * (1 << 20)}
+    reads = bad = 0
+    print('reading', flush=True)
+    while not os.path.exists(stop):
         try:
             with open(path) as f:
                 text = f.read()
         except FileNotFoundError:
-            bad += 1
-            continue
-        seen += 1
-        if text[:1] not in expected or text != text[0] * len(text) \\
-                or len(text) != 1 << 20:
-            bad += 1
-    print(bad)
+            text = None
+        reads += 1
+        bad += text not in expected
+    print(reads, bad)
 ''')
 
 
 def test_a_reader_never_sees_a_partial_file(tmp_path):
     # another process reads while this one rewrites a 1 MiB file: with an
     # in-place write it would see empty or mixed content
-    path = tmp_path / 'big'
+    path, stop = tmp_path / 'big', tmp_path / 'stop'
     contents = ['a' * (1 << 20), 'b' * (1 << 20)]
     write_atomically(str(path), contents[0])
     reader = subprocess.Popen(
-        [sys.executable, '-c', READER, str(path), '300', 'a', 'b'],
+        [sys.executable, '-c', READER, str(path), str(stop)],
         stdout=subprocess.PIPE, text=True)
-    i = 0
-    while reader.poll() is None:
-        i += 1
-        write_atomically(str(path), contents[i % 2])
-    assert reader.stdout.read().strip() == '0'
-    assert reader.returncode == 0
-    assert i > 10, 'the reader finished before the writes overlapped it'
-    assert os.listdir(tmp_path) == ['big']
+    try:
+        assert reader.stdout.readline() == 'reading\n'
+        for i in range(60):
+            write_atomically(str(path), contents[i % 2])
+    finally:
+        stop.touch()
+        out, _ = reader.communicate(timeout=60)
+    reads, bad = map(int, out.split())
+    assert reads > 0 and bad == 0, (reads, bad)
+    assert sorted(os.listdir(tmp_path)) == ['big', 'stop']
 
 
 def test_read_json_gives_the_content(tmp_path):

@@ -1,5 +1,4 @@
-"""recipes.decisions.greylisting: the client network, the triplet and the
-whitelists (cases test_relay_policy.py leaves out)."""
+"""recipes.decisions.greylisting: client network, triplet, whitelists."""
 import pytest
 
 from recipes.decisions.greylisting import (client_network, triplet,
@@ -8,7 +7,7 @@ from recipes.decisions.greylisting import (client_network, triplet,
 from recipes.programs import relay_policy
 
 
-# -- client_network and triplet ------------------------------------------------
+# -- client_network and triplet -----------------------------------------------
 @pytest.mark.parametrize('address, network', [
     ('192.0.2.7', '192.0.2.0/24'),
     ('192.0.2.255', '192.0.2.0/24'),
@@ -46,7 +45,7 @@ def test_the_triplet_ignores_case_and_counts_a_bounce_as_empty():
         triplet('192.0.2.7', 'a@x.example', 'c@y.example')
 
 
-# -- whitelisted_client --------------------------------------------------------
+# -- whitelisted_client -------------------------------------------------------
 def test_an_ipv4_network_and_an_address_in_any_of_its_forms():
     entries = ['198.51.100.0/24', '2001:DB8::7', '::ffff:203.0.113.5']
     assert whitelisted_client(entries, '198.51.100.254')
@@ -78,7 +77,8 @@ def test_a_host_name_entry_matches_the_verified_name_only():
     assert whitelisted_client(entries, '203.0.113.5', 'MX.friend.example')
     assert whitelisted_client(entries, '203.0.113.5', 'friend.example')
     assert not whitelisted_client(entries, '203.0.113.5', 'evilfriend.example')
-    assert not whitelisted_client(entries, '203.0.113.5', 'friend.example.evil')
+    assert not whitelisted_client(entries, '203.0.113.5',
+                                  'friend.example.evil')
     # no verified name (Postfix says "unknown"): names never match
     assert not whitelisted_client(entries, '203.0.113.5', '')
     assert not whitelisted_client(entries, '203.0.113.5')
@@ -104,7 +104,7 @@ def test_the_policy_whitelists_by_verified_name_never_by_helo(tmp_path):
                        client_name='mx.friend.example')) == 'DUNNO'
 
 
-# -- whitelisted_recipient -----------------------------------------------------
+# -- whitelisted_recipient ----------------------------------------------------
 def test_an_address_entry_is_that_address_only():
     entries = ['postmaster@in.example']
     assert whitelisted_recipient(entries, 'POSTMASTER@IN.EXAMPLE')

@@ -1,5 +1,4 @@
-"""recipes.decisions.parameters: with_defaults at every depth ($ref, open
-objects, lists, oneOf), on small schemas and on the releases' own."""
+"""recipes.decisions.parameters: with_defaults at every depth."""
 import json
 import pathlib
 import urllib.parse
@@ -25,7 +24,7 @@ def no_load(url):
     raise AssertionError('nothing to load: %s' % url)
 
 
-# -- small schemas -------------------------------------------------------------
+# -- small schemas ------------------------------------------------------------
 def test_defaults_inside_a_default():
     schema = {'properties': {'greylisting': {'default': {}, 'properties': {
         'enable': {'default': True},
@@ -138,7 +137,7 @@ def test_allof_always_and_anyof_by_required_keys():
         'x': 0, 'a': 1, 'b': 2, 'c': 3}
 
 
-# -- the releases' schemas -----------------------------------------------------
+# -- the releases' schemas ----------------------------------------------------
 def test_the_relay_node_schema():
     schema, base = release_schema('mail-server-relay',
                                   'instance-relay-input-schema.json')

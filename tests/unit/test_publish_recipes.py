@@ -1,5 +1,4 @@
-"""recipes.instance.publish: file_lines, the publish recipe (options,
--extends, -files) and publish-shared (what changed only), to a fake master."""
+"""recipes.instance.publish: file_lines, publish and publish-shared."""
 import json
 import os
 import stat
@@ -16,7 +15,7 @@ SLAP_MASTER = {
     'computer-id': 'COMP-1', 'partition-id': 'slappart0'}
 
 
-# -- file_lines ----------------------------------------------------------------
+# -- file_lines ---------------------------------------------------------------
 def test_file_lines():
     # as buildout gives a multi-line option: a first empty line, indentation
     assert file_lines('\n  admin-password /srv/etc/admin password\n\n'
@@ -26,7 +25,7 @@ def test_file_lines():
     assert file_lines('') == {} and file_lines('\n  \n') == {}
 
 
-# -- publish -------------------------------------------------------------------
+# -- publish ------------------------------------------------------------------
 PROFILE = '''
 [buildout]
 parts =
@@ -110,7 +109,7 @@ def test_a_file_changed_since_the_options_were_read_is_published_new(
     assert master.publications()[0][1]['webmail-admin-password'] == 'rotated'
 
 
-# -- publish-shared ------------------------------------------------------------
+# -- publish-shared -----------------------------------------------------------
 INVALID = [{'reference': '_bad', 'parameters': {'address': 'x'},
             'errors': "$.address: 'x' does not match\n"}]
 

@@ -1,5 +1,4 @@
-"""recipes.instance.relay_cluster: Domains (claims and passwords kept on
-install only) and Publications (to a fake master: what changed, DKIM wait)."""
+"""recipes.instance.relay_cluster: Domains and Publications."""
 import json
 import os
 import stat
@@ -49,7 +48,7 @@ def read(path):
         return json.load(f)
 
 
-# -- Domains -------------------------------------------------------------------
+# -- Domains ------------------------------------------------------------------
 def test_computing_the_options_writes_nothing(tmp_path):
     _, options = domains(tmp_path)
     assert not (tmp_path / 'srv').exists()
@@ -113,7 +112,7 @@ def test_the_old_list_format_of_claims_is_read(tmp_path):
                                                'example.org': 'n'}
 
 
-# -- Publications ----------------------------------------------------------------
+# -- Publications -------------------------------------------------------------
 def dkim(domain, node):
     return [{'name': '%s._domainkey.%s' % (node, domain), 'type': 'TXT',
              'value': 'v=DKIM1; k=rsa; p=%s' % node.upper()}]
@@ -137,8 +136,9 @@ def publications(tmp_path, domain_options, **nodes):
         'accepted': domain_options['accepted'],
         'errors': domain_options['errors'],
         'credentials-file': domain_options['credentials-file'],
-        'invalid': json.dumps([{'reference': 'bad', 'parameters': {},
-                                'errors': "$: 'name' is a required property"}]),
+        'invalid': json.dumps([{
+            'reference': 'bad', 'parameters': {},
+            'errors': "$: 'name' is a required property"}]),
         'state-file': str(tmp_path / 'srv' / 'published.json'),
         'nodes': ' '.join(sorted(nodes)),
     }

@@ -1,5 +1,4 @@
-"""recipes.instance.reload: the reload command runs when the files' content
-changed, its failure (daemon not running) is no error, the state file."""
+"""recipes.instance.reload: reload on a content change only, and its state."""
 import logging
 import shlex
 import sys

@@ -1,5 +1,4 @@
-"""recipes.instance.request: find() of dotted paths, secret-config-<name>
-passed to the master but never written into options, connection-<name>."""
+"""recipes.instance.request: find(), secret-config- kept out of options."""
 import json
 
 import pytest
@@ -22,9 +21,10 @@ CLUSTER = {
 }
 
 
-# -- find ----------------------------------------------------------------------
+# -- find ---------------------------------------------------------------------
 def test_find_gives_the_value_at_the_first_path_present():
-    paths = ['topology.node1.config.proxy-map', 'default-relay-config.proxy-map']
+    paths = ['topology.node1.config.proxy-map',
+             'default-relay-config.proxy-map']
     assert find(CLUSTER, paths) == \
         CLUSTER['topology']['node1']['config']['proxy-map']
     # node2 has no config of its own: the cluster's default
@@ -55,7 +55,7 @@ def test_find_gives_empty_and_false_values_found():
     assert find(parameters, ['d.e', 'a']) == ''
 
 
-# -- the recipe, on a real buildout and a fake master ----------------------------
+# -- the recipe, on a real buildout and a fake master -------------------------
 PROFILE = '''
 [buildout]
 parts =
@@ -153,6 +153,18 @@ def test_no_secret_found_means_no_parameter(tmp_path, monkeypatch):
     Recipe(buildout, 'request-node1', options)
     sent = json.loads(master.requests[0]['partition_parameter_kw']['_'])
     assert 'proxy-map' not in sent and sent['fqdn'] == 'relay1.example.com'
+
+
+def test_an_empty_value_found_is_passed_as_it_is(tmp_path, monkeypatch):
+    # a node's own empty proxy-map: no smarthost, not the cluster's ones
+    master = FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': []}) \
+        .install(monkeypatch)
+    parameters = dict(CLUSTER, topology={'node1': {
+        'fqdn': 'relay1.example.com', 'config': {'proxy-map': {}}}})
+    buildout, options = request_section(tmp_path, parameters)
+    Recipe(buildout, 'request-node1', options)
+    sent = json.loads(master.requests[0]['partition_parameter_kw']['_'])
+    assert sent['proxy-map'] == {}
 
 
 def test_without_a_parameters_file_the_secret_is_absent(tmp_path, monkeypatch):

@@ -1,5 +1,4 @@
-"""recipes.instance.slapconfiguration: redact() of the secrets in options,
-and partition_parameters() reading them back from the parameters file."""
+"""recipes.instance.slapconfiguration: redact, partition_parameters."""
 import copy
 import json
 import pathlib
@@ -24,7 +23,7 @@ CLUSTER = {
 }
 
 
-# -- redact --------------------------------------------------------------------
+# -- redact -------------------------------------------------------------------
 def test_every_secret_is_replaced_at_any_depth():
     redacted = redact(CLUSTER)
     text = json.dumps(redacted)
@@ -91,7 +90,7 @@ def test_every_secret_parameter_of_the_schemas_is_a_secret_key():
         secret_looking - SECRET_KEYS
 
 
-# -- partition_parameters ------------------------------------------------------
+# -- partition_parameters -----------------------------------------------------
 def parameters_file(tmp_path, content):
     path = tmp_path / '.slap-parameters.json'
     path.write_text(content if isinstance(content, str)

@@ -1,5 +1,4 @@
-"""recipes.decisions.spf: the nameserver forms of spf.nameservers and the
-refusal of an SPF fail (test_relay_policy.py checks the other results)."""
+"""recipes.decisions.spf: parse_nameserver and the refusal of a fail."""
 import pytest
 
 from recipes.decisions.spf import SPF_FAIL_CODE, parse_nameserver, spf_action

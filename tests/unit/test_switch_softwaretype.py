@@ -1,5 +1,4 @@
-"""recipes.instance.switch_softwaretype, on a real zc.buildout: the profile of
-the partition's software type runs as a sub-buildout; the error messages."""
+"""recipes.instance.switch_softwaretype on a real zc.buildout."""
 import pytest
 from zc.buildout import UserError
 from zc.buildout.buildout import Buildout, Options
@@ -36,7 +35,8 @@ TYPE_PROFILE = '''
 parts = chosen
 [chosen]
 recipe = slapos.recipe.template:jinja2
-inline = {type} {{{{ slap['configuration.fqdn'] }}}} {{{{ connection['computer-id'] }}}} {{{{ slap['odd'] }}}}
+inline = {type} {{{{ slap['configuration.fqdn'] }}}}
+  {{{{- ' ' ~ connection['computer-id'] ~ ' ' ~ slap['odd'] }}}}
 context =
   section slap slap-configuration
   section connection slap-connection
@@ -95,8 +95,9 @@ def test_the_profile_of_the_software_type_runs(tmp_path, software_type):
 
 def test_the_other_types_sections_are_never_initialised(tmp_path):
     # the default type's section would fail if it were computed
-    root = ROOT.replace('output = ${{buildout:directory}}/profiles/default.cfg',
-                        'output = ${{nowhere:at-all}}')
+    root = ROOT.replace(
+        'output = ${{buildout:directory}}/profiles/default.cfg',
+        'output = ${{nowhere:at-all}}')
     recipe = switch(root_buildout(tmp_path, 'relay', root))
     recipe.install()
     assert (tmp_path / 'relay-ran').exists()
