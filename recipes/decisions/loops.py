@@ -48,8 +48,9 @@ def _pop_component(stack, on_stack, root):
 
 
 def cycle_through(graph, component):
-    """One cycle within ``component`` (a set of nodes), starting at its
-    smallest node."""
+    """One cycle within ``component`` (a set of nodes): the walk from its
+    smallest node, each step to the smallest next node not walked yet,
+    until it closes (not always through that first node)."""
     start = min(component)
     path, seen, node = [start], {start}, start
     while True:

@@ -72,6 +72,8 @@ class Recipe:
                 "[slap-configuration] (recipe slapos.mailbundle:slapconfiguration)"
                 % name)
         try:
+            if software_type == 'recipe':   # the recipe's option, no type
+                raise MissingOption(software_type)
             reference = options[software_type]
         except MissingOption:
             known = sorted(k for k in options.keys() if k != 'recipe')

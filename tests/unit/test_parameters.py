@@ -1,0 +1,216 @@
+"""recipes.decisions.parameters: with_defaults at every depth."""
+import json
+import pathlib
+import urllib.parse
+
+from recipes.decisions.parameters import with_defaults
+
+SOFTWARE = pathlib.Path(__file__).resolve().parents[2] / 'software'
+
+
+def load(url):
+    """A schema document at a file URL, as the master's copy would be read."""
+    parsed = urllib.parse.urlparse(url)
+    assert parsed.scheme == 'file', url
+    return json.loads(pathlib.Path(parsed.path).read_text())
+
+
+def release_schema(release, name):
+    path = SOFTWARE / release / name
+    return json.loads(path.read_text()), path.as_uri()
+
+
+def no_load(url):
+    raise AssertionError('nothing to load: %s' % url)
+
+
+# -- small schemas ------------------------------------------------------------
+def test_defaults_inside_a_default():
+    schema = {'properties': {'greylisting': {'default': {}, 'properties': {
+        'enable': {'default': True},
+        'delay': {'default': 60}}}}}
+    assert with_defaults(schema, {}, no_load) == {
+        'greylisting': {'enable': True, 'delay': 60}}
+    # what is given stays, what is not is completed
+    assert with_defaults(schema, {'greylisting': {'delay': 5}}, no_load) == {
+        'greylisting': {'enable': True, 'delay': 5}}
+
+
+def test_defaults_inside_each_entry_of_an_open_object():
+    schema = {'properties': {'known': {'type': 'object'}},
+              'additionalProperties': {'properties': {
+                  'port': {'default': 25}, 'domains': {'default': []}}}}
+    value = {'a': {'host': 'h'}, 'b': {'port': 465}, 'known': {}}
+    assert with_defaults(schema, value, no_load) == {
+        'a': {'host': 'h', 'port': 25, 'domains': []},
+        'b': {'port': 465, 'domains': []},
+        # a declared property is not an entry of the open object
+        'known': {}}
+
+
+def test_defaults_inside_list_items():
+    schema = {'properties': {'mail-domains': {'items': {'properties': {
+        'mail-server-port': {'default': 10025}}}}}}
+    value = {'mail-domains': [{'name': 'a.example'},
+                              {'name': 'b.example', 'mail-server-port': 25}]}
+    assert with_defaults(schema, value, no_load) == {'mail-domains': [
+        {'name': 'a.example', 'mail-server-port': 10025},
+        {'name': 'b.example', 'mail-server-port': 25}]}
+
+
+def test_a_default_is_a_copy_never_the_schemas_own():
+    schema = {'properties': {'list': {'default': []},
+                             'map': {'default': {'a': []}}}}
+    first = with_defaults(schema, {}, no_load)
+    first['list'].append('x')
+    first['map']['a'].append('y')
+    assert with_defaults(schema, {}, no_load) == {'list': [],
+                                                  'map': {'a': []}}
+
+
+def test_a_value_of_the_wrong_type_is_left_to_the_validator():
+    schema = {'properties': {'greylisting': {'default': {}, 'properties': {
+        'enable': {'default': True}}}, 'list': {'items': {
+            'properties': {'x': {'default': 1}}}}}}
+    assert with_defaults(schema, {'greylisting': 'off', 'list': 'x'},
+                         no_load) == {'greylisting': 'off', 'list': 'x'}
+    assert with_defaults(schema, {'list': [1, None, {}]}, no_load) == {
+        'greylisting': {'enable': True}, 'list': [1, None, {'x': 1}]}
+
+
+def test_a_ref_to_another_file_and_the_sibling_default_wins(tmp_path):
+    (tmp_path / 'stack').mkdir()
+    (tmp_path / 'stack' / 'defs.json').write_text(json.dumps({'$defs': {
+        'port': {'type': 'integer', 'default': 25},
+        # a $ref inside the other file is relative to that file
+        'smarthost': {'properties': {'port': {'$ref': '#/$defs/port'},
+                                     'tls': {'$ref': 'more.json#/tls'}}}}}))
+    (tmp_path / 'stack' / 'more.json').write_text(json.dumps(
+        {'tls': {'default': 'required'}}))
+    (tmp_path / 'release').mkdir()
+    base = (tmp_path / 'release' / 'input.json').as_uri()
+    schema = {'properties': {
+        'smtp-port': {'$ref': '../stack/defs.json#/$defs/port',
+                      'default': 10025},
+        'other-port': {'$ref': '../stack/defs.json#/$defs/port'},
+        'smarthost': {'$ref': '../stack/defs.json#/$defs/smarthost',
+                      'default': {}}}}
+    assert with_defaults(schema, {}, load, base) == {
+        'smtp-port': 10025, 'other-port': 25,
+        'smarthost': {'port': 25, 'tls': 'required'}}
+
+
+def test_a_ref_in_the_same_document_a_chain_of_refs_and_escapes():
+    schema = {'$defs': {'a/b': {'$ref': '#/$defs/c~d'},
+                        'c~d': {'properties': {'x': {'default': 1}}}},
+              'properties': {'v': {'$ref': '#/$defs/a~1b', 'default': {}}}}
+    documents = {'file:///schema.json': schema}
+    assert with_defaults(schema, {}, documents.__getitem__,
+                         'file:///schema.json') == {'v': {'x': 1}}
+
+
+def test_the_oneof_branch_whose_required_keys_are_given():
+    schema = {'oneOf': [
+        {'required': ['address'], 'properties': {
+            'suspended': {'default': False}}},
+        {'required': ['alias', 'destinations'], 'properties': {
+            'catch-all': {'default': False}}}]}
+    assert with_defaults(schema, {'address': 'a@x.example'}, no_load) == {
+        'address': 'a@x.example', 'suspended': False}
+    assert with_defaults(schema, {'alias': 'b@x.example',
+                                  'destinations': ['c@y.example']},
+                         no_load) == {
+        'alias': 'b@x.example', 'destinations': ['c@y.example'],
+        'catch-all': False}
+    # an alias without its destinations yet: neither branch
+    assert with_defaults(schema, {'alias': 'b@x.example'}, no_load) == {
+        'alias': 'b@x.example'}
+
+
+def test_allof_always_and_anyof_by_required_keys():
+    schema = {'allOf': [{'properties': {'a': {'default': 1}}}],
+              'anyOf': [{'required': ['x'], 'properties': {
+                  'b': {'default': 2}}}, {'properties': {
+                      'c': {'default': 3}}}]}
+    assert with_defaults(schema, {}, no_load) == {'a': 1, 'c': 3}
+    assert with_defaults(schema, {'x': 0}, no_load) == {
+        'x': 0, 'a': 1, 'b': 2, 'c': 3}
+
+
+# -- the releases' schemas ----------------------------------------------------
+def test_the_relay_node_schema():
+    schema, base = release_schema('mail-server-relay',
+                                  'instance-relay-input-schema.json')
+    value = {'fqdn': 'r.example.com',
+             'proxy-map': {'s': {'host': 'h', 'domains': ['a.example']}}}
+    assert with_defaults(schema, value, load, base) == {
+        'fqdn': 'r.example.com',
+        'mail-domains': [],
+        'cluster-fqdns': [],
+        'proxy-map': {'s': {'host': 'h', 'domains': ['a.example'],
+                            'port': 25}},
+        'greylisting': {'enable': True, 'greylisting-delay': 60,
+                        'whitelist-clients': [], 'whitelist-recipients': []},
+        'smtp-port': 10025,
+        'submission-port': 10587,
+        'spf': {'enable': True, 'nameservers': [], 'timeout': 10},
+    }
+
+
+def test_the_relay_cluster_schema_leaves_node_configs_to_the_node():
+    schema, base = release_schema('mail-server-relay',
+                                  'instance-cluster-input-schema.json')
+    value = {'topology': {
+        'n1': {'fqdn': 'r1.example.com', 'config': {
+            'proxy-map': {'s': {'host': 'h'}}}},
+        'n2': {'fqdn': 'r2.example.com', 'state': 'stopped'}}}
+    assert with_defaults(schema, value, load, base) == {
+        'topology': {
+            'n1': {'fqdn': 'r1.example.com', 'sla': {},
+                   'software-type': 'relay', 'state': 'started',
+                   # a node's config overrides the default key by key:
+                   # no greylisting nor spf default here
+                   'config': {'proxy-map': {'s': {
+                       'host': 'h', 'port': 25, 'domains': []}}}},
+            'n2': {'fqdn': 'r2.example.com', 'sla': {},
+                   'software-type': 'relay', 'state': 'stopped'}},
+        'default-relay-config': {},
+        'check-mx': False,
+    }
+
+
+def test_the_account_and_alias_schema():
+    schema, base = release_schema('mail-server',
+                                  'instance-default-slave-input-schema.json')
+    assert with_defaults(schema, {'address': 'a@example.com'}, load,
+                         base) == {'address': 'a@example.com',
+                                   'suspended': False}
+    # an alias has no "suspended"
+    alias = {'alias': '@example.com', 'destinations': ['b@example.com']}
+    assert with_defaults(schema, dict(alias), load, base) == alias
+
+
+def test_the_domain_schema_of_a_relay_cluster():
+    schema, base = release_schema('mail-server-relay',
+                                  'instance-cluster-slave-input-schema.json')
+    assert with_defaults(schema, {'name': 'example.com',
+                                  'mail-server-host': 'fd00::2'},
+                         load, base) == {
+        'name': 'example.com', 'mail-server-host': 'fd00::2',
+        'mail-server-port': 10025, 'authentication': 'none'}
+
+
+def test_the_mail_server_schema_a_default_wins_over_its_properties_own():
+    schema, base = release_schema('mail-server',
+                                  'instance-default-input-schema.json')
+    value = with_defaults(schema, {'mail-domains': ['example.com']}, load,
+                          base)
+    # inbound-relay defaults to {"enable": false}; its "enable" property
+    # defaults to true for when the object is given without it
+    assert value['inbound-relay'] == {'enable': False}
+    assert value['outbound-relay'] == {'enable': True, 'port': 25}
+    assert value['bogofilter'] == {'enable': False}
+    assert with_defaults(schema, {'mail-domains': ['example.com'],
+                                  'inbound-relay': {'relay-sr-url': 'u'}},
+                         load, base)['inbound-relay'] == {
+        'relay-sr-url': 'u', 'enable': True}
