@@ -50,6 +50,7 @@ import pwd
 
 from ..decisions.parameters import with_defaults
 from ..stores.files import read_json, write_atomically
+from .profile_text import json_value
 
 SECRET_KEYS = frozenset(('password', 'reset-token',
                          'custom-inbound-certificate'))
@@ -62,12 +63,13 @@ PARAMETERS_FILE = '.slap-parameters.json'
 
 def serialise(value):
     """An option value as buildout stores it: strings as they are, the rest
-    as JSON (sets become sorted lists)."""
+    as JSON (sets become sorted lists), which buildout takes literally
+    (``profile_text.json_value``)."""
     if isinstance(value, str):
         return value
     if isinstance(value, (set, frozenset)):
         value = sorted(value)
-    return json.dumps(value, sort_keys=True)
+    return json_value(value)
 
 
 def redact(value):
