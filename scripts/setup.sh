@@ -67,8 +67,13 @@ else
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # two set-ups at once (two embedded SlapOS on one machine) take turns
+  exec 9>/var/lock/slapos-mail-apt.lock
+  flock 9
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+  apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends \
+    "${missing[@]}" </dev/null
+  flock -u 9
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 
@@ -282,6 +287,8 @@ note "$added added, $((32 - added)) already there"
 # Names for those addresses, as a real node's addresses have: smtpd looks
 # up the name of every client, and with no name (no DNS here) each lookup
 # costs seconds, which would throttle the daemons and the benchmarks.
+exec 8>/var/lock/slapos-mail-hosts.lock
+flock 8
 begin="# slapos-mail $IPV6_PREFIX (scripts/setup.sh)"
 end="# end slapos-mail $IPV6_PREFIX"
 hosts=$(awk -v b="$begin" -v e="$end" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' /etc/hosts)
@@ -293,6 +300,7 @@ hosts=$(awk -v b="$begin" -v e="$end" '$0 == b {skip = 1} !skip {print} $0 == e 
   printf '%s\n' "$end"
 } > /etc/hosts.slapos-mail
 cat /etc/hosts.slapos-mail > /etc/hosts && rm /etc/hosts.slapos-mail
+flock -u 8
 
 # --- (g) summary ------------------------------------------------------------
 step "done in $((SECONDS - START)) s: user $RUN_USER, root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"

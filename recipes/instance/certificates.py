@@ -1,16 +1,19 @@
 """Recipes: the partition's certificates (``recipes.stores.certificates``).
 
-``certificate`` keeps the current and next self-signed pairs; ``custom-
-certificate`` serves a certificate given as a parameter when it is valid.
-Both act when computing their options, because other sections need the
-fingerprints as options: a pair is created once (the first run, a rotation)
-and never changed otherwise, like the generated passwords of
-``slapos.cookbook:generate.password``.
+``certificate`` keeps the current and next self-signed pairs: it acts when
+computing its options, because other sections need the fingerprints as
+options: a pair is created once (the first run, a rotation) and never
+changed otherwise, like the generated passwords of
+``slapos.cookbook:generate.password``. ``custom-certificate`` serves a
+certificate given as a parameter when it is valid.
 """
 import json
+import ssl
 
 from ..stores.certificates import (RENEW_BEFORE_DAYS, SLOTS, VALIDITY_DAYS,
-                                  ensure, fingerprint, install_custom)
+                                  check_custom, custom_paths, ensure,
+                                  fingerprint, fingerprint_of_der,
+                                  install_custom)
 from .slapconfiguration import partition_parameters
 
 
@@ -70,29 +73,38 @@ class CustomRecipe:
 
     The PEM is read from the partition's parameters
     (``[slap-configuration]``), not from an option, so that the key never
-    sits in buildout's records. Exports ``key`` and ``cert`` (what to
-    serve), ``custom`` (yes/no) and ``error`` (why a given certificate was
-    refused: the fallback is served meanwhile)."""
+    sits in buildout's records; it is checked when the options are computed
+    and written on install. Exports ``key`` and ``cert`` (what to serve),
+    ``custom`` (yes/no), ``fingerprint`` and ``error`` (why a given
+    certificate was refused: the fallback is served meanwhile)."""
 
     def __init__(self, buildout, name, options):
         parameter = options['parameter']
         pem = partition_parameters(buildout).get(parameter) or ''
         options['custom'] = 'no'
         options['error'] = ''
-        key, cert = options['key'], options['cert']
+        self.directory = options['directory']
+        self.checked = None
+        fingerprint_ = fingerprint(options['cert']) if not pem.strip() \
+            else None
         if pem.strip():
             try:
-                key, cert = install_custom(options['openssl'], pem,
-                                           options['directory'])
-                options['custom'] = 'yes'
+                self.checked = check_custom(options['openssl'], pem)
             except (ValueError, OSError) as e:
                 options['error'] = (
                     '%s refused: %s; the self-signed certificate is served '
                     'meanwhile' % (parameter, e))
-        options['key'], options['cert'] = key, cert
-        options['fingerprint'] = fingerprint(cert)
+                fingerprint_ = fingerprint(options['cert'])
+        if self.checked:
+            options['key'], options['cert'] = custom_paths(self.directory)
+            options['custom'] = 'yes'
+            fingerprint_ = fingerprint_of_der(
+                ssl.PEM_cert_to_DER_cert(self.checked[1][0]))
+        options['fingerprint'] = fingerprint_
 
     def install(self):
+        if self.checked:
+            install_custom(self.directory, *self.checked)
         return []
 
     update = install

@@ -21,6 +21,8 @@ import ssl
 import subprocess
 import time
 
+from .files import write_atomically
+
 
 SLOTS = ('current', 'next')
 DAY = 24 * 3600
@@ -125,8 +127,8 @@ def pem_blocks(text, label):
     return re.findall(pattern, text, re.S)
 
 
-def _public_key(openssl, args, path, what):
-    result = subprocess.run([openssl] + args + ['-in', path], input='',
+def _public_key(openssl, args, pem, what):
+    result = subprocess.run([openssl] + args, input=pem,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise ValueError('the %s cannot be read (%s)' % (
@@ -134,10 +136,10 @@ def _public_key(openssl, args, path, what):
     return result.stdout
 
 
-def install_custom(openssl, pem, directory, name='custom'):
-    """Check a PEM private key then certificate chain and install it as
-    ``<name>.key`` (0600) and ``<name>.crt`` in ``directory``; return their
-    paths. Raise ValueError saying what is wrong (never quoting the key)."""
+def check_custom(openssl, pem):
+    """``(key, chain)`` of a PEM private key then certificate chain, checked
+    (through openssl's standard input: nothing is written). Raise ValueError
+    saying what is wrong (never quoting the key)."""
     if 'ENCRYPTED PRIVATE KEY' in pem:
         raise ValueError('the private key is encrypted: give it without a '
                          'passphrase')
@@ -151,33 +153,28 @@ def install_custom(openssl, pem, directory, name='custom'):
         raise ValueError('no certificate found: give the PEM private key, '
                          'then the certificate chain (-----BEGIN '
                          'CERTIFICATE-----), the server\'s first')
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    key_path = os.path.join(directory, name + '.key')
-    cert_path = os.path.join(directory, name + '.crt')
-    new_key, new_cert = key_path + '.new', cert_path + '.new'
-    old_umask = os.umask(0o077)
-    try:
-        with open(new_key, 'w') as f:
-            f.write(keys[0] + '\n')
-        with open(new_cert, 'w') as f:
-            f.write('\n'.join(chain) + '\n')
-        key_public = _public_key(openssl, ['pkey', '-pubout'], new_key,
-                                 'private key')
-        cert_public = _public_key(openssl, ['x509', '-noout', '-pubkey'],
-                                  new_cert, 'certificate')
-        for i, block in enumerate(chain[1:], 2):
-            with open(new_cert + '.check', 'w') as f:
-                f.write(block + '\n')
-            _public_key(openssl, ['x509', '-noout', '-pubkey'],
-                        new_cert + '.check', 'certificate %d of the chain' % i)
-        if key_public != cert_public:
+    key_public = _public_key(openssl, ['pkey', '-pubout'], keys[0] + '\n',
+                             'private key')
+    for i, block in enumerate(chain, 1):
+        public = _public_key(openssl, ['x509', '-noout', '-pubkey'],
+                             block + '\n', 'certificate %d of the chain' % i
+                             if i > 1 else 'certificate')
+        if i == 1 and public != key_public:
             raise ValueError('the private key does not match the first '
                              'certificate (the server\'s must come first)')
-        os.replace(new_key, key_path)
-        os.replace(new_cert, cert_path)
-    finally:
-        os.umask(old_umask)
-        for leftover in (new_key, new_cert, new_cert + '.check'):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+    return keys[0], chain
+
+
+def custom_paths(directory, name='custom'):
+    return (os.path.join(directory, name + '.key'),
+            os.path.join(directory, name + '.crt'))
+
+
+def install_custom(directory, key, chain, name='custom'):
+    """Keep a checked key (0600) and chain as ``<name>.key`` and
+    ``<name>.crt`` in ``directory``; return their paths."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    key_path, cert_path = custom_paths(directory, name)
+    write_atomically(key_path, key + '\n')
+    write_atomically(cert_path, '\n'.join(chain) + '\n', mode=0o644)
     return key_path, cert_path

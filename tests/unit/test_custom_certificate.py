@@ -22,8 +22,10 @@ def make(tmp_path, name, days=30):
 def test_a_valid_key_and_chain_is_installed(tmp_path):
     key, cert = make(tmp_path, 'leaf')
     _, ca = make(tmp_path, 'ca')
+    checked = certificates.check_custom('openssl', key + cert + ca)
+    assert not os.path.exists(str(tmp_path / 'ssl'))  # checking writes nothing
     key_path, cert_path = certificates.install_custom(
-        'openssl', key + cert + ca, str(tmp_path / 'ssl'))
+        str(tmp_path / 'ssl'), *checked)
     assert os.stat(key_path).st_mode & 0o077 == 0
     assert open(cert_path).read().count('BEGIN CERTIFICATE') == 2
     assert certificates.fingerprint(cert_path) == \
@@ -46,7 +48,7 @@ def test_a_bad_one_is_refused_with_the_reason(tmp_path, case, message):
            'encrypted': '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n'
                         '-----END ENCRYPTED PRIVATE KEY-----\n' + cert}[case]
     with pytest.raises(ValueError) as e:
-        certificates.install_custom('openssl', pem, str(tmp_path / 'ssl'))
+        certificates.check_custom('openssl', pem)
     assert message in str(e.value)
     key_material = key.splitlines()[1]
     assert key_material not in str(e.value)
@@ -66,10 +68,14 @@ def recipe(tmp_path, pem):
                'directory': str(tmp_path / 'inbound'),
                'key': str(tmp_path / 'self.key'),
                'cert': str(tmp_path / 'self.crt')}
-    CustomRecipe(buildout, 'inbound-certificate', options)
+    recipe = CustomRecipe(buildout, 'inbound-certificate', options)
     for line in pem.splitlines():
         if line and not line.startswith('-----'):
             assert line not in json.dumps(options)
+    # computing the options wrote nothing; installing writes the files
+    assert not os.path.exists(str(tmp_path / 'inbound'))
+    recipe.install()
+    assert os.path.exists(options['cert'])
     return options
 
 
