@@ -83,6 +83,20 @@ def redact(value):
     return value
 
 
+def recorded(values):
+    """``values`` as the options buildout records: strings, every secret
+    redacted."""
+    options = {}
+    for key, value in values.items():
+        if key.startswith('configuration.'):
+            # configuration.<name>: that parameter alone
+            value = redact({key[len('configuration.'):]: value}).popitem()[1]
+        elif key == 'configuration' or key.endswith('instance-list'):
+            value = redact(value)
+        options[key] = serialise(value)
+    return options
+
+
 def partition_parameters(buildout, key='configuration', default=None):
     """What ``[slap-configuration]`` validated, secrets included: ``key`` of
     its parameters file (``configuration``: the parameters,
@@ -130,11 +144,7 @@ class Recipe:
         self.path = values['parameters-file'] = os.path.join(
             buildout['buildout']['directory'], PARAMETERS_FILE)
         self.kept = {key: values.get(key) for key in KEPT}
-        for key, value in values.items():
-            if key.startswith('configuration') or key.endswith(
-                    'instance-list'):
-                value = redact(value)
-            value = serialise(value)
+        for key, value in recorded(values).items():
             if options.get(key) != value:
                 options[key] = value
 

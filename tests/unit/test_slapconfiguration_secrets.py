@@ -6,6 +6,7 @@ import pathlib
 import pytest
 from zc.buildout.buildout import Buildout
 
+from recipes.instance import slapconfiguration
 from recipes.instance.slapconfiguration import (REDACTED, SECRET_KEYS,
                                                 partition_parameters, redact)
 
@@ -138,3 +139,30 @@ def test_the_default_without_a_slap_configuration_section(tmp_path,
                                         str(tmp_path))],
                             use_user_defaults=False)
         assert partition_parameters(buildout) == {}
+
+
+def test_the_recorded_options_hold_no_secret():
+    # what the cookbook's recipe leaves in the options: the parameters as a
+    # whole, each parameter on its own, the shared instances
+    key = '-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n'
+    values = {
+        'configuration': {'fqdn': 'r.example.com',
+                          'custom-inbound-certificate': key,
+                          'proxy-map': {'s': {'host': 'h', 'user': 'u',
+                                              'password': 'pw-1'}}},
+        'configuration.fqdn': 'r.example.com',
+        'configuration.custom-inbound-certificate': key,
+        'configuration.proxy-map': {'s': {'host': 'h', 'password': 'pw-1'}},
+        'valid-shared-instance-list': [{'reference': 'a', 'parameters': {
+            'address': 'a@example.com', 'reset-token': 'tok-123456'}}],
+        'ipv6-random': 'fd00::2',
+    }
+    options = slapconfiguration.recorded(values)
+    text = json.dumps(options)
+    for secret in ('MIIEvQ', 'pw-1', 'tok-123456'):
+        assert secret not in text
+    assert options['configuration.fqdn'] == 'r.example.com'
+    assert options['configuration.custom-inbound-certificate'] == \
+        slapconfiguration.REDACTED
+    assert options['ipv6-random'] == 'fd00::2'
+    assert 'a@example.com' in options['valid-shared-instance-list']
