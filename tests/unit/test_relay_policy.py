@@ -127,7 +127,7 @@ def test_several_processes_at_once(tmp_path):
                for _ in range(4)]
     for w in workers:
         w.start()
-    results = [queue.get(timeout=60) for _ in workers]
+    results = [queue.get(timeout=300) for _ in workers]
     for w in workers:
         w.join(30)
         assert w.exitcode == 0
