@@ -29,6 +29,7 @@ setup(
             'dkim-keys = recipes.dkim:Recipe',
             'optional-archive = recipes.optional_archive:Recipe',
             'webmail = recipes.webmail:Recipe',
+            'autoconfig = recipes.autoconfig:Recipe',
         ],
     },
 )
