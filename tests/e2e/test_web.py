@@ -218,10 +218,12 @@ def test_a_new_configuration_is_taken_without_a_restart(deployment, slapos):
 # --- Snappymail -----------------------------------------------------------------
 
 def test_snappymail_configuration_is_written(deployment):
-    """Written with or without the archive (what Snappymail would read)."""
+    """What Snappymail reads: a domain file per hosted domain (and no
+    wildcard domain), our keys of application.ini, the password plugin."""
     backend = deployment['backend']
     data = os.path.join(deployment['partition'], 'srv', 'webmail', '_data_',
                         '_default_')
+    request(backend['webmail-url'])  # Snappymail's set-up at first request
     with open(os.path.join(data, 'domains', DOMAIN + '.json')) as f:
         domain = json.load(f)
     host = '[%s]' % backend['imap-smtp-ipv6']
@@ -229,17 +231,31 @@ def test_snappymail_configuration_is_written(deployment):
             domain['IMAP']['type']) == (host, 10993, 1)
     assert (domain['SMTP']['host'], domain['SMTP']['port'],
             domain['SMTP']['useAuth']) == (host, 10465, True)
+    assert (domain['Sieve']['port'], domain['Sieve']['type'],
+            domain['Sieve']['enabled']) == (
+        int(backend['sieve-port']), 2, True)
     assert domain['IMAP']['ssl']['verify_peer'] is False
+    # Snappymail's set-up added neither its wildcard default.json (any
+    # domain on localhost:143) nor a domain for the machine's name
+    assert sorted(os.listdir(os.path.join(data, 'domains'))) == [
+        '.mail-bundle-domains', 'disabled', DOMAIN + '.json']
     secret = os.path.join(deployment['partition'], 'etc',
                           'webmail-admin-password')
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
     with open(os.path.join(data, 'configs', 'application.ini')) as f:
         ini = f.read()
     assert 'enabled_list = "mailbundle-change-password"' in ini
+    assert '[admin_panel]' in ini and 'admin_panel_key' not in ini
     with open(os.path.join(data, 'plugins', 'mailbundle-change-password',
                            'config.json')) as f:
         command = json.load(f)['command']
     assert command[1:4] == ['-m', 'recipes.accounts', 'change-password']
+    # its log in the partition's, without secrets
+    log = os.path.join(deployment['partition'], 'var', 'log',
+                       'snappymail.log')
+    if os.path.exists(log):
+        with open(log) as f:
+            assert backend['webmail-admin-password'] not in f.read()
 
 
 def test_snappymail_is_served_with_its_admin_page(deployment):
@@ -347,7 +363,8 @@ def test_snappymail_login_lists_the_inbox_over_imaps(deployment):
     session = SnappymailSession(backend['webmail-url'])
     session.token = 'forged'
     refused = session('Login', Email=TEST_ACCOUNT[0], Password=TEST_ACCOUNT[1])
-    assert refused['ErrorCode'] == 101, refused  # InvalidToken
+    assert (refused['Result'], refused['code']) == (False, 101), refused
+    assert refused['messageAdditional'] == 'HTTP Token mismatch', refused
     session = SnappymailSession(backend['webmail-url'])
     session.login(*TEST_ACCOUNT)
     listed = session('MessageList', folder='INBOX', offset=0, limit=50,
