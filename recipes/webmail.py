@@ -1,14 +1,21 @@
 """Snappymail's configuration for a mail backend: its IMAP, submission and
 Sieve server for each hosted domain, its admin password, and the plugin that
-changes an account's password through ``recipes.accounts``.
+changes an account's password through ``recipes.accounts``. Every key is
+one Snappymail 2.38 reads (the PHP file that reads it is named where it is
+written).
 
 What Snappymail reads (its data directory, outside the document root):
   _data_/_default_/configs/application.ini    the settings; only the keys of
                                               ``settings()`` are ours, the
                                               others are left to the admin
+                                              (Snappymail rewrites the file)
   _data_/_default_/domains/<domain>.json      one file per hosted domain
+  _data_/_default_/domains/disabled           written once, so that its
+                                              set-up adds no wildcard domain
   _data_/_default_/plugins/<PLUGIN>/          the password plugin, with the
                                               command it runs (config.json)
+Snappymail writes the rest there itself (INSTALLED, SALT.php, sessions,
+cache) at its first request; its log goes to the partition's log directory.
 The document root gets ``index.php``, ``include.php`` (where the data
 directory is) and a link to the release's ``snappymail/`` directory when the
 software release has Snappymail; otherwise only ``index.html`` saying so.
@@ -67,8 +74,9 @@ def server(host, port, security, timeout):
 
 def domain_settings(host, imaps_port, smtps_port, sieve_port):
     """The content of ``domains/<domain>.json``, as fromArray() of
-    RainLoop/Model/Domain.php reads it: IMAPS and SMTPS (implicit TLS, login = the full
-    address) and ManageSieve (STARTTLS), all on the backend's address."""
+    RainLoop/Model/Domain.php reads it: IMAPS and SMTPS (implicit TLS,
+    login = the full address) and ManageSieve (STARTTLS), all on the
+    backend's address."""
     imap = server(host, imaps_port, SSL, 300)
     # fromArray() of MailSo/Imap/Settings.php
     imap.update({
@@ -83,7 +91,8 @@ def domain_settings(host, imaps_port, smtps_port, sieve_port):
         'spam_headers': 'bogofilter',
     })
     smtp = server(host, smtps_port, SSL, 60)
-    # fromArray() of MailSo/Smtp/Settings.php: the sender is the login's address
+    # fromArray() of MailSo/Smtp/Settings.php; the sender is the login's
+    # address
     smtp.update({'useAuth': True, 'setSender': False, 'usePhpMail': False,
                  'authPlainLine': False})
     sieve = server(host, sieve_port, STARTTLS, 10)

@@ -308,7 +308,8 @@ def test_snappymail_data_is_never_served(deployment):
                  'data/_data_/_default_/configs/application.ini',
                  '_data_/_default_/configs/application.ini', 'SALT.php',
                  'INSTALLED', 'srv/webmail/SALT.php', '../webmail/SALT.php',
-                 '%2e%2e/webmail/SALT.php', 'snappymail/../../webmail/SALT.php',
+                 '%2e%2e/webmail/SALT.php',
+                 'snappymail/../../webmail/SALT.php',
                  'include.php', 'snappymail/v/%s/include.php' % version,
                  'snappymail/v/%s/app/domains/default.json' % version,
                  'snappymail/v/%s/app/libraries/RainLoop/Service.php'
@@ -410,7 +411,7 @@ def test_sieve_filters_through_managesieve(deployment):
     session('FiltersScriptActivate', name='')
 
 
-# --- mail client autoconfiguration --------------------------------------------
+# --- mail client autoconfiguration -------------------------------------------
 
 def tls_login(protocol, host, port, security, user, password):
     """Log in as a mail client configured with these settings would; only
@@ -481,15 +482,17 @@ def test_thunderbird_autoconfig_lists_the_tls_endpoints(deployment):
                    + '?emailaddress=someone%40example.org')[0] == 404
 
 
+SCHEMAS = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/'
 AUTODISCOVER_REQUEST = '''<?xml version="1.0" encoding="utf-8"?>
-<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+<Autodiscover xmlns="%(schemas)srequestschema/2006">
   <Request>
-    <EMailAddress>%s</EMailAddress>
-    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+    <EMailAddress>%%s</EMailAddress>
+    <AcceptableResponseSchema>%(schemas)sresponseschema/2006a\
+</AcceptableResponseSchema>
   </Request>
 </Autodiscover>
-'''
-OUTLOOK = '{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}'
+''' % {'schemas': SCHEMAS}
+OUTLOOK = '{%sresponseschema/2006a}' % SCHEMAS
 
 
 def outlook_protocols(text):
