@@ -194,13 +194,7 @@ class Snappymail:
 
     def open_message(self, subject):
         """Open a message of the list; its body text."""
-        for item in self.browser.find_elements(
-                By.CSS_SELECTOR, '#V-MailMessageList .messageListItem'):
-            if item.is_displayed() and subject in item.text:
-                item.click()
-                break
-        else:
-            raise AssertionError('no message %r in the list' % subject)
+        self.select_message(subject)
         self.wait(lambda b: subject in ' '.join(
             self.texts('.messageItemHeader .subject')), TIMEOUT,
             'message %r not shown' % subject)
@@ -224,6 +218,7 @@ class Snappymail:
             % ' '.join(self.texts(popup + ' .alert, .tooltip')))
 
     def select_message(self, subject):
+        """Click a message of the list (which opens it)."""
         for item in self.browser.find_elements(
                 By.CSS_SELECTOR, '#V-MailMessageList .messageListItem'):
             if item.is_displayed() and subject in item.text:
