@@ -30,6 +30,7 @@ setup(
             'relay-publications = recipes.instance.relay_cluster:Publications',
             'dkim-keys = recipes.instance.dkim:Recipe',
             'webmail = recipes.instance.webmail:Recipe',
+            'autoconfig = recipes.instance.autoconfig:Recipe',
             'profile-files = recipes.software.profile_files:Recipe',
             'optional-archive = recipes.software.optional_archive:Recipe',
         ],

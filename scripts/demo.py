@@ -178,10 +178,17 @@ def endpoints(topology, passwords, secrets_path, store):
               % (host, b['imap-port'], host, b['imaps-port']))
         print('        submission [%s]:%s (STARTTLS), SMTPS [%s]:%s'
               % (host, b['submission-port'], host, b['smtps-port']))
-        print('        webmail: %s' % (
-            b.get('webmail-url') or 'none (no Snappymail archive in the '
-            'download cache, see README.md); password page: %s'
-            % b['password-url']))
+        if b.get('webmail-url'):
+            print('        webmail %s: log in with an address and password '
+                  'below' % b['webmail-url'])
+            print('        webmail admin panel %s: login admin, password %s'
+                  % (b['webmail-admin-url'], b['webmail-admin-password']))
+        else:
+            print('        webmail: none (no Snappymail archive in the '
+                  'download cache, see README.md); password page: %s'
+                  % b['password-url'])
+        print('        mail clients configure themselves from %s'
+              % b['autoconfig-url'])
         for address, backend in ACCOUNTS.values():
             if backend == reference:
                 print('        account %s, password %s'

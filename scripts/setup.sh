@@ -7,7 +7,8 @@
 # Idempotent: a second run only checks, and takes a few seconds.
 # Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail), SLAPOS_MAIL_USER
 # (default: slapmail when run as root, else the invoking user),
-# SNAPPYMAIL_ARCHIVE (optional: the Snappymail release tarball).
+# SNAPPYMAIL_ARCHIVE (the Snappymail release tarball; default: the one in
+# ../shared/snappymail/ beside the checkout, when it is there).
 set -euo pipefail
 
 step() { echo "==> $*"; }
@@ -47,6 +48,7 @@ PACKAGES=(
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
   bogofilter swaks iproute2 procps rsync sudo
   opendkim opendkim-tools
+  chromium chromium-driver
 )
 step "installing Debian packages"
 missing=()
@@ -147,29 +149,34 @@ else
   note "scripts/fetch-postfix-source.sh is not there yet: skipped"
 fi
 
-# --- (d2) Snappymail archive, optional -------------------------------------
-# Its release archive is in no registry reachable offline: a file named by
-# SNAPPYMAIL_ARCHIVE goes into the download cache under the name the software
-# release looks for (md5 of the url of software/component/snappymail).
+# --- (d2) Snappymail archive ---------------------------------------------
+# Its release archive is in no registry reachable offline: the file named by
+# SNAPPYMAIL_ARCHIVE, else the one provided beside the checkout
+# (../shared/snappymail/), goes into the download cache under the name the
+# software release looks for (md5 of the url of software/component/snappymail).
 step "Snappymail archive in the download cache"
 SNAPPYMAIL_URL=$(sed -n 's/^url *= *//p' "$REPO/software/component/snappymail/buildout.cfg" 2>/dev/null || true)
 if [ -z "$SNAPPYMAIL_URL" ]; then
   note "software/component/snappymail is not there: skipped"
 else
   SNAPPYMAIL_TARGET=$ROOT/download-cache/$(printf '%s' "$SNAPPYMAIL_URL" | md5sum | cut -d' ' -f1)
+  SHARED_ARCHIVE=$(dirname "$REPO")/shared/snappymail/${SNAPPYMAIL_URL##*/}
+  if [ -z "${SNAPPYMAIL_ARCHIVE:-}" ] && [ -f "$SHARED_ARCHIVE" ]; then
+    SNAPPYMAIL_ARCHIVE=$SHARED_ARCHIVE
+  fi
   if [ -n "${SNAPPYMAIL_ARCHIVE:-}" ] && [ -f "$SNAPPYMAIL_ARCHIVE" ]; then
     if cmp -s "$SNAPPYMAIL_ARCHIVE" "$SNAPPYMAIL_TARGET"; then
-      note "already there ($SNAPPYMAIL_TARGET)"
+      note "already there ($SNAPPYMAIL_ARCHIVE)"
     else
       install -m 0644 -o "$RUN_USER" -g "$RUN_GROUP" "$SNAPPYMAIL_ARCHIVE" "$SNAPPYMAIL_TARGET"
-      note "copied $SNAPPYMAIL_ARCHIVE to $SNAPPYMAIL_TARGET (md5 $(md5sum < "$SNAPPYMAIL_TARGET" | cut -d' ' -f1))"
+      note "copied $SNAPPYMAIL_ARCHIVE to $SNAPPYMAIL_TARGET (sha256 $(sha256sum < "$SNAPPYMAIL_TARGET" | cut -d' ' -f1))"
     fi
   elif [ -n "${SNAPPYMAIL_ARCHIVE:-}" ]; then
     note "warning: SNAPPYMAIL_ARCHIVE=$SNAPPYMAIL_ARCHIVE is not a file: ignored"
   elif [ -f "$SNAPPYMAIL_TARGET" ]; then
     note "present ($SNAPPYMAIL_TARGET)"
   else
-    note "none: the webmail is skipped (set SNAPPYMAIL_ARCHIVE=/path/to/${SNAPPYMAIL_URL##*/})"
+    note "none: the webmail is skipped (set SNAPPYMAIL_ARCHIVE=/path/to/${SNAPPYMAIL_URL##*/}, or put it in $(dirname "$SHARED_ARCHIVE")/)"
   fi
 fi
 
@@ -186,7 +193,7 @@ PY=$VENV/bin/python
 CONSTRAINTS=$ROOT/src/scripts/constraints.txt
 REQUIREMENTS=(zc.buildout slapos.core slapos.cookbook slapos.recipe.template
   slapos.recipe.build jinja2 libpass pytest slapos.libnetworkcache nxdbom
-  zc.recipe.egg aiosmtpd dkimpy pyspf)
+  zc.recipe.egg aiosmtpd dkimpy pyspf selenium)
 step "virtual environment $VENV"
 if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
   note "broken or foreign virtual environment: recreating"

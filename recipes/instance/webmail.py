@@ -1,14 +1,21 @@
 """Snappymail's configuration for a mail backend: its IMAP, submission and
 Sieve server for each hosted domain, its admin password, and the plugin that
-changes an account's password through ``recipes.stores.accounts``.
+changes an account's password through ``recipes.stores.accounts``. Every key is
+one Snappymail 2.38 reads (the PHP file that reads it is named where it is
+written).
 
 What Snappymail reads (its data directory, outside the document root):
   _data_/_default_/configs/application.ini    the settings; only the keys of
                                               ``settings()`` are ours, the
                                               others are left to the admin
+                                              (Snappymail rewrites the file)
   _data_/_default_/domains/<domain>.json      one file per hosted domain
+  _data_/_default_/domains/disabled           written once, so that its
+                                              set-up adds no wildcard domain
   _data_/_default_/plugins/<PLUGIN>/          the password plugin, with the
                                               command it runs (config.json)
+Snappymail writes the rest there itself (INSTALLED, SALT.php, sessions,
+cache) at its first request; its log goes to the partition's log directory.
 The document root gets ``index.php``, ``include.php`` (where the data
 directory is) and a link to the release's ``snappymail/`` directory when the
 software release has Snappymail; otherwise only ``index.html`` saying so.
@@ -27,10 +34,11 @@ from ..stores.files import write_atomically
 PLUGIN = 'mailbundle-change-password'
 ADMIN_LOGIN = 'admin'
 MANAGED_DOMAINS = '.mail-bundle-domains'
-# Snappymail's MailSo\Net\Enumerations\ConnectionSecurityType
+# Snappymail's MailSo/Net/Enumerations/ConnectionSecurityType.php
 NONE, SSL, STARTTLS = 0, 1, 2
 # The backend's certificate is self-signed, and Snappymail connects to the
-# partition's own address: nothing to verify it against.
+# partition's own address: nothing to verify it against. The keys are those
+# of MailSo/Net/SSLContext.php (each one is set as a property).
 UNVERIFIED_TLS = {
     'verify_peer': False,
     'verify_peer_name': False,
@@ -39,7 +47,10 @@ UNVERIFIED_TLS = {
     'disable_compression': True,
     'security_level': 1,
 }
-SASL = ['SCRAM-SHA-256', 'PLAIN', 'LOGIN']
+# what Dovecot offers (auth_mechanisms), for IMAP, submission and Sieve
+SASL = ['PLAIN', 'LOGIN']
+# Snappymail's own default (app/domains/default.json)
+DISABLED_IMAP_CAPABILITIES = ['METADATA', 'OBJECTID', 'PREVIEW', 'STATUS=SIZE']
 
 
 def bracketed(host):
@@ -48,6 +59,7 @@ def bracketed(host):
 
 
 def server(host, port, security, timeout):
+    """The keys of fromArray() in MailSo/Net/ConnectSettings.php."""
     return {
         'host': bracketed(host),
         'port': int(port),
@@ -61,42 +73,61 @@ def server(host, port, security, timeout):
 
 
 def domain_settings(host, imaps_port, smtps_port, sieve_port):
-    """The content of ``domains/<domain>.json`` (Snappymail 2.3x format):
-    IMAPS and SMTPS (implicit TLS, login = the full address) and
-    ManageSieve (STARTTLS), all on the backend's address."""
+    """The content of ``domains/<domain>.json``, as fromArray() of
+    RainLoop/Model/Domain.php reads it: IMAPS and SMTPS (implicit TLS,
+    login = the full address) and ManageSieve (STARTTLS), all on the
+    backend's address."""
     imap = server(host, imaps_port, SSL, 300)
+    # fromArray() of MailSo/Imap/Settings.php
     imap.update({
-        'disabled_capabilities': [],
-        'use_expunge_all_on_delete': False,
+        'disabled_capabilities': DISABLED_IMAP_CAPABILITIES,
+        'expunge_all_on_delete': False,
         'fast_simple_search': True,
         'force_select': False,
         'message_all_headers': False,
         'message_list_limit': 10000,
         'search_filter': '',
+        # the spam filter's verdict header (X-Bogosity)
+        'spam_headers': 'bogofilter',
     })
     smtp = server(host, smtps_port, SSL, 60)
-    smtp.update({'useAuth': True, 'setSender': False, 'usePhpMail': False})
+    # fromArray() of MailSo/Smtp/Settings.php; the sender is the login's
+    # address
+    smtp.update({'useAuth': True, 'setSender': False, 'usePhpMail': False,
+                 'authPlainLine': False})
     sieve = server(host, sieve_port, STARTTLS, 10)
-    sieve['enabled'] = True
+    sieve.update({'enabled': True, 'authLiteral': True})
     return {'IMAP': imap, 'SMTP': smtp, 'Sieve': sieve, 'whiteList': ''}
 
 
-def settings(domains, admin_password_hash):
-    """The keys of application.ini that the instance owns."""
+def settings(domains, admin_password_hash, log_directory):
+    """The keys of application.ini that the instance owns (each one is in
+    defaultValues() of RainLoop/Config/Application.php)."""
     return {
         'security': {
             'allow_admin_panel': True,
-            'admin_panel_key': ADMIN_LOGIN,
             'admin_login': ADMIN_LOGIN,
             'admin_password': admin_password_hash,
         },
+        # the admin panel's URL: ?admin
+        'admin_panel': {'key': ADMIN_LOGIN, 'allow_update': False},
         'login': {
+            # "alice" alone logs in as alice@<first domain>
             'default_domain': domains[0],
             'determine_user_domain': False,
         },
         'plugins': {
             'enable': True,
             'enabled_list': PLUGIN,
+        },
+        # warnings and errors in the partition's log directory; passwords
+        # hidden (hide_passwords is Snappymail's default, kept On)
+        'logs': {
+            'enable': True,
+            'path': os.path.join(log_directory, ''),
+            'filename': 'snappymail.log',
+            'level': 4,
+            'hide_passwords': True,
         },
     }
 
@@ -206,6 +237,12 @@ def write_domains(data_directory, domains, host, imaps_port, smtps_port,
     for domain in domains:
         write_atomically(os.path.join(directory, domain + '.json'), content)
     write_atomically(managed, '\n'.join(sorted(domains)) + '\n')
+    # Without it, Snappymail's set-up (setup.php, at the first request and at
+    # each new version) adds its default.json, a wildcard domain on
+    # localhost:143, and one for the machine's host name.
+    disabled = os.path.join(directory, 'disabled')
+    if not os.path.exists(disabled):
+        write_atomically(disabled, '')
 
 
 def write_application_ini(data_directory, wanted):
@@ -269,15 +306,11 @@ define('APP_INDEX_ROOT_PATH', __DIR__ . DIRECTORY_SEPARATOR);
 include APP_INDEX_ROOT_PATH . 'snappymail/v/' . APP_VERSION . '/include.php';
 '''
 
-# Read by Snappymail from APP_INDEX_ROOT_PATH: its data directory, outside
-# the document root (both ways Snappymail has used to say it).
+# Read by Snappymail's include.php from APP_INDEX_ROOT_PATH: its data
+# directory, outside the document root.
 INCLUDE = '''<?php
 // Written by the mail bundle (recipes/instance/webmail.py).
 define('APP_DATA_FOLDER_PATH', '%(data)s');
-function __get_custom_data_full_path()
-{
-	return APP_DATA_FOLDER_PATH;
-}
 '''
 
 
@@ -293,6 +326,7 @@ class Recipe:
       host = <the backend's IPv6>
       imaps-port = 10993     smtps-port = 10465     sieve-port = 14190
       php = ${php-fpm:php}
+      log-directory = ${directory:log}
       admin-password-file = ${directory:etc}/webmail-admin-password
       plugin = ${profile:templates}/web/snappymail-plugin
       change-password-command = <python> -m recipes.programs.passwords change-password
@@ -328,7 +362,8 @@ class Recipe:
         data = o['data-directory']
         os.makedirs(data, mode=0o700, exist_ok=True)
         _, password_hash = admin_password(o['admin-password-file'], o['php'])
-        write_application_ini(data, settings(domains, password_hash))
+        write_application_ini(data, settings(domains, password_hash,
+                                             o['log-directory']))
         write_domains(data, domains, o['host'], o['imaps-port'],
                       o['smtps-port'], o['sieve-port'])
         install_plugin(data, o['plugin'], o['change-password-command'].split())

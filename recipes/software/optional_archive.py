@@ -14,8 +14,8 @@ Where the archive comes from, in this order:
   - with an ``md5sum`` only: buildout's downloader (the network, if the node
     has it). Without a recorded checksum nothing is downloaded: only an
     archive that the node's operator put into the cache is used.
-An ``md5sum``, when given, is always checked. Without it, the md5 and sha256
-of the archive used are written to the buildout log.
+An ``md5sum``, when given, is always checked. Without it, the name, size,
+sha256 and md5 of the archive used are written to the buildout log.
 
 Exports ``location`` and ``archive-md5`` (of the cached archive, or
 ``absent``): an archive put into the cache later changes the options, so
@@ -122,10 +122,12 @@ class Recipe:
                     self.name, self.cached, o['archive-md5'], md5sum))
             if not md5sum:
                 logger.warning(
-                    '[%s] %s taken from the download cache (%s) WITHOUT '
-                    'checksum verification (no md5sum recorded): md5 %s, '
-                    'sha256 %s', self.name, o['url'], self.cached,
-                    o['archive-md5'], file_digest(self.cached, 'sha256'))
+                    '[%s] %s (%d bytes, sha256 %s, md5 %s) taken from the '
+                    'download cache (%s) WITHOUT checksum verification (no '
+                    'md5sum recorded)', self.name, o['url'].rsplit('/', 1)[-1],
+                    os.path.getsize(self.cached),
+                    file_digest(self.cached, 'sha256'), o['archive-md5'],
+                    self.cached)
             return self.cached, None
         if md5sum:
             try:

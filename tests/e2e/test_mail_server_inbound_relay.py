@@ -52,7 +52,7 @@ def queue(deployment, partition):
 def test_the_relay_accepted_the_domain_and_its_records_are_published(
         deployment):
     assert DOMAIN in json.loads(deployment['relay']['backend-domains'])
-    entries = json.loads(deployment['backend']['dns-entries'])
+    entries = json.loads(deployment['backend']['dns-records'])
     assert {'name': DOMAIN, 'type': 'MX',
             'value': '10 relay1.example.com.'} in entries, entries
 

@@ -63,7 +63,7 @@ def hops(message):
 def dkim_records(topology, backend):
     """The TXT records a backend publishes for its domain (from the relay's
     answer), as a resolver would give them."""
-    entries = json.loads(topology['backends'][backend]['dns-entries'])
+    entries = json.loads(topology['backends'][backend]['dns-records'])
     return {e['name'] + '.': e['value'] for e in entries if e['type'] == 'TXT'}
 
 

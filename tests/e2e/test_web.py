@@ -1,17 +1,28 @@
 """The web part of a mail backend in the embedded SlapOS: the password page
 over HTTPS (set a password with the one-time link, then log in over IMAPS),
-plain HTTP redirecting to it, the daemons' privileges, graceful reloads,
-and Snappymail when its archive is in the download cache."""
+plain HTTP redirecting to it, the daemons' privileges, graceful reloads;
+Snappymail through the JSON API its page uses (login with its CSRF token,
+Sieve filters through ManageSieve), its data directory never served; the
+mail client autoconfiguration (Thunderbird, Outlook) and the DNS records
+published for it. tests/e2e/test_web_browser.py drives Snappymail in a
+real browser."""
 import hashlib
+import http.cookiejar
+import imaplib
 import json
 import os
+import poplib
 import pwd
+import random
 import re
+import smtplib
 import socket
 import stat
 import time
 import urllib.parse
+import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 
 import psutil
 import pytest
@@ -21,8 +32,7 @@ from tests.deployment import (MAIL_SERVER, http_request as request,
 
 DOMAIN = 'web.example.com'
 ACCOUNT = 'alice@' + DOMAIN
-NO_SNAPPYMAIL = ('no Snappymail archive in the download cache '
-                 '(set SNAPPYMAIL_ARCHIVE)')
+TEST_ACCOUNT = ('testmail@' + DOMAIN, 'password123')
 PARAMETERS = {'mail-domains': [DOMAIN], 'test-account': True}
 
 
@@ -45,17 +55,19 @@ def deployment(slapos):
 
 def setup_link(deployment):
     account = deployment['account']
-    if 'setup-url' not in account:
-        pytest.skip('the account shared instance got no setup-url (%s): the '
-                    'mail-server profile does not order accounts as shared '
-                    'instances yet' % (account.get('error') or account))
+    assert 'setup-url' in account, account
     return account['setup-url']
 
 
 def snappymail(deployment):
-    if 'webmail-url' not in deployment['backend']:
-        pytest.skip(NO_SNAPPYMAIL)
-    return deployment['backend']
+    """The backend's parameters; Snappymail must be there (scripts/setup.sh
+    puts its archive into the download cache)."""
+    backend = deployment['backend']
+    assert 'webmail-url' in backend, (
+        'no webmail published: the software release was built without the '
+        'Snappymail archive (scripts/setup.sh takes it from '
+        '../shared/snappymail/ or SNAPPYMAIL_ARCHIVE)', backend)
+    return backend
 
 
 # --- the password page ---------------------------------------------------------
@@ -206,10 +218,12 @@ def test_a_new_configuration_is_taken_without_a_restart(deployment, slapos):
 # --- Snappymail -----------------------------------------------------------------
 
 def test_snappymail_configuration_is_written(deployment):
-    """Written with or without the archive (what Snappymail would read)."""
+    """What Snappymail reads: a domain file per hosted domain (and no
+    wildcard domain), our keys of application.ini, the password plugin."""
     backend = deployment['backend']
     data = os.path.join(deployment['partition'], 'srv', 'webmail', '_data_',
                         '_default_')
+    request(backend['webmail-url'])  # Snappymail's set-up at first request
     with open(os.path.join(data, 'domains', DOMAIN + '.json')) as f:
         domain = json.load(f)
     host = '[%s]' % backend['imap-smtp-ipv6']
@@ -217,26 +231,31 @@ def test_snappymail_configuration_is_written(deployment):
             domain['IMAP']['type']) == (host, 10993, 1)
     assert (domain['SMTP']['host'], domain['SMTP']['port'],
             domain['SMTP']['useAuth']) == (host, 10465, True)
+    assert (domain['Sieve']['port'], domain['Sieve']['type'],
+            domain['Sieve']['enabled']) == (
+        int(backend['sieve-port']), 2, True)
     assert domain['IMAP']['ssl']['verify_peer'] is False
+    # Snappymail's set-up added neither its wildcard default.json (any
+    # domain on localhost:143) nor a domain for the machine's name
+    assert sorted(os.listdir(os.path.join(data, 'domains'))) == [
+        '.mail-bundle-domains', 'disabled', DOMAIN + '.json']
     secret = os.path.join(deployment['partition'], 'etc',
                           'webmail-admin-password')
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
     with open(os.path.join(data, 'configs', 'application.ini')) as f:
         ini = f.read()
     assert 'enabled_list = "mailbundle-change-password"' in ini
+    assert '[admin_panel]' in ini and 'admin_panel_key' not in ini
     with open(os.path.join(data, 'plugins', 'mailbundle-change-password',
                            'config.json')) as f:
         command = json.load(f)['command']
     assert command[1:4] == ['-m', 'recipes.programs.passwords', 'change-password']
-
-
-def test_without_snappymail_no_webmail_is_published(deployment):
-    backend = deployment['backend']
-    if 'webmail-url' in backend:
-        pytest.skip('Snappymail is installed')
-    assert not {'webmail-admin-url', 'webmail-admin-password'} & set(backend)
-    status, _, text = request('https://[%s]:8081/' % backend['imap-smtp-ipv6'])
-    assert status == 200 and 'not installed' in text
+    # its log in the partition's, without secrets
+    log = os.path.join(deployment['partition'], 'var', 'log',
+                       'snappymail.log')
+    if os.path.exists(log):
+        with open(log) as f:
+            assert backend['webmail-admin-password'] not in f.read()
 
 
 def test_snappymail_is_served_with_its_admin_page(deployment):
@@ -260,30 +279,290 @@ def test_snappymail_is_served_with_its_admin_page(deployment):
     assert request(backend['webmail-url'] + 'include.php')[0] == 403
 
 
-def test_snappymail_login_reads_a_message(deployment):
-    """Snappymail's JSON API, as its browser client uses it: log in as the
-    test account, list the INBOX."""
+
+def test_snappymail_static_files_are_served(deployment):
+    backend = snappymail(deployment)
+    status, _, text = request(backend['webmail-url'])
+    version = re.search(r'snappymail/v/([^/]+)/static/', text).group(1)
+    status, headers, _ = request(backend['webmail-url'] + 'snappymail/v/%s/'
+                                 'static/js/min/app.min.js' % version)
+    assert status == 200, headers
+
+
+def test_snappymail_data_is_never_served(deployment):
+    """Snappymail's data (configuration with the admin hash, its salt,
+    sessions, logs) lives outside the document root: no URL reaches it,
+    nor the release's own data/ directory or its PHP sources."""
     backend = snappymail(deployment)
     url = backend['webmail-url']
+    request(url)  # Snappymail's set-up runs at the first request
+    data = os.path.join(deployment['partition'], 'srv', 'webmail')
+    for name in ('INSTALLED', 'SALT.php',
+                 '_data_/_default_/configs/application.ini'):
+        assert os.path.isfile(os.path.join(data, name)), name
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+    with open(os.path.join(data, 'SALT.php')) as f:
+        salt = f.read().strip()
+    version = re.search(r'snappymail/v/([^/]+)/', request(url)[2]).group(1)
+    for path in ('data/', 'data/VERSION', 'data/SALT.php',
+                 'data/_data_/_default_/configs/application.ini',
+                 '_data_/_default_/configs/application.ini', 'SALT.php',
+                 'INSTALLED', 'srv/webmail/SALT.php', '../webmail/SALT.php',
+                 '%2e%2e/webmail/SALT.php',
+                 'snappymail/../../webmail/SALT.php',
+                 'include.php', 'snappymail/v/%s/include.php' % version,
+                 'snappymail/v/%s/app/domains/default.json' % version,
+                 'snappymail/v/%s/app/libraries/RainLoop/Service.php'
+                 % version):
+        status, _, text = request(url + path)
+        assert status in (400, 403, 404), (path, status, text[:200])
+        assert salt not in text and '$2y$' not in text, path
+
+
+# --- Snappymail's JSON API, as its page uses it ------------------------------
+
+class SnappymailSession:
+    """A Snappymail session as its page keeps one: the cookies, and the
+    CSRF token (X-SM-Token) from AppData, renewed by the login."""
+
+    def __init__(self, url):
+        self.url = url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+            urllib.request.HTTPSHandler(context=insecure_tls()))
+        with self.opener.open(url + '?/AppData/0/%d/' % random.randrange(
+                10 ** 9), timeout=30) as response:
+            self.token = json.load(response)['System']['token']
+
+    def __call__(self, action, **parameters):
+        body = json.dumps(dict(parameters, Action=action)).encode()
+        with self.opener.open(urllib.request.Request(
+                self.url + '?/Json/&q[]=/0/', data=body, headers={
+                    'Content-Type': 'application/json',
+                    'X-SM-Token': self.token}), timeout=60) as response:
+            answer = json.load(response)
+        result = answer.get('Result')
+        if isinstance(result, dict) and 'System' in result:
+            self.token = result['System']['token']
+        return answer
+
+    def login(self, email, password):
+        answer = self('Login', Email=email, Password=password)
+        assert answer.get('Result'), answer
+        return answer
+
+
+def test_snappymail_login_lists_the_inbox_over_imaps(deployment):
+    """The login with the page's cookie and token (a client without them
+    gets InvalidToken), then the INBOX listed from Dovecot."""
+    backend = snappymail(deployment)
     subject = 'webmail %s' % uuid.uuid4()
     send(backend['imap-smtp-ipv6'], backend['smtp-port'],
-         'etienne@hotmail.com', ['testmail@' + DOMAIN], subject)
+         'etienne@hotmail.com', [TEST_ACCOUNT[0]], subject)
     imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
-               'testmail@' + DOMAIN, 'password123', subject)
-    status, headers, _ = request(url)
-    cookies = '; '.join(c.split(';', 1)[0] for c in re.split(
-        r',\s*(?=[^;,]+=)', headers.get('Set-Cookie', '')) if c)
-    token = re.search(r'smtoken=([^;]+)', cookies)
-    common = {'Cookie': cookies, 'Content-Type': 'application/json',
-              'X-SM-Token': token.group(1) if token else ''}
-    status, headers, text = request(url + '?/Json/&q[]=/0/', 'POST', json.dumps(
-        {'Action': 'Login', 'Email': 'testmail@' + DOMAIN,
-         'Password': 'password123'}), common)
-    assert status == 200 and json.loads(text).get('Result'), text[:500]
-    common['Cookie'] = '; '.join([cookies] + [
-        c.split(';', 1)[0] for c in re.split(
-            r',\s*(?=[^;,]+=)', headers.get('Set-Cookie', '')) if c])
-    status, _, text = request(url + '?/Json/&q[]=/0/', 'POST', json.dumps(
-        {'Action': 'MessageList', 'folder': 'INBOX', 'offset': 0,
-         'limit': 50, 'uidNext': 0, 'sort': ''}), common)
-    assert status == 200 and subject in text, text[:500]
+               *TEST_ACCOUNT, subject)
+    session = SnappymailSession(backend['webmail-url'])
+    session.token = 'forged'
+    refused = session('Login', Email=TEST_ACCOUNT[0], Password=TEST_ACCOUNT[1])
+    assert (refused['Result'], refused['code']) == (False, 101), refused
+    assert refused['messageAdditional'] == 'HTTP Token mismatch', refused
+    # the address's local part alone: the backend's first domain is added
+    session = SnappymailSession(backend['webmail-url'])
+    session.login(TEST_ACCOUNT[0].split('@')[0], TEST_ACCOUNT[1])
+    listed = session('MessageList', folder='INBOX', offset=0, limit=50,
+                     uidNext=0, sort='')
+    subjects = [m['subject'] for m in listed['Result']['@Collection']]
+    assert subject in subjects, listed
+    # the spam filter's folder is Snappymail's spam folder
+    folders = session('Folders')['Result']['@Collection']
+    assert {f['name']: f['role'] for f in folders}['Junk'] == 'junk'
+
+
+def test_sieve_filters_through_managesieve(deployment):
+    """A filter saved from Snappymail is a ManageSieve script that Dovecot
+    runs at delivery."""
+    backend = snappymail(deployment)
+    session = SnappymailSession(backend['webmail-url'])
+    session.login(*TEST_ACCOUNT)
+    script = ('require ["fileinto", "mailbox"];\r\n'
+              'if header :contains "subject" "invoice" {\r\n'
+              '  fileinto :create "Invoices";\r\n}\r\n')
+    assert session('FiltersScriptSave', name='invoices', active=1,
+                   body=script)['Result'] is True
+    assert session('FiltersScriptActivate', name='invoices')['Result']
+    scripts = session('Filters')['Result']['Scripts']
+    assert scripts['invoices']['active'] is True, scripts
+    subject = 'invoice %s' % uuid.uuid4()
+    send(backend['imap-smtp-ipv6'], backend['smtp-port'],
+         'etienne@hotmail.com', [TEST_ACCOUNT[0]], subject)
+    deadline = time.time() + 30
+    with imaplib.IMAP4_SSL(backend['imap-smtp-ipv6'],
+                           int(backend['imaps-port']),
+                           ssl_context=insecure_tls()) as imap:
+        imap.login(*TEST_ACCOUNT)
+        while True:
+            if imap.select('Invoices')[0] == 'OK':
+                found = imap.search(None, 'SUBJECT', '"%s"' % subject)[1]
+                if found[0]:
+                    break
+            assert time.time() < deadline, 'no %r in Invoices' % subject
+            time.sleep(1)
+        imap.select('INBOX')
+        assert not imap.search(None, 'SUBJECT', '"%s"' % subject)[1][0]
+    session('FiltersScriptActivate', name='')
+
+
+# --- mail client autoconfiguration -------------------------------------------
+
+def tls_login(protocol, host, port, security, user, password):
+    """Log in as a mail client configured with these settings would; only
+    TLS (implicit, or STARTTLS) is accepted."""
+    assert security in ('SSL', 'STARTTLS'), security
+    context = insecure_tls()
+    if protocol == 'imap':
+        assert security == 'SSL'
+        with imaplib.IMAP4_SSL(host, port, ssl_context=context) as imap:
+            imap.login(user, password)
+    elif protocol == 'pop3':
+        assert security == 'SSL'
+        pop = poplib.POP3_SSL(host, port, context=context, timeout=30)
+        try:
+            pop.user(user)
+            pop.pass_(password)
+        finally:
+            pop.quit()
+    else:
+        if security == 'SSL':
+            smtp = smtplib.SMTP_SSL(host, port, context=context, timeout=30)
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=30)
+        with smtp:
+            if security == 'STARTTLS':
+                smtp.starttls(context=context)
+            smtp.login(user, password)
+
+
+def thunderbird_servers(text, address):
+    """What Thunderbird reads in config-v1.1.xml: ``(domains, [(type, host,
+    port, socketType, username)])``."""
+    provider = ET.fromstring(text).find('emailProvider')
+    servers = [(s.get('type'), s.findtext('hostname'),
+                int(s.findtext('port')), s.findtext('socketType'),
+                s.findtext('username').replace('%EMAILADDRESS%', address))
+               for s in provider
+               if s.tag in ('incomingServer', 'outgoingServer')]
+    return [d.text for d in provider.findall('domain')], servers
+
+
+def test_thunderbird_autoconfig_lists_the_tls_endpoints(deployment):
+    backend = deployment['backend']
+    host = backend['imap-smtp-ipv6']
+    base = 'https://[%s]:8081/' % host
+    assert backend['autoconfig-url'] == base + 'mail/config-v1.1.xml'
+    address = TEST_ACCOUNT[0]
+    for path in ('mail/config-v1.1.xml',
+                 '.well-known/autoconfig/mail/config-v1.1.xml'):
+        status, headers, text = request(
+            base + path + '?emailaddress=' + urllib.parse.quote(address))
+        assert status == 200, (path, status, text)
+        assert headers['Content-Type'].startswith('application/xml')
+        domains, servers = thunderbird_servers(text, address)
+        assert domains == [DOMAIN]
+        assert [(kind, port, socket_type) for kind, _, port, socket_type, _
+                in servers] == [
+            ('imap', int(backend['imaps-port']), 'SSL'),
+            ('pop3', int(backend['pop3s-port']), 'SSL'),
+            ('smtp', int(backend['smtps-port']), 'SSL'),
+            ('smtp', int(backend['submission-port']), 'STARTTLS')]
+        for kind, server_host, port, socket_type, user in servers:
+            assert (server_host, user) == (host, address)
+    for kind, server_host, port, socket_type, user in servers:
+        tls_login(kind, server_host, port, socket_type, user, TEST_ACCOUNT[1])
+    # another domain is not ours
+    assert request(backend['autoconfig-url']
+                   + '?emailaddress=someone%40example.org')[0] == 404
+
+
+SCHEMAS = 'http://schemas.microsoft.com/exchange/autodiscover/outlook/'
+AUTODISCOVER_REQUEST = '''<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="%(schemas)srequestschema/2006">
+  <Request>
+    <EMailAddress>%%s</EMailAddress>
+    <AcceptableResponseSchema>%(schemas)sresponseschema/2006a\
+</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>
+''' % {'schemas': SCHEMAS}
+OUTLOOK = '{%sresponseschema/2006a}' % SCHEMAS
+
+
+def outlook_protocols(text):
+    """What Outlook reads in the autodiscover answer: ``[(type, server,
+    port, security, login)]``, security SSL (implicit TLS) or STARTTLS."""
+    protocols = []
+    for entry in ET.fromstring(text).iter(OUTLOOK + 'Protocol'):
+        value = lambda tag: entry.findtext(OUTLOOK + tag)
+        encryption = value('Encryption') or (
+            'SSL' if value('SSL') == 'on' else 'None')
+        protocols.append((value('Type'), value('Server'), int(value('Port')),
+                          {'SSL': 'SSL', 'TLS': 'STARTTLS'}.get(
+                              encryption, encryption), value('LoginName')))
+    return protocols
+
+
+def test_outlook_autodiscover_answers_post_and_get(deployment):
+    backend = deployment['backend']
+    host = backend['imap-smtp-ipv6']
+    address = TEST_ACCOUNT[0]
+    # Outlook capitalises the path
+    for path in ('autodiscover/autodiscover.xml',
+                 'Autodiscover/Autodiscover.xml'):
+        status, headers, text = request(
+            'https://[%s]:8081/%s' % (host, path), 'POST',
+            AUTODISCOVER_REQUEST % address,
+            {'Content-Type': 'text/xml; charset=utf-8'})
+        assert status == 200, (path, status, text)
+        protocols = outlook_protocols(text)
+        assert [(kind, port, security) for kind, _, port, security, _
+                in protocols] == [
+            ('IMAP', int(backend['imaps-port']), 'SSL'),
+            ('POP3', int(backend['pop3s-port']), 'SSL'),
+            ('SMTP', int(backend['smtps-port']), 'SSL'),
+            ('SMTP', int(backend['submission-port']), 'STARTTLS')]
+        assert {(server, login) for _, server, _, _, login in protocols} == {
+            (host, address)}
+    for kind, server, port, security, login in protocols:
+        tls_login(kind.lower(), server, port, security, login,
+                  TEST_ACCOUNT[1])
+    # GET gives the same settings, without a login name
+    status, _, text = request(
+        'https://[%s]:8081/autodiscover/autodiscover.xml' % host)
+    assert status == 200, text
+    assert [p[:4] for p in outlook_protocols(text)] == [
+        p[:4] for p in protocols]
+    # another domain is not ours
+    status, _, _ = request(
+        'https://[%s]:8081/autodiscover/autodiscover.xml' % host, 'POST',
+        AUTODISCOVER_REQUEST % 'someone@example.org',
+        {'Content-Type': 'text/xml'})
+    assert status == 404
+
+
+def test_dns_records_lead_clients_to_the_settings(deployment):
+    backend = deployment['backend']
+    host = backend['imap-smtp-ipv6']
+    records = json.loads(backend['dns-records'])
+    assert 'dns-entries' not in backend
+    published = {(r['name'], r['type']): r['value'] for r in records}
+    target = 'mail.%s.' % DOMAIN
+    assert published[(target[:-1], 'AAAA')] == host
+    for name in ('autoconfig', 'autodiscover'):
+        assert published[('%s.%s' % (name, DOMAIN), 'AAAA')] == host
+    for service, port in (('_imaps._tcp', 'imaps-port'),
+                          ('_submission._tcp', 'submission-port'),
+                          ('_pop3s._tcp', 'pop3s-port')):
+        priority, weight, srv_port, srv_target = published[
+            ('%s.%s' % (service, DOMAIN), 'SRV')].split()
+        assert (int(srv_port), srv_target) == (int(backend[port]), target)
+    assert published[('_autodiscover._tcp.' + DOMAIN, 'SRV')] == (
+        '0 1 8081 autodiscover.%s.' % DOMAIN)

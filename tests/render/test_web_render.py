@@ -114,3 +114,35 @@ def test_snappymail_gets_every_domain(rendered):
 def test_password_url_is_published(rendered):
     assert rendered['backend']['password-url'] == (
         'https://[%s]:9443/password' % rendered['ipv6'])
+
+
+def test_autoconfig_is_served_by_its_program(rendered):
+    """Thunderbird's and Outlook's paths go to the autoconfiguration
+    program, which runs recipes.programs.autoconfig with the rendered
+    settings."""
+    with open(path(rendered, 'etc', 'httpd', 'httpd.conf')) as f:
+        text = f.read()
+    program = path(rendered, 'srv', 'cgi-bin', 'autoconfig')
+    for url in ('/mail/config-v1.1.xml',
+                '/.well-known/autoconfig/mail/config-v1.1.xml'):
+        assert 'ScriptAlias %s "%s"' % (url, program) in text
+    assert ('ScriptAliasMatch "(?i)^/autodiscover/autodiscover\\.xml$" "%s"'
+            % program) in text
+    with open(program) as f:
+        wrapper = f.read()
+    settings_file = path(rendered, 'etc', 'autoconfig.json')
+    assert 'MAIL_AUTOCONFIG_SETTINGS=%s' % settings_file in wrapper
+    assert wrapper.rstrip().endswith("-m recipes.programs.autoconfig")
+    with open(settings_file) as f:
+        settings = json.load(f)
+    assert settings['domains'] == DOMAINS
+    assert settings['host'] == rendered['ipv6']
+    assert settings['ports'] == {
+        'imaps-port': 11993, 'pop3s-port': 10995, 'smtps-port': 11465,
+        'submission-port': 10587, 'https-port': 9443}
+    assert rendered['backend']['autoconfig-url'] == (
+        'https://[%s]:9443/mail/config-v1.1.xml' % rendered['ipv6'])
+    records = json.loads(rendered['backend']['dns-records'])
+    assert {(r['name'], r['type']) for r in records} >= {
+        ('_imaps._tcp.' + DOMAINS[1], 'SRV'),
+        ('autoconfig.' + DOMAINS[0], 'AAAA')}

@@ -1,4 +1,4 @@
-"""recipes.optional_archive: an archive from the download cache, or a clear
+"""recipes.software.optional_archive: an archive from the download cache, or a clear
 note that there is none."""
 import hashlib
 import io
@@ -48,6 +48,10 @@ def test_a_cached_archive_is_unpacked(tmp_path, top, caplog):
     with caplog.at_level(logging.WARNING):
         assert r.install() == [options['location']]
     assert 'WITHOUT checksum verification' in caplog.text
+    # what was used: name, size, sha256
+    assert '%s (%d bytes, sha256 %s,' % (
+        URL.rsplit('/', 1)[-1], os.path.getsize(cached),
+        optional_archive.file_digest(cached, 'sha256')) in caplog.text
     assert os.path.isfile(os.path.join(options['location'], 'snappymail', 'v',
                                        '2.38.2', 'include.php'))
     assert os.path.isfile(os.path.join(options['location'], 'index.php'))

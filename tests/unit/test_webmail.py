@@ -1,4 +1,4 @@
-"""recipes.webmail: what Snappymail is given to read, without Snappymail."""
+"""recipes.instance.webmail: what Snappymail is given to read, without Snappymail."""
 import json
 import os
 import shutil
@@ -13,12 +13,18 @@ PHP = shutil.which('php8.2') or shutil.which('php')
 
 
 def test_domain_settings_point_at_the_backend():
-    domain = webmail.domain_settings('fd00::2', '10993', 10465, 14190)
+    domain = webmail.domain_settings('fd00::2', '10993', 10465, 4190)
     assert domain['IMAP']['host'] == '[fd00::2]'
     assert (domain['IMAP']['port'], domain['IMAP']['type']) == (10993, 1)
     assert (domain['SMTP']['port'], domain['SMTP']['type']) == (10465, 1)
     assert domain['SMTP']['useAuth'] is True
-    assert (domain['Sieve']['port'], domain['Sieve']['type']) == (14190, 2)
+    assert (domain['Sieve']['port'], domain['Sieve']['type']) == (4190, 2)
+    assert domain['Sieve']['enabled'] is True
+    # what Dovecot offers (auth_mechanisms = plain login)
+    assert domain['IMAP']['sasl'] == ['PLAIN', 'LOGIN']
+    # bogofilter's X-Bogosity is the spam verdict shown
+    assert domain['IMAP']['spam_headers'] == 'bogofilter'
+    assert domain['whiteList'] == ''
     # the login is the whole address (Dovecot's user names)
     assert domain['IMAP']['shortLogin'] is False
     # self-signed certificate on the partition's own address
@@ -54,7 +60,8 @@ def test_php_reads_the_settings_and_checks_the_admin_hash(tmp_path):
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
     assert webmail.admin_password(secret, PHP) == (password, password_hash)
     path = webmail.write_application_ini(
-        str(tmp_path), webmail.settings(['example.com'], password_hash))
+        str(tmp_path), webmail.settings(['example.com'], password_hash,
+                                        '/srv/log'))
     script = ('$c = parse_ini_file($argv[1], true);'
               'echo json_encode([$c, password_verify($argv[2],'
               ' $c["security"]["admin_password"])]);')
@@ -66,6 +73,9 @@ def test_php_reads_the_settings_and_checks_the_admin_hash(tmp_path):
     assert config['plugins'] == {'enable': '1',
                                  'enabled_list': webmail.PLUGIN}
     assert config['security']['admin_login'] == 'admin'
+    assert config['admin_panel']['key'] == 'admin'
+    assert config['logs']['path'] == '/srv/log/'
+    assert config['logs']['hide_passwords'] == '1'
 
 
 def test_domains_no_longer_hosted_are_removed(tmp_path):
@@ -77,6 +87,19 @@ def test_domains_no_longer_hosted_are_removed(tmp_path):
     webmail.write_domains(data, ['b.com'], 'fd00::2', 1, 2, 3)
     assert sorted(f for f in os.listdir(directory) if f.endswith('.json')) == [
         'b.com.json', 'gmail.com.json']
+
+
+def test_snappymail_set_up_adds_no_wildcard_domain(tmp_path):
+    """Snappymail's setup.php copies its default.json (a wildcard domain on
+    localhost:143) unless domains/disabled exists; the admin's list of
+    disabled domains is kept."""
+    data = str(tmp_path)
+    webmail.write_domains(data, ['a.com'], 'fd00::2', 1, 2, 3)
+    disabled = tmp_path / '_data_' / '_default_' / 'domains' / 'disabled'
+    assert disabled.read_text() == ''
+    disabled.write_text('gmail.com')
+    webmail.write_domains(data, ['a.com'], 'fd00::2', 1, 2, 3)
+    assert disabled.read_text() == 'gmail.com'
 
 
 def fake_release(path, version='2.38.2'):
@@ -96,7 +119,7 @@ def test_document_root_with_and_without_snappymail(tmp_path):
     assert os.readlink(os.path.join(root, 'snappymail')) == os.path.join(
         release, 'snappymail')
     with open(os.path.join(root, 'include.php')) as f:
-        assert "'/data/'" in f.read()
+        assert "define('APP_DATA_FOLDER_PATH', '/data/');" in f.read()
     if PHP:
         for name in ('include.php', 'index.php'):
             subprocess.run([PHP, '-n', '-l', os.path.join(root, name)],
@@ -129,3 +152,40 @@ PLUGIN_SOURCE = os.path.join(os.path.dirname(__file__), '..', '..',
 def test_the_plugin_is_valid_php():
     subprocess.run([PHP, '-n', '-l', PLUGIN_SOURCE], check=True,
                    capture_output=True)
+
+
+def recipe_options(tmp_path, release):
+    return {
+        'release': release, 'document-root': str(tmp_path / 'www'),
+        'data-directory': str(tmp_path / 'data'), 'domains': 'example.com',
+        'host': 'fd00::2', 'imaps-port': '10993', 'smtps-port': '10465',
+        'sieve-port': '4190', 'php': PHP,
+        'log-directory': str(tmp_path / 'log'),
+        'admin-password-file': str(tmp_path / 'admin-password'),
+        'plugin': os.path.dirname(PLUGIN_SOURCE),
+        'change-password-command': 'python -m recipes.programs.passwords '
+                                   'change-password /db',
+        'url': 'https://[fd00::2]:8081/',
+        'password-url': 'https://[fd00::2]:8081/password'}
+
+
+@pytest.mark.skipif(not PHP, reason='PHP is not installed')
+def test_recipe_publishes_the_webmail_only_with_snappymail(tmp_path):
+    options = recipe_options(tmp_path, fake_release(tmp_path / 'release'))
+    webmail.Recipe(None, 'webmail', options).install()
+    assert options['-publish'].split() == [
+        'password-url', 'webmail-url', 'webmail-admin-url']
+    # the admin password is published from its file, never an option
+    assert options['-files'] == 'webmail-admin-password %s' % options[
+        'admin-password-file']
+    with open(options['admin-password-file']) as f:
+        assert f.read().strip() not in json.dumps(options)
+    assert options['webmail-admin-url'] == 'https://[fd00::2]:8081/?admin'
+    assert (tmp_path / 'www' / 'index.php').exists()
+    # without the archive: the password page alone, no webmail published
+    options = recipe_options(tmp_path, str(tmp_path / 'unavailable'))
+    webmail.Recipe(None, 'webmail', options).install()
+    assert options['-publish'] == 'password-url'
+    assert 'webmail-url' not in options
+    assert options['promise-url'] == 'https://[fd00::2]:8081/password'
+    assert os.listdir(tmp_path / 'www') == ['index.html']

@@ -1,35 +1,40 @@
 <?php
 /**
  * Snappymail plugin of the SlapOS mail bundle: an account changes its
- * password from the webmail's settings, through the same module as the
- * password page and the instance (recipes.stores.accounts), never by writing the
- * account database itself.
+ * password from the webmail's settings through the backend's account
+ * database module (recipes.stores.accounts), never by writing the database itself.
  *
- * The instance installs it as _data_/_default_/plugins/mailbundle-change-password/
- * with config.json: {"command": [python, "-m", "recipes.programs.passwords",
+ * Installed as _data_/_default_/plugins/mailbundle-change-password/ with
+ * config.json: {"command": [python, "-m", "recipes.programs.passwords",
  * "change-password", DIRECTORY]}. The address is appended to the command;
  * the current password, then the new one, go to its standard input (never
  * on a command line). Exit codes: 0 changed, 3 unknown user, 4 wrong
- * current password, 5 new password refused (reason on standard error).
+ * current password, 5 new password refused (the reason on standard error).
  *
- * Written against Snappymail 2.3x's plugin API; it can only be exercised
- * with the Snappymail archive (see software/component/snappymail).
+ * Follows Snappymail 2.38's own change-password plugin (plugins/
+ * change-password in its source): same error codes, same session update.
  */
 
 use RainLoop\Exceptions\ClientException;
-use RainLoop\Notifications;
+use SnappyMail\SensitiveString;
 
 class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 {
 	const
 		NAME = 'Mail bundle password',
 		AUTHOR = 'SlapOS mail bundle',
-		VERSION = '1.0',
-		RELEASE = '2025-01-01',
-		REQUIRED = '2.30.0',
+		VERSION = '1.1',
+		RELEASE = '2026-12-01',
+		REQUIRED = '2.36.1',
 		CATEGORY = 'Security',
 		LICENSE = 'MIT',
-		DESCRIPTION = 'Change the account password in the mail backend';
+		DESCRIPTION = 'Change the password in the mail backend\'s account database';
+
+	// the codes of Snappymail's change-password plugin (not in Notifications)
+	const
+		CouldNotSaveNewPassword = 130,
+		CurrentPasswordIncorrect = 131,
+		NewPasswordShort = 132;
 
 	public function Init() : void
 	{
@@ -38,16 +43,19 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 		$this->addJsonHook('MailbundleChangePassword', 'DoChangePassword');
 	}
 
-	/** [exit code, message] of the accounts module. */
+	/** [exit code, standard error] of the accounts module. */
 	private static function run(string $address, string $current, string $new) : array
 	{
 		$config = \json_decode((string) \file_get_contents(__DIR__ . '/config.json'), true);
+		if (!\is_array($config) || empty($config['command'])) {
+			return [1, 'the plugin has no command (' . __DIR__ . '/config.json)'];
+		}
 		$command = \array_merge($config['command'], [$address]);
 		$process = \proc_open($command, [
 			0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w'],
-		], $pipes, null, ['PATH' => '/usr/bin:/bin', 'LANG' => 'C.UTF-8']);
+		], $pipes, null, ['LANG' => 'C.UTF-8']);
 		if (!\is_resource($process)) {
-			return [1, 'the password could not be changed (the accounts module did not start)'];
+			return [1, 'the accounts module did not start'];
 		}
 		\fwrite($pipes[0], $current . "\n" . $new . "\n");
 		\fclose($pipes[0]);
@@ -60,31 +68,38 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 
 	public function DoChangePassword()
 	{
-		$actions = $this->Manager()->Actions();
-		$account = $actions->GetAccount();
-		$current = (string) $this->jsonParam('PrevPassword');
-		$new = (string) $this->jsonParam('NewPassword');
-		if (!$account || '' === $new) {
-			throw new ClientException(Notifications::CouldNotSaveNewPassword);
+		$oActions = $this->Manager()->Actions();
+		// the login's own account, not an additional one switched to
+		$oAccount = $oActions->getMainAccountFromToken();
+		$sPrevPassword = (string) $this->jsonParam('PrevPassword');
+		$sNewPassword = (string) $this->jsonParam('NewPassword');
+		if ('' === $sNewPassword) {
+			throw new ClientException(static::NewPasswordShort, null, 'the new password is empty');
 		}
-		list($code, $error) = static::run($account->Email(), $current, $new);
+		list($code, $error) = static::run($oAccount->Email(), $sPrevPassword, $sNewPassword);
+		// the reason (standard error) starts with the address: not repeated
+		$reason = \preg_replace('/^[^:]*: /', '', $error);
 		if (4 === $code) {
-			throw new ClientException(Notifications::CurrentPasswordIncorrect, null, $error);
+			throw new ClientException(static::CurrentPasswordIncorrect, null, $reason);
+		}
+		if (5 === $code) {
+			throw new ClientException(static::NewPasswordShort, null, $reason);
 		}
 		if (0 !== $code) {
-			throw new ClientException(Notifications::CouldNotSaveNewPassword, null,
-				$error ?: 'the password could not be changed');
+			\trigger_error("mailbundle-change-password: exit {$code}: {$error}");
+			throw new ClientException(static::CouldNotSaveNewPassword, null,
+				'the password could not be changed');
 		}
-		// the session goes on with the new password (IMAP/SMTP logins)
-		$secret = \class_exists('SnappyMail\\SensitiveString')
-			? new \SnappyMail\SensitiveString($new) : $new;
-		if (\method_exists($account, 'resetPassword')) {
-			$account->resetPassword($secret);
-		} else if (\method_exists($account, 'SetPassword')) {
-			$account->SetPassword($secret);
-		}
-		if (\method_exists($actions, 'SetAuthToken')) {
-			$actions->SetAuthToken($account);
+		// the session goes on with the new password (IMAP, SMTP and Sieve
+		// logins), and the key of its encrypted data is sealed with it
+		$oAccount->SetPassword(new SensitiveString($sNewPassword));
+		$oActions->SetAuthToken($oAccount);
+		try {
+			$oAccount->resealCryptKey(new SensitiveString($sPrevPassword));
+		} catch (\Throwable $oException) {
+			// the password is changed all the same: only the encrypted
+			// data of an earlier session (keys) becomes unreadable
+			\trigger_error('mailbundle-change-password: ' . $oException->getMessage());
 		}
 		return $this->jsonResponse(__FUNCTION__, true);
 	}

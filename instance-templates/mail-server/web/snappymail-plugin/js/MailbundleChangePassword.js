@@ -8,11 +8,14 @@
 			this.newPassword = ko.observable('');
 			this.newPassword2 = ko.observable('');
 			this.status = ko.observable('');
+			this.failed = ko.observable(false);
 			this.saving = ko.observable(false);
 		}
 
 		submitForm() {
+			this.failed(false);
 			if (this.newPassword() !== this.newPassword2()) {
+				this.failed(true);
 				this.status('The two new passwords differ.');
 				return;
 			}
@@ -21,7 +24,8 @@
 			rl.pluginRemoteRequest((error, data) => {
 				this.saving(false);
 				if (error) {
-					this.status((data && (data.ErrorMessageAdditional || data.ErrorMessage))
+					this.failed(true);
+					this.status((data && (data.messageAdditional || data.message))
 						|| 'The password was not changed.');
 				} else {
 					this.currentPassword('');
@@ -34,8 +38,16 @@
 				NewPassword: this.newPassword()
 			});
 		}
+
+		onHide() {
+			this.currentPassword('');
+			this.newPassword('');
+			this.newPassword2('');
+			this.status('');
+			this.failed(false);
+		}
 	}
 
 	rl.addSettingsViewModel(MailbundleChangePasswordSettings,
-		'MailbundleChangePasswordSettings', 'Password', 'password');
+		'MailbundleChangePasswordSettings', 'GLOBAL/PASSWORD', 'password');
 })(window.rl);
