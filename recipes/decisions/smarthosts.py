@@ -21,22 +21,25 @@ def relay_configs(parameters):
 
 
 def conflicts(relay_configs):
-    """``{domain: error}`` for each domain listed under more than one
-    smarthost of a relay configuration. ``relay_configs`` maps the parameter
-    path of each configuration (``topology.node1.config``) to it."""
-    found = {}
-    for path, config in sorted(relay_configs.items()):
-        listed = {}
+    """``[(domain, error)]`` for each domain listed under more than one
+    smarthost of a relay configuration, in upstream's words (its users
+    match them): one error for each smarthost after the first that lists
+    it. ``relay_configs`` maps the parameter path of each configuration
+    (``topology.node1.config``) to it."""
+    found = []
+    for _, config in sorted(relay_configs.items()):
+        first = {}
         for smarthost, entry in sorted(config.get('proxy-map', {}).items()):
             for domain in entry.get('domains', ()):
-                listed.setdefault(normalise_domain(domain), []).append(
-                    smarthost)
-        for domain, smarthosts in sorted(listed.items()):
-            if len(smarthosts) > 1 and domain not in found:
-                found[domain] = (
-                    '%s.proxy-map lists domain %s under smarthosts %s: a '
-                    'domain may be listed under one smarthost only'
-                    % (path, domain, ' and '.join(smarthosts)))
+                domain = normalise_domain(domain)
+                if domain not in first:
+                    first[domain] = smarthost
+                    continue
+                error = ("Domain '%s' appears in multiple proxies: '%s' and "
+                         "'%s'. Each domain must appear in only one proxy's "
+                         "domains list." % (domain, first[domain], smarthost))
+                if (domain, error) not in found:
+                    found.append((domain, error))
     return found
 
 
@@ -45,9 +48,19 @@ def hosts_for(domain, relay_configs):
     hosts = []
     for _, config in sorted(relay_configs.items()):
         for _, entry in sorted(config.get('proxy-map', {}).items()):
-            if domain in entry.get('domains', ()) and entry['host'] not in hosts:
+            if domain in map(normalise_domain, entry.get('domains', ())) \
+                    and entry['host'] not in hosts:
                 hosts.append(entry['host'])
     return hosts
+
+
+def proxied_domains(relay_configs):
+    """The domains some smarthost of a relay configuration lists (exempt
+    from domain verification: the cluster's operator vouched for them)."""
+    return {normalise_domain(domain)
+            for config in relay_configs.values()
+            for entry in config.get('proxy-map', {}).values()
+            for domain in entry.get('domains', ())}
 
 
 def transport(port):

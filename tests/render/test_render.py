@@ -1,7 +1,6 @@
 """Each instance profile, rendered by slapgrid in the embedded SlapOS with
 non-default parameters, gives configurations that the daemons' own checkers
 accept and that carry those parameters."""
-import json
 import os
 import stat
 import subprocess
@@ -9,6 +8,8 @@ import subprocess
 import pytest
 
 from tests.deployment import MAIL_SERVER, RELAY
+from tests.dns_server import DNSServer
+from tests.harness import partition_ipv6
 
 
 DOMAINS = ['render1.example.com', 'render2.example.org']
@@ -17,7 +18,15 @@ SMARTHOST = {'host': 'smtp.example.net', 'port': 587, 'user': 'render',
 
 
 @pytest.fixture(scope='module')
-def rendered(slapos):
+def dns():
+    # the relay verifies the domain it is given by its MX
+    with DNSServer(partition_ipv6(29), {
+            (DOMAINS[0], 'MX'): ['10 relay.render.example.com.']}) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def rendered(slapos, dns):
     slapos.supply(MAIL_SERVER)
     slapos.supply(RELAY)
     slapos.wait_software()
@@ -26,9 +35,10 @@ def rendered(slapos):
         'smtp-port': 11025, 'imap-port': 11143, 'imaps-port': 11993,
         'submission-port': 11587, 'smtps-port': 11465, 'pop3-port': 11110,
         'pop3s-port': 11995, 'sieve-port': 14191,
-        'outbound-relay': SMARTHOST})
+        'inbound-relay': {'enable': False}, 'outbound-relay': SMARTHOST})
     slapos.request(RELAY, 'render-relay', 'cluster', {
-        'topology': {'render-node': {'fqdn': 'relay.render.example.com'}}})
+        'topology': {'render-node': {'fqdn': 'relay.render.example.com'}},
+        'default-relay-config': {'nameservers': [dns.address]}})
     slapos.wait_instance(max_retry=2)
     backend = slapos.connection_parameters(MAIL_SERVER, 'render-backend')
     slapos.request(RELAY, 'render-domain', 'cluster', {
@@ -36,7 +46,7 @@ def rendered(slapos):
         'mail-server-port': 11025}, shared=True)
     slapos.wait_instance(max_retry=4)
     relay = slapos.connection_parameters(RELAY, 'render-relay', 'cluster')
-    node = json.loads(relay['relay-hosts'])[0]
+    node = relay['relay-hosts'][0]
     components = {}
     software = os.path.join(slapos.base_directory, 'soft')
     for name in os.listdir(software):
