@@ -157,6 +157,7 @@ try:
     PromiseLauncher(config={
         'partition-folder': partition,
         'promise-folder': partition + '/etc/plugin',
+        'log-folder': partition + '/.slapgrid/promise/log',
         'force': True, 'check-anomaly': anomaly, 'promise-timeout': 60,
         'run-only-promise-list': [name + '.py']},
         logger=logging.getLogger('promise')).run()
@@ -168,7 +169,8 @@ except PromiseError:
 def run_promise(partition, name, anomaly=False):
     """Run one promise of the partition now, as slapgrid does (its promise
     launcher, in a fresh interpreter as slapgrid's is: the plugin reloads
-    slapos' modules); return its result ``{'failed', 'message'}``."""
+    slapos' modules; with slapgrid's log folder, where a promise finds its
+    earlier results); return its result ``{'failed', 'message'}``."""
     subprocess.run([sys.executable, '-c', PROMISE_RUNNER, partition, name,
                     'anomaly' if anomaly else 'test'], check=True,
                    capture_output=True, timeout=120)
