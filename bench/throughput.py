@@ -32,8 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.deployment import MAIL_SERVER, RELAY  # noqa: E402
-from tests.dns_server import DNSServer  # noqa: E402
+from tests.deployment import MAIL_SERVER, RELAY, mx_dns  # noqa: E402
 from tests.harness import EmbeddedSlapOS, partition_ipv6  # noqa: E402
 
 SESSIONS = 20
@@ -275,8 +274,7 @@ def start_bundle(slapos, relay_config=None, backend_parameters=None):
     slapos.supply(MAIL_SERVER)
     slapos.supply(RELAY)
     slapos.wait_software()
-    with DNSServer(partition_ipv6(29), {
-            (DOMAIN, 'MX'): ['10 relay1.bench.example.net.']}) as dns:
+    with mx_dns({DOMAIN: 'relay1.bench.example.net'}) as dns:
         slapos.request(RELAY, 'relay', 'cluster', {
             'topology': {'node1': {'fqdn': 'relay1.bench.example.net'}},
             'default-relay-config': dict(relay_config or {},

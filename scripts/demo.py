@@ -27,10 +27,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.deployment import (ACCOUNTS, BACKENDS, DNS_HOST,  # noqa: E402
-                              DNS_PORT, DNS_RECORDS, PATHS, RELAY_FQDN,
+                              DNS_PORT, PATHS, REFERENCE_MX, RELAY_FQDN,
                               RELAY_INBOUND_PORT, SMARTHOST_HOST,
                               SMARTHOST_PORT, deploy_reference_topology,
-                              move_mail)
+                              move_mail, mx_dns)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 from recipes.stores.files import read_json, write_atomically  # noqa: E402
 
@@ -223,9 +223,7 @@ def main(argv):
     if argv[1:] == ['smarthost']:
         return run_smarthost(slapos.root)
     if argv[1:] == ['dns']:
-        from tests.dns_server import DNSServer
-        return serve_until_terminated(DNSServer(DNS_HOST, DNS_RECORDS,
-                                                port=DNS_PORT))
+        return serve_until_terminated(mx_dns(REFERENCE_MX, DNS_PORT))
     if argv[1:] not in ([], ['fresh']):
         print(__doc__)
         return 2

@@ -12,6 +12,7 @@ import urllib.parse
 import uuid
 
 from recipes.promises import unverified_tls
+from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -206,7 +207,16 @@ SMARTHOST_PORT = 10587
 # through the smarthost (proxy-map)
 DNS_HOST = partition_ipv6(29)
 DNS_PORT = 10053
-DNS_RECORDS = {(MAIL2, 'MX'): ['10 %s.' % RELAY_FQDN]}
+REFERENCE_MX = {MAIL2: RELAY_FQDN}
+
+
+def mx_dns(mx, port=0):
+    """The stand-in DNS server a relay cluster of the tests asks (its
+    ``nameservers``), at ``DNS_HOST``: the MX of each domain of ``mx``
+    (``{domain: node fqdn}``) points at that node, any other name does not
+    exist. A context manager."""
+    return DNSServer(DNS_HOST, {(domain, 'MX'): ['10 %s.' % fqdn]
+                                for domain, fqdn in mx.items()}, port=port)
 OUTSIDE_SENDER = 'etienne@hotmail.com'
 OUTSIDE_RECIPIENT = 'david@gmail.com'
 
@@ -222,7 +232,8 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
     ``smarthost_login`` (user, password), and which asks the DNS server at
-    ``DNS_HOST`` (``DNS_RECORDS``, the caller serves them) to verify mail2;
+    ``DNS_HOST`` (``mx_dns(REFERENCE_MX, DNS_PORT)``, which the caller
+    serves) to verify mail2;
     a backend for each of ``BACKENDS``, requested with its domain alone:
     it orders its domain from the relay found as ``urn:slapos:mail-relay``
     (``inbound-relay``'s default); the ``ACCOUNTS`` ordered as shared

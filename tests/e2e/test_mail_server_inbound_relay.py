@@ -15,9 +15,7 @@ import uuid
 import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
-                              send, smtp_submit, software_binary)
-from tests.dns_server import DNSServer
-from tests.harness import partition_ipv6
+                              mx_dns, send, smtp_submit, software_binary)
 
 DOMAIN = 'relayed.example.com'
 USER = 'testmail@' + DOMAIN
@@ -27,8 +25,7 @@ USER = 'testmail@' + DOMAIN
 def dns():
     # lonely.example.com is not there: a domain that does not exist yet is
     # verified too
-    with DNSServer(partition_ipv6(29), {
-            (DOMAIN, 'MX'): ['10 relay1.example.com.']}) as server:
+    with mx_dns({DOMAIN: 'relay1.example.com'}) as server:
         yield server
 
 

@@ -16,12 +16,11 @@ import dkim
 import psutil
 import pytest
 
-from tests.deployment import (DNS_HOST, DNS_PORT, DNS_RECORDS, MAIL1, MAIL2,
-                              OUTSIDE_RECIPIENT, OUTSIDE_SENDER, PATHS,
-                              RELAY_FQDN, SMARTHOST_HOST, SMARTHOST_PORT,
+from tests.deployment import (DNS_PORT, MAIL1, MAIL2, OUTSIDE_RECIPIENT,
+                              OUTSIDE_SENDER, PATHS, REFERENCE_MX, RELAY_FQDN,
+                              SMARTHOST_HOST, SMARTHOST_PORT,
                               deploy_reference_topology, insecure_tls,
-                              move_mail, rcpt_code)
-from tests.dns_server import DNSServer
+                              move_mail, mx_dns, rcpt_code)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -45,7 +44,7 @@ def smarthost(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def dns():
-    with DNSServer(DNS_HOST, DNS_RECORDS, port=DNS_PORT) as server:
+    with mx_dns(REFERENCE_MX, DNS_PORT) as server:
         yield server
 
 

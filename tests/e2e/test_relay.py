@@ -16,8 +16,7 @@ import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY,
                               assert_no_secret_in_records, imaps_find,
-                              insecure_tls, rcpt_code, send)
-from tests.dns_server import DNSServer
+                              insecure_tls, mx_dns, rcpt_code, send)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -38,8 +37,7 @@ def smarthost(tmp_path_factory):
 def dns():
     # mail1 and mail2 are exempt from verification (the proxy-map lists
     # them); mail3 is verified by its MX
-    with DNSServer(partition_ipv6(29), {
-            (MAIL3, 'MX'): ['10 relay1.example.net.']}) as server:
+    with mx_dns({MAIL3: 'relay1.example.net'}) as server:
         yield server
 
 

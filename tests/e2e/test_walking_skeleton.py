@@ -10,9 +10,8 @@ import uuid
 import psutil
 import pytest
 
-from tests.deployment import MAIL_SERVER, RELAY, imaps_find, send
-from tests.dns_server import DNSServer
-from tests.harness import IPV6_RANGE, SlapOSCommandFailed, partition_ipv6
+from tests.deployment import MAIL_SERVER, RELAY, imaps_find, mx_dns, send
+from tests.harness import IPV6_RANGE, SlapOSCommandFailed
 
 PREFIX = IPV6_RANGE.split('/')[0]
 
@@ -21,8 +20,7 @@ DOMAIN = 'mail1.example.com'
 
 @pytest.fixture(scope='module')
 def dns():
-    with DNSServer(partition_ipv6(29), {
-            (DOMAIN, 'MX'): ['10 relay1.example.com.']}) as server:
+    with mx_dns({DOMAIN: 'relay1.example.com'}) as server:
         yield server
 
 

@@ -7,9 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.deployment import MAIL_SERVER, RELAY
-from tests.dns_server import DNSServer
-from tests.harness import partition_ipv6
+from tests.deployment import MAIL_SERVER, RELAY, mx_dns
 
 
 DOMAINS = ['render1.example.com', 'render2.example.org']
@@ -20,8 +18,7 @@ SMARTHOST = {'host': 'smtp.example.net', 'port': 587, 'user': 'render',
 @pytest.fixture(scope='module')
 def dns():
     # the relay verifies the domain it is given by its MX
-    with DNSServer(partition_ipv6(29), {
-            (DOMAINS[0], 'MX'): ['10 relay.render.example.com.']}) as server:
+    with mx_dns({DOMAINS[0]: 'relay.render.example.com'}) as server:
         yield server
 
 

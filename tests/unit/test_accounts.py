@@ -327,14 +327,20 @@ def test_reset_token_works_for_a_new_value_only():
             ['tokens']] == ['setup', 'reset']
 
 
-def test_a_reset_token_is_published_back_until_it_is_used():
+def with_password_set():
+    """The state of alice's account once its password was set (the setup
+    token used)."""
     db = decide([account('_a', 'alice@example.com')])
     entry = db.state['accounts']['alice@example.com']
     entry.update(password=passwords.hash_password('long enough pw'),
                  tokens=[], **{'password-set': NOW})
     del entry['setup-token']
+    return db.state
+
+
+def test_a_reset_token_is_published_back_until_it_is_used():
     reset = [account('_a', 'alice@example.com', **{'reset-token': 'r' * 12})]
-    db = decide(reset, db.state)
+    db = decide(reset, with_password_set())
     published = db.published['_a']
     # as upstream: the token is the reset-token, and the link carries it
     assert published['token'] == 'r' * 12
@@ -352,12 +358,7 @@ def test_a_reset_token_is_published_back_until_it_is_used():
 
 
 def test_account_with_a_password_publishes_no_token():
-    db = decide([account('_a', 'alice@example.com')])
-    entry = db.state['accounts']['alice@example.com']
-    entry.update(password=passwords.hash_password('long enough pw'),
-                 tokens=[], **{'password-set': NOW})
-    del entry['setup-token']
-    again = decide([account('_a', 'alice@example.com')], db.state)
+    again = decide([account('_a', 'alice@example.com')], with_password_set())
     assert again.published['_a'] == {'address': 'alice@example.com'}
 
 
