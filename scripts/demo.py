@@ -1,12 +1,13 @@
 """The reference topology in an embedded SlapOS (run by scripts/demo.sh).
 
 A relay cluster of one node, a backend for mail1.example.com and one for
-mail2.example.com (each ordering its domain from the relay), a stand-in
-third-party smarthost, and the accounts alice and bob on mail1 and charlie
-on mail2, whose passwords are set through their setup links; then the four
-mail paths of ../shared/interface.md, each found at its destination. The
-deployment keeps running until `demo.sh stop`; the next run keeps it (and
-starts what is stopped) instead of deploying again.
+mail2.example.com (each ordering its domain from the relay found as
+urn:slapos:mail-relay), a stand-in third-party smarthost and a stand-in DNS
+server (the relay verifies mail2 by its MX), and the accounts alice and bob
+on mail1 and charlie on mail2, whose passwords are set through their setup
+links; then the four mail paths of ../shared/interface.md, each found at its
+destination. The deployment keeps running until `demo.sh stop`; the next
+run keeps it (and starts what is stopped) instead of deploying again.
 
     python scripts/demo.py          deploy (or keep), move mail, print
     python scripts/demo.py fresh    the same, deploying again from scratch
@@ -25,10 +26,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.deployment import (ACCOUNTS, BACKENDS, PATHS,  # noqa: E402
-                              RELAY_FQDN, RELAY_INBOUND_PORT, SMARTHOST_HOST,
+from tests.deployment import (ACCOUNTS, BACKENDS, DNS_HOST,  # noqa: E402
+                              DNS_PORT, PATHS, REFERENCE_MX, RELAY_FQDN,
+                              RELAY_INBOUND_PORT, SMARTHOST_HOST,
                               SMARTHOST_PORT, deploy_reference_topology,
-                              move_mail)
+                              move_mail, mx_dns)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 from recipes.stores.files import read_json, write_atomically  # noqa: E402
 
@@ -114,26 +116,48 @@ def listening(host, port):
         return False
 
 
-def start_smarthost(slapos):
-    """The stand-in smarthost as a process of its own, which runs in the
-    record directory so that `demo.sh stop` (and a clean start) stops it
-    with the embedded SlapOS."""
-    directory = os.path.join(slapos.record_directory, 'smarthost')
-    if listening(SMARTHOST_HOST, SMARTHOST_PORT):
+def answering(host, port):
+    """Whether the DNS server at ``[host]:port`` answers a query."""
+    import dns.exception
+    import dns.message
+    import dns.query
+    try:
+        dns.query.udp(dns.message.make_query(BACKENDS['mail2'], 'MX'), host,
+                      port=port, timeout=2)
+        return True
+    except (dns.exception.DNSException, OSError):
+        return False
+
+
+def start_stand_in(slapos, name, running):
+    """The stand-in ``name`` (``smarthost``, ``dns``: ``demo.py <name>``) as
+    a process of its own, unless ``running()``; it runs in the record
+    directory, so that `demo.sh stop` (and a clean start) stops it with
+    the embedded SlapOS. Returns that directory (the smarthost's store)."""
+    directory = os.path.join(slapos.record_directory, name)
+    if running():
         return directory
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    with open(os.path.join(directory, 'smarthost.log'), 'ab') as log:
-        subprocess.Popen([sys.executable, os.path.abspath(__file__),
-                          'smarthost'], cwd=directory, stdout=log,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+    with open(os.path.join(directory, name + '.log'), 'ab') as log:
+        subprocess.Popen([sys.executable, os.path.abspath(__file__), name],
+                         cwd=directory, stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 30
-    while not listening(SMARTHOST_HOST, SMARTHOST_PORT):
+    while not running():
         if time.time() > deadline:
-            raise RuntimeError('the smarthost did not start: see %s'
-                               % os.path.join(directory, 'smarthost.log'))
+            raise RuntimeError('the %s did not start: see %s' % (
+                name, os.path.join(directory, name + '.log')))
         time.sleep(0.2)
     return directory
+
+
+def serve_until_terminated(server):
+    """Serve with ``server`` (a context manager) until SIGTERM or SIGINT."""
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)   # the server's threads too
+    with server:
+        signal.sigwait(stop)
+    return 0
 
 
 def run_smarthost(root):
@@ -145,12 +169,9 @@ def run_smarthost(root):
     # number the messages after those of earlier runs
     smarthost.Recorder.count = sum(name.endswith('.json')
                                    for name in os.listdir('.'))
-    stop = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)   # the server's threads too
-    with smarthost.Smarthost(SMARTHOST_HOST, os.getcwd(),
-                             {user: password}, starttls_port=SMARTHOST_PORT):
-        signal.sigwait(stop)
-    return 0
+    return serve_until_terminated(smarthost.Smarthost(
+        SMARTHOST_HOST, os.getcwd(), {user: password},
+        starttls_port=SMARTHOST_PORT))
 
 
 def mail_paths(topology, passwords, store):
@@ -208,6 +229,8 @@ def main(argv):
         return 0
     if argv[1:] == ['smarthost']:
         return run_smarthost(slapos.root)
+    if argv[1:] == ['dns']:
+        return serve_until_terminated(mx_dns(REFERENCE_MX, DNS_PORT))
     if argv[1:] not in ([], ['fresh']):
         print(__doc__)
         return 2
@@ -221,9 +244,13 @@ def main(argv):
             if keep else 'deploying from scratch')):
         slapos.start(keep=keep)
     try:
-        with step('starting the stand-in smarthost on [%s]:%s'
-                  % (SMARTHOST_HOST, SMARTHOST_PORT)):
-            store = start_smarthost(slapos)
+        with step('starting the stand-in smarthost on [%s]:%s and DNS '
+                  'server on [%s]:%s' % (SMARTHOST_HOST, SMARTHOST_PORT,
+                                         DNS_HOST, DNS_PORT)):
+            store = start_stand_in(slapos, 'smarthost', lambda: listening(
+                SMARTHOST_HOST, SMARTHOST_PORT))
+            start_stand_in(slapos, 'dns', lambda: answering(DNS_HOST,
+                                                             DNS_PORT))
         # stopped (demo.sh stop, or a reboot) if one of them does not answer
         stopped = keep and not (kept.get('endpoints') and all(
             listening(host, port) for host, port in kept['endpoints']))

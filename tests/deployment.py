@@ -4,7 +4,6 @@ as a user would."""
 import contextlib
 import http.client
 import imaplib
-import json
 import os
 import pathlib
 import smtplib
@@ -13,6 +12,7 @@ import urllib.parse
 import uuid
 
 from recipes.promises import unverified_tls
+from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -201,6 +201,22 @@ RELAY_INBOUND_PORT = 10025
 # the prefix that no partition uses, STARTTLS port
 SMARTHOST_HOST = partition_ipv6(31)
 SMARTHOST_PORT = 10587
+# the stand-in DNS server (tests/dns_server.py) the relay asks
+# (nameservers), on another free address: mail2's MX points at the relay
+# node, which verifies the domain; mail1 is exempt, its mail leaving
+# through the smarthost (proxy-map)
+DNS_HOST = partition_ipv6(29)
+DNS_PORT = 10053
+REFERENCE_MX = {MAIL2: RELAY_FQDN}
+
+
+def mx_dns(mx, port=0):
+    """The stand-in DNS server a relay cluster of the tests asks (its
+    ``nameservers``), at ``DNS_HOST``: the MX of each domain of ``mx``
+    (``{domain: node fqdn}``) points at that node, any other name does not
+    exist. A context manager."""
+    return DNSServer(DNS_HOST, {(domain, 'MX'): ['10 %s.' % fqdn]
+                                for domain, fqdn in mx.items()}, port=port)
 OUTSIDE_SENDER = 'etienne@hotmail.com'
 OUTSIDE_RECIPIENT = 'david@gmail.com'
 
@@ -214,10 +230,14 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
-    sends the mail of both domains through the smarthost at
-    ``SMARTHOST_HOST`` with ``smarthost_login`` (user, password); a backend
-    for each of ``BACKENDS``, ordering its domain from the relay
-    (``inbound-relay``); the ``ACCOUNTS`` ordered as shared instances, with
+    sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
+    ``smarthost_login`` (user, password), and which asks the DNS server at
+    ``DNS_HOST`` (``mx_dns(REFERENCE_MX, DNS_PORT)``, which the caller
+    serves) to verify mail2;
+    a backend for each of ``BACKENDS``, requested with its domain alone:
+    it orders its domain from the relay found as ``urn:slapos:mail-relay``
+    (``inbound-relay``'s default); the ``ACCOUNTS`` ordered as shared
+    instances, with
     ``passwords`` (address -> password) set through their setup links
     (when a link was used already, by an earlier run, the password must
     log in). Requests are the same each time, so on a deployment left by
@@ -229,23 +249,21 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
         slapos.supply(MAIL_SERVER)
-        relay_url = slapos.supply(RELAY)
+        slapos.supply(RELAY)
         slapos.wait_software(force=rebuild)
     user, password = smarthost_login
     slapos.request(RELAY, 'relay', 'cluster', {
         'topology': {'node1': {'fqdn': RELAY_FQDN}},
         'default-relay-config': {
+            'nameservers': ['[%s]:%d' % (DNS_HOST, DNS_PORT)],
             'proxy-map': {'smarthost': {
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
-                'user': user, 'password': password,
-                'domains': sorted(BACKENDS.values())}}}})
+                'user': user, 'password': password, 'domains': [MAIL1]}}}})
     partitions = {}
     for reference, domain in BACKENDS.items():
         partitions[reference] = slapos.request(
-            MAIL_SERVER, reference, 'default', {
-                'mail-domains': [domain],
-                'inbound-relay': {'enable': True,
-                                  'relay-sr-url': relay_url}}).getId()
+            MAIL_SERVER, reference, 'default',
+            {'mail-domains': [domain]}).getId()
     for reference, (address, backend) in ACCOUNTS.items():
         # on the partition of its backend (by default, a shared instance
         # goes to the first partition of its software type)
@@ -259,7 +277,7 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
                                                         reference)
                 for reference in BACKENDS}
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
-    node = json.loads(relay['relay-hosts'])[0]
+    node = relay['relay-hosts'][0]
     with step('setting the passwords through the setup links'):
         for reference, (address, backend) in ACCOUNTS.items():
             b = backends[backend]

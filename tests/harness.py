@@ -14,12 +14,18 @@ SlapOS master (slapproxy), slapgrid and supervisord under
 
 It runs as the unprivileged runtime user (slapgrid refuses to run partitions
 as root): use ``scripts/test.sh``, which runs ``scripts/setup.sh`` first.
+
+Like a SlapOS master, its slapproxy knows Software Products
+(``SOFTWARE_PRODUCTS``): a request for ``urn:slapos:mail-relay`` (the
+default ``relay-sr-url`` of a backend, as upstream's) gets this checkout's
+relay release.
 """
 import contextlib
 import hashlib
 import ipaddress
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -34,6 +40,37 @@ IPV4 = '127.0.0.1'
 IPV6_RANGE = '%s::/112' % os.environ.get('SLAPOS_MAIL_IPV6_PREFIX',
                                          'fd6d:6169:6c00')
 DEFAULT_ROOT = '/srv/slapos-mail'
+CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
+# Software Product -> its release, as slapproxy's software_product_list
+# gives it (recipes.clients.master.software_release_url asks for it)
+SOFTWARE_PRODUCTS = {'mail-relay': str(CHECKOUT / 'software' /
+                                       'mail-server-relay' / 'software.cfg')}
+
+
+@contextlib.contextmanager
+def software_products(products):
+    """While it lasts, StandaloneSlapOS writes slapproxy's configuration with
+    ``software_product_list`` (one ``<product> <release URL>`` a line),
+    which it has no argument for: slapproxy reads it when it starts."""
+    from slapos.slap import standalone
+    original = standalone.SlapOSConfigWriter
+
+    class Writer(original):
+        def writeConfig(self, path):
+            super().writeConfig(path)
+            with open(path) as f:
+                text = f.read()
+            listed = ''.join('\n  %s %s' % item
+                             for item in sorted(products.items()))
+            with open(path, 'w') as f:
+                f.write(text.replace(
+                    '[slapproxy]\n', '[slapproxy]\nsoftware_product_list =%s\n'
+                    % listed, 1))
+    standalone.SlapOSConfigWriter = Writer
+    try:
+        yield
+    finally:
+        standalone.SlapOSConfigWriter = original
 
 
 def log(message):
@@ -108,9 +145,11 @@ class EmbeddedSlapOS(object):
                     os.unlink(path)
         log('starting SlapOS in %s (slapproxy on %s:%s)'
             % (self.base_directory, IPV4, self.port))
-        self.standalone = StandaloneSlapOS(
-            self.base_directory, IPV4, self.port, slapos_bin=self.slapos_bin)
-        self.standalone.format(self.partition_count, IPV4, IPV6_RANGE)
+        with software_products(SOFTWARE_PRODUCTS):
+            self.standalone = StandaloneSlapOS(
+                self.base_directory, IPV4, self.port,
+                slapos_bin=self.slapos_bin)
+            self.standalone.format(self.partition_count, IPV4, IPV6_RANGE)
         address, prefixlen = IPV6_RANGE.split('/')
         for i in range(self.partition_count):
             given = getPartitionIpv6Addr(

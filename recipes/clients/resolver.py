@@ -1,13 +1,13 @@
 """What the bundle asks DNS: the SPF checks of a relay node's inbound mail
-(pyspf over dnspython) and the MX of a claimed domain.
+(pyspf over dnspython), and the MX and addresses of a claimed domain (the
+cluster's domain verification and ``check-mx``).
 
 DNS: the system's resolver (``/etc/resolv.conf``) unless the relay
-configuration names ``spf.nameservers`` (``address``, or ``[address]:port``
+configuration names ``nameservers`` (``address``, or ``[address]:port``
 for a resolver on another port); each check takes at most ``timeout``
 seconds in all.
 """
-from ..decisions.dns import LookupFailed
-from ..decisions.spf import parse_nameserver
+from ..decisions.dns import LookupFailed, parse_nameserver
 
 
 def resolver(nameservers, timeout):
@@ -91,26 +91,41 @@ class SPFChecker:
         return result, explanation, header
 
 
-def mx_lookup(timeout=5):
-    """``lookup(domain)`` for ``recipes.decisions.dns.mx_check`` over the
-    system's resolver; after a failure of DNS itself the next lookups fail
-    at once (one timeout per run, not one per domain)."""
+def domain_lookup(nameservers=(), timeout=5):
+    """``lookup(domain)`` for ``recipes.decisions.domain_verification`` and
+    ``recipes.decisions.dns.mx_check``: ``{exists, mx: [target], address}``
+    (``address``: whether the domain has an A or AAAA record, asked only
+    when it has no MX), over ``nameservers`` (the system's when empty).
+    A failure of DNS itself raises LookupFailed; after one, the next
+    lookups of the run fail at once (one timeout per run, not one per
+    domain)."""
     state = {'failed': None}
 
-    def lookup(domain):
+    def ask(r, name, qtype):
         import dns.exception
         import dns.resolver
-        if state['failed']:
-            raise LookupFailed(state['failed'])
         try:
-            resolver = dns.resolver.Resolver()
-            resolver.lifetime = timeout
-            answers = resolver.resolve(domain, 'MX', search=False)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return []
+            return [a.to_text() for a in r.resolve(
+                name, qtype, search=False, raise_on_no_answer=False)]
+        except dns.resolver.NXDOMAIN:
+            return None
         except (dns.exception.DNSException, OSError) as e:
             state['failed'] = 'DNS did not answer (%s)' % (
                 str(e) or e.__class__.__name__)
             raise LookupFailed(state['failed'])
-        return [r.exchange.to_text() for r in answers]
+
+    def lookup(domain):
+        if state['failed']:
+            raise LookupFailed(state['failed'])
+        r = resolver(nameservers, timeout)
+        if r is None:
+            state['failed'] = 'no resolver is configured'
+            raise LookupFailed(state['failed'])
+        mx = ask(r, domain, 'MX')
+        if mx is None:
+            return {'exists': False, 'mx': [], 'address': False}
+        targets = [text.split()[-1] for text in mx]
+        address = not targets and bool(ask(r, domain, 'AAAA') or
+                                       ask(r, domain, 'A'))
+        return {'exists': True, 'mx': targets, 'address': address}
     return lookup

@@ -19,7 +19,6 @@ The steps of ``decide``, in order:
    as what.
 """
 import dataclasses
-import json
 import urllib.parse
 
 from . import passwords
@@ -305,14 +304,19 @@ def drop_unknown_destinations(aliases, hosted, accounts, kinds, errors):
 def publish(accounts, accounts_state, aliases, errors, shared_instances,
             password_url):
     """``{reference: connection parameters}``: an account's address and,
-    while it has one, its setup link; an alias and its destinations; or the
-    error with the address asked for."""
+    while it has one, its one-time token and the setup link with it (the
+    ``reset-token`` given, until it is used; else the setup token); an
+    alias and its destinations; or the error with the address asked for."""
     published = {}
+    asked = {s['reference']: s['parameters'] for s in shared_instances}
     for address, account in accounts.items():
         if account['reference'] is None:
             continue
         published[account['reference']] = parameters = {'address': address}
-        token = accounts_state[address].get('setup-token')
+        token = usable_reset_token(
+            address, accounts_state[address],
+            asked.get(account['reference'], {}).get('reset-token')) \
+            or accounts_state[address].get('setup-token')
         if token:
             parameters['token'] = token
             parameters['setup-url'] = '%s?%s' % (password_url,
@@ -320,15 +324,25 @@ def publish(accounts, accounts_state, aliases, errors, shared_instances,
                                                      {'user': address,
                                                       'token': token}))
     for key, (reference, destinations) in aliases.items():
-        published[reference] = {'alias': key,
-                                'destinations': json.dumps(destinations)}
-    asked = {s['reference']: s['parameters'] for s in shared_instances}
+        published[reference] = {'alias': key, 'destinations': destinations}
     for reference, message in errors.items():
         published[reference] = {'error': message}
         for name in ('address', 'alias'):
             if name in asked.get(reference, {}):
                 published[reference][name] = asked[reference][name]
     return published
+
+
+def usable_reset_token(address, entry, reset_token):
+    """``reset_token`` when it is one of the account's valid tokens (its
+    owner gave it and has not used it yet), else None."""
+    if not reset_token:
+        return None
+    digest = passwords.token_hash(address, reset_token)
+    if any(t['kind'] == 'reset' and t['hash'] == digest
+           for t in entry.get('tokens', [])):
+        return reset_token
+    return None
 
 
 def senders(accounts, aliases):

@@ -23,23 +23,23 @@ def route(outbound, answers):
 
     ``outbound``: the ``outbound-relay`` parameter (schema defaults applied);
     ``answers``: ``[{domain, outbound-host, outbound-smtp-port,
-    tls-fingerprints (JSON text), dns-entries (JSON text)}]`` in the order of
+    tls-fingerprints (JSON text), dns-records (JSON text)}]`` in the order of
     the hosted domains, values empty when the relay has not answered.
 
     Returns ``{mode, relayhost, defer-transports, tls-security-level,
-    tls-fingerprints (list), sasl (bool), dns-entries (list)}``: ``mode`` is
+    tls-fingerprints (list), sasl (bool), dns-records (list)}``: ``mode`` is
     ``direct``, ``smarthost``, ``relay`` or ``waiting`` (relay wanted, no
     answer yet: outbound mail is accepted and waits in the deferred queue,
     ``defer_transports = smtp``; a retry/error transport instead would make
     smtpd refuse it at RCPT)."""
-    dns_entries = []
+    dns_records = []
     for answer in answers:
-        for entry in _json_list(answer.get('dns-entries')):
-            if entry not in dns_entries:
-                dns_entries.append(entry)
+        for entry in _json_list(answer.get('dns-records')):
+            if entry not in dns_records:
+                dns_records.append(entry)
     decision = {'mode': 'direct', 'relayhost': '', 'defer-transports': '',
                 'tls-security-level': 'may', 'tls-fingerprints': [],
-                'sasl': False, 'dns-entries': dns_entries}
+                'sasl': False, 'dns-records': dns_records}
     if not outbound['enable']:
         return decision
     if outbound.get('host'):

@@ -8,7 +8,8 @@ from passlib.hash import sha512_crypt
 HASH_PREFIX = '{SHA512-CRYPT}'
 # no password matches it: Dovecot's crypt of any password never gives '!'
 NO_PASSWORD = HASH_PREFIX + '!'
-MIN_PASSWORD_LENGTH = 10
+# NIST SP 800-63B's minimum for a password the user chooses (and upstream's)
+MIN_PASSWORD_LENGTH = 8
 # sha512-crypt costs rounds x length: bound it
 MAX_PASSWORD_LENGTH = 256
 TOKEN_LIFETIME = 7 * 24 * 3600

@@ -2,64 +2,82 @@
 domain's shared instance and each relay node get.
 
 A domain is ordered as a shared instance of the cluster. It belongs to the
-shared instance that claimed it first (``recipes.decisions.claims``); every
-other claimant gets an error, published to it only. So does a shared
-instance whose name is not a domain name, whose backend host is missing, or
-whose domain is listed under two smarthosts of a node's ``proxy-map``.
+first shared instance that claimed it once it was verified
+(``recipes.decisions.claims``, ``recipes.decisions.domain_verification``):
+a later claimant gets upstream's ``this domain has already been claimed``,
+a claimant of a domain not verified yet gets upstream's verification error
+with the MX records to set. So does, with its own error, a shared instance
+whose name is not a domain name, whose backend host is missing, or whose
+domain is listed under two smarthosts of a ``proxy-map``. Every error is
+published to that shared instance only.
 
 The shared instances come with the schema's defaults applied
 (``mail-server-port``, ``authentication``...): no default is restated here.
 """
-import json
 import secrets
 import string
 
 from . import dns, smarthosts
 from .claims import first_claims
+from .domain_verification import UNVERIFIED
 from .names import domain_error, normalise_domain
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 24
+# upstream's text, which its users match on
+ALREADY_CLAIMED = 'this domain has already been claimed'
 
 
 # -- claims ------------------------------------------------------------------
-def accept(shared_instances, claims=None, conflicts=None):
+def accept(shared_instances, claims, conflicts, verify):
     """From the schema-valid shared instances ``[{reference, parameters}]``,
-    the accepted domains and the errors.
+    the accepted domains and the others.
 
-    Returns ``(accepted, errors, claims)``: ``accepted`` is a list of the
-    parameters of each accepted shared instance with its ``reference`` and
-    its normalised ``name``, in the master's order; ``errors`` maps a
-    reference to its error message; ``claims`` (``{name: reference}``) is
-    what to keep for the next run."""
-    conflicts = conflicts or {}
+    ``claims`` (``{name: reference}``) are those of earlier runs;
+    ``conflicts`` maps a domain to its proxy-map error; ``verify(names)``
+    returns ``(verified names, {name: why not})`` for the names not claimed
+    yet (``domain_verification.verified``).
+
+    Returns ``(accepted, errors, unverified, claims)``: ``accepted`` is a
+    list of the parameters of each accepted shared instance with its
+    ``reference`` and its normalised ``name``, in the master's order;
+    ``errors`` maps a reference to ``{domain, error}``; ``unverified`` maps
+    a reference to ``{domain, why}``; ``claims`` is what to keep for the
+    next run."""
     asks, errors = [], {}
     for shared in shared_instances:
         reference, parameters = shared['reference'], shared['parameters']
-        name = normalise_domain(parameters.get('name', ''))
+        given = parameters.get('name', '')
+        name = normalise_domain(given)
         why = domain_error(name)
         if why:
-            errors[reference] = ('name %r is not a domain name (%s): give '
-                                 'the domain, for example mail.example.com'
-                                 % (parameters.get('name'), why))
+            errors[reference] = {'domain': given, 'error': (
+                'name %r is not a domain name (%s): give the domain, for '
+                'example mail.example.com' % (given, why))}
         elif not parameters.get('mail-server-host'):
-            errors[reference] = ('mail-server-host is missing: give the '
-                                 'address of the backend that hosts %s' % name)
+            errors[reference] = {'domain': name, 'error': (
+                'mail-server-host is missing: give the address of the '
+                'backend that hosts %s' % name)}
         else:
             asks.append((reference, name))
-    claims = first_claims(asks, claims or {})
+    claimed = {name for name, reference in claims.items()
+               if (reference, name) in asks}
+    verified, why_not = verify([name for _, name in asks
+                                if name not in claimed])
+    claims = first_claims(asks, claims, lambda name: name in verified)
     by_reference = {s['reference']: s['parameters'] for s in shared_instances}
-    accepted = []
+    accepted, unverified = [], {}
     for reference, name in asks:
-        if claims[name] != reference:
-            errors[reference] = ('domain %s is already claimed by another '
-                                 'shared instance' % name)
+        if name not in claims:
+            unverified[reference] = {'domain': name, 'why': why_not[name]}
+        elif claims[name] != reference:
+            errors[reference] = {'domain': name, 'error': ALREADY_CLAIMED}
         elif name in conflicts:
-            errors[reference] = conflicts[name]
+            errors[reference] = {'domain': name, 'error': conflicts[name]}
         else:
             accepted.append(dict(by_reference[reference], name=name,
                                  reference=reference))
-    return accepted, errors, claims
+    return accepted, errors, unverified, claims
 
 
 # -- outbound credentials ----------------------------------------------------
@@ -105,29 +123,39 @@ def missing_keys(accepted, nodes):
     DKIM record of an accepted domain yet."""
     return [(node['name'], domain['name']) for node in nodes
             for domain in accepted
-            if domain['name'] not in node.get('dns-entries', {})]
+            if not dns.dkim_records_of(domain['name'],
+                                       node.get('dns-records', ()))]
 
 
 # -- what each shared instance gets ------------------------------------------
-def publications(accepted, errors, creds, nodes, relay_configs,
+def publications(accepted, errors, unverified, creds, nodes, relay_configs,
                  relay_domain=None):
-    """``{reference: connection parameters}``. ``nodes`` lists each running
-    node as ``{name, fqdn, smtp-ipv6, submission-port, tls-fingerprints
-    (list), dns-entries ({domain: [record]})}``; list values are published
-    as JSON text."""
-    results = {reference: {'error': error}
-               for reference, error in errors.items()}
-    if not nodes:
+    """``{reference: connection parameters}`` (JSON values). ``nodes`` lists
+    each running node as ``{name, fqdn, smtp-ipv6, submission-port,
+    tls-fingerprints, dns-records}``; those that have not answered yet
+    have no address."""
+    results = dict(errors)
+    fqdns = [node['fqdn'] for node in nodes]
+    for reference, entry in unverified.items():
+        records = dns.mx_records(entry['domain'], fqdns)
+        results[reference] = {
+            'domain': entry['domain'], 'error': UNVERIFIED,
+            'verification': entry['why'],
+            'dns-entries': dns.zone_text(records), 'dns-records': records}
+    answered = [node for node in nodes if node.get('smtp-ipv6')]
+    if not answered:
         return results
-    fingerprints = [f for node in nodes for f in node['tls-fingerprints']]
+    fingerprints = [f for node in answered for f in node['tls-fingerprints']]
     for domain in accepted:
+        name = domain['name']
+        hosts = smarthosts.hosts_for(name, relay_configs)
         published = {
-            'outbound-host': relay_domain or nodes[0]['smtp-ipv6'],
-            'outbound-smtp-port': str(nodes[0]['submission-port']),
-            'tls-fingerprints': json.dumps(fingerprints),
-            'dns-entries': json.dumps(dns.domain_records(
-                domain['name'], nodes,
-                smarthosts.hosts_for(domain['name'], relay_configs))),
+            'outbound-host': relay_domain or answered[0]['smtp-ipv6'],
+            'outbound-smtp-port': int(answered[0]['submission-port']),
+            'outbound-has-proxy': bool(hosts),
+            'tls-fingerprints': fingerprints,
+            'dns-entries': dns.zone_text(dns.mx_records(name, fqdns)),
+            'dns-records': dns.domain_records(name, answered, hosts),
         }
         if domain['reference'] in creds:
             published['outbound-user'] = creds[domain['reference']]['user']

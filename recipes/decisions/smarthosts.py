@@ -20,23 +20,35 @@ def relay_configs(parameters):
     return configs
 
 
-def conflicts(relay_configs):
-    """``{domain: error}`` for each domain listed under more than one
-    smarthost of a relay configuration. ``relay_configs`` maps the parameter
-    path of each configuration (``topology.node1.config``) to it."""
+def listings(proxy_map):
+    """``[(domain, [the names of the smarthosts that list it])]`` of a
+    proxy-map, in name order: a domain's mail leaves through the first
+    (upstream keeps the first too); a domain listed twice is an error of
+    the configuration (``conflicts``), never a map that Postfix refuses."""
     found = {}
-    for path, config in sorted(relay_configs.items()):
-        listed = {}
-        for smarthost, entry in sorted(config.get('proxy-map', {}).items()):
-            for domain in entry.get('domains', ()):
-                listed.setdefault(normalise_domain(domain), []).append(
-                    smarthost)
-        for domain, smarthosts in sorted(listed.items()):
-            if len(smarthosts) > 1 and domain not in found:
-                found[domain] = (
-                    '%s.proxy-map lists domain %s under smarthosts %s: a '
-                    'domain may be listed under one smarthost only'
-                    % (path, domain, ' and '.join(smarthosts)))
+    for name, entry in sorted(proxy_map.items()):
+        for domain in entry.get('domains', ()):
+            names = found.setdefault(normalise_domain(domain), [])
+            if name not in names:
+                names.append(name)
+    return list(found.items())
+
+
+def conflicts(relay_configs):
+    """``[(domain, error)]`` for each domain listed under more than one
+    smarthost of a relay configuration, in upstream's words (its users
+    match them): one error for each smarthost after the first that lists
+    it. ``relay_configs`` maps the parameter path of each configuration
+    (``topology.node1.config``) to it."""
+    found = []
+    for _, config in sorted(relay_configs.items()):
+        for domain, names in listings(config.get('proxy-map', {})):
+            for later in names[1:]:
+                error = ("Domain '%s' appears in multiple proxies: '%s' and "
+                         "'%s'. Each domain must appear in only one proxy's "
+                         "domains list." % (domain, names[0], later))
+                if (domain, error) not in found:
+                    found.append((domain, error))
     return found
 
 
@@ -44,10 +56,20 @@ def hosts_for(domain, relay_configs):
     """The hosts of the smarthosts that send ``domain``'s mail, on any node."""
     hosts = []
     for _, config in sorted(relay_configs.items()):
-        for _, entry in sorted(config.get('proxy-map', {}).items()):
-            if domain in entry.get('domains', ()) and entry['host'] not in hosts:
-                hosts.append(entry['host'])
+        proxy_map = config.get('proxy-map', {})
+        for listed, names in listings(proxy_map):
+            if listed == domain and proxy_map[names[0]]['host'] not in hosts:
+                hosts.append(proxy_map[names[0]]['host'])
     return hosts
+
+
+def proxied_domains(relay_configs):
+    """The domains some smarthost of a relay configuration lists (exempt
+    from domain verification: the cluster's operator vouched for them)."""
+    return {normalise_domain(domain)
+            for config in relay_configs.values()
+            for entry in config.get('proxy-map', {}).values()
+            for domain in entry.get('domains', ())}
 
 
 def transport(port):
@@ -64,26 +86,27 @@ def nexthop(host, port):
 
 
 def sender_transports(proxy_map):
-    """``[(sender domain, transport:[host]:port)]`` of a node's proxy-map."""
+    """``[(sender domain, transport:[host]:port)]`` of a node's proxy-map,
+    each domain once (its first smarthost)."""
     routes = []
-    for _, smarthost in sorted(proxy_map.items()):
-        for domain in smarthost.get('domains', ()):
-            routes.append((domain, '%s:%s' % (
-                transport(smarthost['port']),
-                nexthop(smarthost['host'], smarthost['port']))))
+    for domain, names in listings(proxy_map):
+        smarthost = proxy_map[names[0]]
+        routes.append((domain, '%s:%s' % (
+            transport(smarthost['port']),
+            nexthop(smarthost['host'], smarthost['port']))))
     return routes
 
 
 def relay_password_map(proxy_map):
     """A relay node's Postfix SASL password map, sender-dependent
     (``smtp_sender_dependent_authentication``): ``@domain user:password``
-    for each domain of each smarthost that has a login."""
+    for each domain whose (first) smarthost has a login."""
     lines = ['# @sender domain -> user:password of its smarthost']
-    for _, smarthost in sorted(proxy_map.items()):
+    for domain, names in listings(proxy_map):
+        smarthost = proxy_map[names[0]]
         if smarthost.get('user'):
-            lines += ['@%s %s:%s' % (domain, smarthost['user'],
-                                     smarthost.get('password', ''))
-                      for domain in smarthost.get('domains', ())]
+            lines.append('@%s %s:%s' % (domain, smarthost['user'],
+                                        smarthost.get('password', '')))
     return '\n'.join(lines) + '\n'
 
 

@@ -1,5 +1,5 @@
 """SPF of a relay node's inbound mail: what a result means for the message
-(the checks themselves are ``recipes.clients.dns.SPFChecker``).
+(the checks themselves are ``recipes.clients.resolver.SPFChecker``).
 
 Decision (``spf_action``), as an operator would have it:
 
@@ -13,24 +13,7 @@ Decision (``spf_action``), as an operator would have it:
 The null sender of a bounce is checked against the HELO name, as RFC 7208
 says (pyspf does it).
 """
-import ipaddress
-
 SPF_FAIL_CODE = '550 5.7.23'
-
-
-def parse_nameserver(text):
-    """``(address, port)`` of ``2001:db8::53``, ``192.0.2.53``,
-    ``[2001:db8::53]:5353`` or ``192.0.2.53:5353``."""
-    text = text.strip()
-    if text.startswith('['):
-        address, _, port = text[1:].partition(']')
-        port = port.lstrip(':')
-    elif text.count(':') == 1:
-        address, _, port = text.partition(':')
-    else:
-        address, port = text, ''
-    ipaddress.ip_address(address)        # ValueError when it is not one
-    return address, int(port or 53)
 
 
 def spf_action(result, explanation, sender):

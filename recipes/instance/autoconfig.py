@@ -20,7 +20,7 @@ class Recipe:
       submission-port = 10587   https-port = 8081
       settings-file = ${directory:etc}/autoconfig.json
       url = https://[...]:8081/
-      other-records = ${outbound:dns-entries}     (JSON list, e.g. the relay's)
+      other-records = ${outbound:dns-records}     (JSON list, e.g. the relay's)
 
     Exports ``autoconfig-url`` (Thunderbird's file) and ``dns-records``
     (JSON list: ``other-records`` then this module's)."""

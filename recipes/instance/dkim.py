@@ -10,7 +10,8 @@ the TXT record that publishes each public key under this node's selector
   fqdn = relay1.example.com
 
 Exports ``selector`` (derived from the node's fqdn, so that every node of a
-cluster signs with its own key) and ``records`` (JSON: domain -> [record]).
+cluster signs with its own key), ``records`` (JSON list of the key records
+of every domain) and ``zone`` (the same as zone file lines).
 A missing key is generated when the options are computed: its public key is
 one of them (as ``slapos.cookbook:generate.password`` does for a password).
 """
@@ -26,9 +27,10 @@ class Recipe:
         options['selector'] = selector = dns.dkim_selector(options['fqdn'])
         keys = public_keys(options['openssl'], options['directory'],
                            options['domains'].split())
-        options['records'] = json.dumps(
-            {domain: [dns.dkim_record(selector, domain, key)]
-             for domain, key in keys.items()}, sort_keys=True)
+        records = [dns.dkim_record(selector, domain, keys[domain])
+                   for domain in sorted(keys)]
+        options['records'] = json.dumps(records, sort_keys=True)
+        options['zone'] = dns.zone_text(records)
 
     def install(self):
         return []

@@ -15,15 +15,15 @@ class Recipe:
       example.com-outbound-host = ${request-relay-0:connection-outbound-host}
       example.com-outbound-smtp-port = ...
       example.com-tls-fingerprints = ...         (JSON list)
-      example.com-dns-entries = ...              (JSON list)
+      example.com-dns-records = ...              (JSON list)
 
     Exports ``mode``, ``relayhost``, ``defer-transports``,
     ``tls-security-level``, ``tls-fingerprints`` (space separated, for
-    smtp_tls_fingerprint_cert_match), ``sasl`` (yes/no) and ``dns-entries``
+    smtp_tls_fingerprint_cert_match), ``sasl`` (yes/no) and ``dns-records``
     (JSON list of every domain's records)."""
 
     KEYS = ('outbound-host', 'outbound-smtp-port', 'tls-fingerprints',
-            'dns-entries')
+            'dns-records')
 
     def __init__(self, buildout, name, options):
         answers = [dict({'domain': domain}, **{
@@ -37,7 +37,7 @@ class Recipe:
         options['tls-security-level'] = decision['tls-security-level']
         options['tls-fingerprints'] = ' '.join(decision['tls-fingerprints'])
         options['sasl'] = 'yes' if decision['sasl'] else 'no'
-        options['dns-entries'] = json.dumps(decision['dns-entries'])
+        options['dns-records'] = json.dumps(decision['dns-records'])
 
     def install(self):
         return []

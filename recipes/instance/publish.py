@@ -11,6 +11,12 @@ serialised as JSON-in-XML (``recipes.clients.master``).
   -files = webmail-admin-password ${directory:etc}/webmail-admin-password
                                   ``name path`` a line: the content of a file
                                   (a secret never sits in an option)
+  -software-schema = ${slap-configuration:jsonschema}
+  -software-type = ${slap-configuration:slap-software-type}
+                                  the values are published as the response
+                                  schema of this software type says
+                                  (``software.cfg.json``): integers, lists,
+                                  booleans from their JSON text
 
 A section given in ``-extends`` publishes the options its ``-publish``
 names, and the files its ``-files`` names.
@@ -34,8 +40,13 @@ is published only when what it gets changed since the last run (state in
 ``state-file``).
 """
 import json
+import pathlib
+import urllib.parse
+
+from zc.buildout import UserError
 
 from ..clients import master
+from ..decisions.parameters import response_schema, typed
 from ..stores.files import read_json, write_atomically
 
 
@@ -48,6 +59,28 @@ def file_lines(text):
 def read_text(path):
     with open(path) as f:
         return f.read().strip()
+
+
+def load_url(url):
+    """The JSON document at a file URL (a schema of the software
+    release)."""
+    return json.loads(pathlib.Path(urllib.parse.urlparse(url).path)
+                      .read_text())
+
+
+def typed_as_published(options, values):
+    """``values`` typed by the response schema named in ``options``
+    (``-software-schema``, ``-software-type``), or as they are without
+    one."""
+    if not options.get('-software-schema'):
+        return values
+    base = pathlib.Path(options['-software-schema']).resolve().as_uri()
+    schema, url = response_schema(load_url(base), options['-software-type'],
+                                  False, load_url, base)
+    try:
+        return typed(schema, values, load_url, url)
+    except ValueError as e:
+        raise UserError('cannot publish %s: %s' % (url, e))
 
 
 class Recipe:
@@ -66,8 +99,8 @@ class Recipe:
             self.files.update(file_lines(section.get('-files', '')))
 
     def install(self):
-        parameters = dict(self.values, **{
-            key: read_text(path) for key, path in self.files.items()})
+        parameters = typed_as_published(self.options, dict(self.values, **{
+            key: read_text(path) for key, path in self.files.items()}))
         master.publish(master.computer_partition(self.options), parameters)
         return []
 

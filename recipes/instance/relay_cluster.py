@@ -7,13 +7,18 @@ adapters of ``recipes.decisions.relay_domains``.
   shared-instances = ${slap-configuration:valid-shared-instance-list}
   state-directory = ${directory:srv}
 
-Decides which shared instance owns each domain and the outbound password of
-each domain with ``authentication: password`` (generated once, kept with
-the claims by ``recipes.stores.relay_domains``). Exports ``accepted`` (JSON
-list, no secret), ``accepted-names`` (JSON list of the domains),
-``node-domains`` (JSON: what each node gets as ``mail-domains``, with
-password hashes only), ``errors`` (JSON: reference -> message) and
-``credentials-file``. The claims and the passwords are written on install.
+Decides which shared instance owns each domain, once verified
+(``recipes.decisions.domain_verification``: the domains not claimed yet
+are looked up, over ``default-relay-config``'s ``nameservers``), and the
+outbound password of each domain with ``authentication: password``
+(generated once, kept with the claims by ``recipes.stores.relay_domains``).
+Exports ``accepted`` (JSON list, no secret), ``backend-domains`` (the
+accepted domains, one a line), ``node-domains`` (JSON: what each node gets
+as ``mail-domains``, with password hashes only), ``errors`` (JSON:
+reference -> {domain, error}), ``unverified`` (JSON: reference -> {domain,
+why}), ``proxy-errors`` (JSON list: the proxy-map's, upstream's
+``errors``) and ``credentials-file``. The claims and the passwords are
+written on install.
 
   [relay-publications]
   recipe = slapos.mailbundle:relay-publications
@@ -21,12 +26,13 @@ password hashes only), ``errors`` (JSON: reference -> message) and
   parameters = ${slap-configuration:configuration}
   accepted = ${relay-domains:accepted}
   errors = ${relay-domains:errors}
+  unverified = ${relay-domains:unverified}
   credentials-file = ${relay-domains:credentials-file}
   invalid = ${slap-configuration:invalid-shared-instance-list}
   state-file = ${directory:srv}/published.json
   nodes = node1 node2
   node1-fqdn, node1-smtp-ipv6, node1-submission-port,
-  node1-tls-fingerprints (JSON), node1-dns-entries (JSON)   (each node)
+  node1-tls-fingerprints (JSON), node1-dns-records (JSON)   (each node)
 
 With the cluster parameter ``check-mx``, each accepted domain also gets
 ``mx-check``: whether its MX points at the cluster (a lookup that fails says
@@ -42,12 +48,19 @@ import json
 
 from zc.buildout import UserError
 
-from ..clients.resolver import mx_lookup
-from ..decisions import relay_domains, smarthosts
+from ..clients.resolver import domain_lookup
+from ..decisions import domain_verification, relay_domains, smarthosts
 from ..decisions.passwords import hash_password, verify_password
 from ..stores import relay_domains as state
 from ..stores.files import read_json
 from .publish import publish_changed
+
+
+def lookup_of(parameters):
+    """The DNS lookup of the cluster: ``default-relay-config``'s
+    nameservers, the system's resolver without them."""
+    return domain_lookup(parameters['default-relay-config'].get(
+        'nameservers', ()))
 
 
 class Domains:
@@ -56,18 +69,33 @@ class Domains:
         parameters = json.loads(options['parameters'])
         self.directory = options['state-directory']
         configs = smarthosts.relay_configs(parameters)
-        accepted, errors, self.claims = relay_domains.accept(
+        proxy_errors = smarthosts.conflicts(configs)
+        topology = parameters['topology']
+        expected = [topology[node]['fqdn'] for node in
+                    relay_domains.running_nodes(topology)] + [
+            parameters.get('relay-domain', '')]
+        lookup = lookup_of(parameters)
+
+        def verify(names):
+            return domain_verification.verified(
+                names, expected, smarthosts.proxied_domains(configs), lookup)
+        conflicts = {}
+        for domain, error in proxy_errors:     # a domain's first error
+            conflicts.setdefault(domain, error)
+        accepted, errors, unverified, self.claims = relay_domains.accept(
             json.loads(options['shared-instances']),
-            state.read_claims(self.directory), smarthosts.conflicts(configs))
+            state.read_claims(self.directory), conflicts, verify)
         self.credentials = relay_domains.credentials(
             accepted, state.read_credentials(self.directory),
             hash_password, verify_password)
         options['accepted'] = json.dumps(accepted, sort_keys=True)
-        options['accepted-names'] = json.dumps([d['name'] for d in accepted])
+        options['backend-domains'] = '\n'.join(d['name'] for d in accepted)
         options['node-domains'] = json.dumps(
             relay_domains.node_domains(accepted, self.credentials),
             sort_keys=True)
         options['errors'] = json.dumps(errors, sort_keys=True)
+        options['unverified'] = json.dumps(unverified, sort_keys=True)
+        options['proxy-errors'] = json.dumps([e for _, e in proxy_errors])
         options['credentials-file'] = state.credentials_path(self.directory)
 
     def install(self):
@@ -92,7 +120,7 @@ class Publications:
             'submission-port': o['%s-submission-port' % node],
             'tls-fingerprints': json.loads(
                 o.get('%s-tls-fingerprints' % node) or '[]'),
-            'dns-entries': json.loads(o.get('%s-dns-entries' % node) or '{}'),
+            'dns-records': json.loads(o.get('%s-dns-records' % node) or '[]'),
         } for node in o['nodes'].split()]
 
     def install(self):
@@ -101,14 +129,14 @@ class Publications:
         accepted = json.loads(o['accepted'])
         nodes = self.nodes()
         results = relay_domains.publications(
-            accepted, json.loads(o['errors']),
+            accepted, json.loads(o['errors']), json.loads(o['unverified']),
             read_json(o['credentials-file'], {}), nodes,
             smarthosts.relay_configs(parameters),
             parameters.get('relay-domain'))
         if parameters['check-mx'] and nodes:
             relay_domains.add_mx_checks(results, accepted, nodes,
                                         parameters.get('relay-domain'),
-                                        mx_lookup())
+                                        lookup_of(parameters))
         publish_changed(o, results)
         missing = relay_domains.missing_keys(accepted, nodes)
         if missing:

@@ -17,6 +17,11 @@ for a value that holds secrets, which never go into an option. Exports ``connect
 that slapgrid processes the partition again; with ``optional = true``, it
 does not fail but exports empty values for what is not published yet (for
 an answer that may never come, such as a relay that refuses the request).
+
+A ``software-url`` of the form ``urn:slapos:<name>`` is requested as the
+release the master lists first for the Software Product ``<name>``
+(``recipes.clients.master.software_release_url``); ``software-url``
+exports what was requested.
 """
 import json
 
@@ -24,6 +29,7 @@ from slapos.recipe.request import (RequestJSONEncoded,
                                    RequestOptionalJSONEncoded)
 from zc.buildout import UserError
 
+from ..clients.master import software_release_url
 from .slapconfiguration import partition_parameters, serialise
 
 SECRET_PREFIX = 'secret-config-'
@@ -77,6 +83,8 @@ class Recipe:
                     config_key = 'config-' + key[len(SECRET_PREFIX):]
                     values[config_key] = json.dumps(value)
                     secret.add(config_key)
+        values['software-url'] = software_release_url(values,
+                                                      values['software-url'])
         optional = values.get('optional', 'false').lower() in ('true', 'yes', '1')
         self._request = (_OptionalRequest if optional else _Request)(
             buildout, name, values)

@@ -40,15 +40,22 @@ Output options:
                                         which every service runs as
 
 A main-parameter error fails the run with a message naming the parameter
-(``$.mail-domains: ...``) and is reported to the master.
+(``$.mail-domains: ...``) and is reported to the master; so does a value
+whose ``format`` the validator does not check (a ``nameserver``:
+``recipes.decisions.parameters.format_errors``). The keys that an open
+object accepts and this release ignores (``$defs/ignored``) are named in
+the instance log.
 """
 import functools
 import grp
 import json
+import logging
 import os
 import pwd
 
-from ..decisions.parameters import with_defaults
+from zc.buildout import UserError
+
+from ..decisions.parameters import format_errors, ignored_keys, with_defaults
 from ..stores.files import read_json, write_atomically
 from .profile_text import json_value
 
@@ -110,15 +117,27 @@ def partition_parameters(buildout, key='configuration', default=None):
     return read_json(path, {}).get(key, default)
 
 
-def apply_defaults(recipe, values):
+def apply_defaults(recipe, values, logger):
     """Complete what the cookbook's ``recipe`` validated in ``values`` with
-    the defaults it leaves out."""
+    the defaults it leaves out; check the formats of the main parameters
+    (a UserError names the wrong ones, also reported to the master) and
+    log the keys they give that are ignored."""
     description = recipe._description(values)
     load = functools.lru_cache()(lambda url: description._readAsJson(url))
     main = description.getInstanceRequestParameterSchema()
     configuration = values.get('configuration')
     if main and isinstance(configuration, dict):
-        with_defaults(main, configuration, load, main.get('$id', ''))
+        base = main.get('$id', '')
+        errors = format_errors(main, configuration, load, base)
+        if errors:
+            message = 'Invalid parameters:\n' + '\n'.join(
+                '  %s' % e for e in errors)
+            recipe._computer_partition.error(message, logger=logger)
+            raise UserError(message)
+        for path in ignored_keys(main, configuration, load, base):
+            logger.warning('parameter %s is not used by this software '
+                           'release: ignored', path)
+        with_defaults(main, configuration, load, base)
         for key, value in configuration.items():
             values['configuration.' + key] = value
     shared = recipe._getSharedSchema(description)
@@ -138,7 +157,7 @@ class Recipe:
         values.setdefault('set-default', 'all')
         values.setdefault('validate-parameters', 'all')
         recipe = JsonSchema(buildout, name, values)
-        apply_defaults(recipe, values)
+        apply_defaults(recipe, values, logging.getLogger(name))
         values['user'] = pwd.getpwuid(os.getuid()).pw_name
         values['group'] = grp.getgrgid(os.getgid()).gr_name
         self.path = values['parameters-file'] = os.path.join(

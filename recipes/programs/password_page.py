@@ -5,8 +5,9 @@ library only.
 
   GET  ?user=<address>&token=<token>     the form, pre-filled
   POST user, token, password              (form-encoded) sets the password:
-       200 done, 400 password refused or field missing, 403 wrong, used or
-       expired token, 404 unknown user; the reason is in the page
+       200 done (the page says ``Password updated successfully``, as
+       upstream's), 400 password refused or field missing, 403 wrong, used
+       or expired token, 404 unknown user; the reason is in the page
 
 Configured by the environment: ``MAIL_ACCOUNTS_DIRECTORY``, the account
 database directory. ``python -m recipes.programs.password_page`` runs it as a CGI
@@ -128,8 +129,10 @@ def handle(environ, directory):
         return page(status, 'Password not set',
                     error_message('Password not set for %s: %s.' % (user, e))
                     + again)
-    return page(200, 'Password set', '<p>The password of %s is set. You can '
-                'now log in with it.</p>\n' % html.escape(user.strip().lower()))
+    # upstream's words, which its users' scripts look for
+    return page(200, 'Password set', '<p>Password updated successfully: %s '
+                'can now log in with the new password.</p>\n'
+                % html.escape(user.strip().lower()))
 
 
 def application(environ, start_response):

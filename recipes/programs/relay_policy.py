@@ -19,10 +19,10 @@ loopback) or a backend of the cluster skip both, as Postfix's own
 ``mynetworks`` would; whitelisted clients and recipients skip greylisting.
 
 CONFIG.json of ``inbound``: ``{"greylisting": {enable, greylisting-delay,
-whitelist-clients, whitelist-recipients}, "spf": {enable, nameservers,
-timeout}, "trusted-clients": [address or network], "node-addresses":
-[address], "database": path, "log-file": path, "receiver": the node's
-name}``.
+whitelist-clients, whitelist-recipients}, "spf": {enable, timeout},
+"nameservers": [resolver] (the system's when empty), "trusted-clients":
+[address or network], "node-addresses": [address], "database": path,
+"log-file": path, "receiver": the node's name}``.
 
 ``outbound`` (submission port, at RCPT): the client must be a backend,
 recognised as its domain shared instance says (``authentication``: its IP
@@ -97,7 +97,8 @@ class InboundChecks:
         spf = self.config['spf']
         if not spf['enable']:
             return None
-        return SPFChecker(spf['nameservers'], int(spf['timeout']),
+        return SPFChecker(self.config.get('nameservers', ()),
+                          int(spf['timeout']),
                           self.config.get('receiver', ''))
 
     def log(self, request, what):

@@ -1,7 +1,9 @@
 """Promise: a smarthost of the relay's ``proxy-map`` answers, speaks TLS
 as the relay will (implicit TLS on a port ending in 465, STARTTLS
 elsewhere: ``recipes.decisions.smarthosts.transport``) and accepts the relay's
-login.
+login. An alarm (``AlarmPromise``): the smarthost is a third party's, which
+the partition cannot fix, so a smarthost that does not answer never keeps
+the deployment from settling.
 
 Config: ``entry`` (the proxy-map entry's name), ``host``, ``port``, ``user``,
 ``password-map`` and ``lookup`` (the Postfix SASL password map and the key
@@ -13,7 +15,7 @@ import socket
 import ssl
 
 from recipes.decisions.smarthosts import transport as smarthost_transport
-from recipes.promises import Promise, unverified_tls
+from recipes.promises import AlarmPromise, unverified_tls
 
 
 def password_from_map(path, lookup):
@@ -106,7 +108,7 @@ class SmarthostError(smtplib.SMTPException):
     pass
 
 
-class RunPromise(Promise):
+class RunPromise(AlarmPromise):
 
     periodicity = 10
 

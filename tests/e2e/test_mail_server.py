@@ -201,7 +201,7 @@ class Backend:
         self.passwords = {}
 
     def port(self, name):
-        return int(self.published[name + '-port'])
+        return self.published[name + '-port']
 
     def request_shared(self, reference, parameters):
         self.slapos.request(MAIL_SERVER, reference, 'default', parameters,
@@ -232,8 +232,11 @@ class Backend:
 def backend(slapos, smarthost):
     slapos.supply(MAIL_SERVER)
     slapos.wait_software()
+    # no relay (inbound-relay's default orders one), no spam filter (on by
+    # default: tests/e2e/test_mail_server_spam.py)
     parameters = {
         'mail-domains': [DOMAIN, OTHER], 'test-account': True,
+        'inbound-relay': {'enable': False}, 'bogofilter': {'enable': False},
         'outbound-relay': {'host': smarthost.host, 'port': SMARTHOST_PORT,
                            'user': SMARTHOST_LOGIN[0],
                            'password': SMARTHOST_LOGIN[1]}}
@@ -254,20 +257,24 @@ def backend(slapos, smarthost):
 
 # --- what only the backend needs (test account) ----------------------------
 
-def test_backend_publishes_every_endpoint(backend):
-    published = backend.published
+def test_backend_publishes_every_endpoint(backend, slapos):
+    # as a script written for upstream reads them: one JSON object in "_",
+    # ports as integers, lists as lists
+    raw = slapos._request(**slapos._requests['backend', False]) \
+        .getConnectionParameterDict()
+    published = json.loads(raw['_'])
+    assert published == backend.published
     for name, default in (('smtp', 10025), ('submission', 10587),
                           ('smtps', 10465), ('imap', 10143), ('imaps', 10993),
                           ('pop3', 10110), ('pop3s', 10995),
-                          ('sieve', 14190)):
-        assert published[name + '-port'] == str(default)
+                          ('sieve', 4190)):
+        assert published[name + '-port'] == default
         socket.create_connection((backend.host, default), timeout=5).close()
     assert published['password-url'] == 'https://[%s]:8081/password' % (
         backend.host)
-    assert len(json.loads(published['tls-fingerprints'])) == 2
+    assert len(published['tls-fingerprints']) == 2
     # no relay: only the records of the mail clients (autoconfig, SRV)
-    assert not [r for r in json.loads(published['dns-records'])
-                if r['type'] == 'MX']
+    assert not [r for r in published['dns-records'] if r['type'] == 'MX']
 
 
 def test_test_account_logs_in_over_imaps_and_pop3s(backend):
@@ -277,7 +284,7 @@ def test_test_account_logs_in_over_imaps_and_pop3s(backend):
          [user], subject)
     message = imaps_find(backend.host, backend.port('imaps'), user,
                          'password123', subject)
-    # the bogofilter parameter is off by default: no spam verdict
+    # the bogofilter parameter turned off: no spam verdict
     assert 'X-Bogosity' not in message
     pop3s_find(backend.host, backend.port('pop3s'), user, 'password123',
                subject)
@@ -565,10 +572,10 @@ def test_duplicate_invalid_and_foreign_addresses_get_their_error(backend):
         smtp.mail('etienne@hotmail.example')
         code, text = smtp.rcpt('loop-1@' + DOMAIN)
         assert code == 550, text
-    # a valid alias gets its address and destinations published
+    # a valid alias gets its address and destinations (a list) published
     assert backend.shared('team') == {
         'alias': 'team@' + DOMAIN,
-        'destinations': json.dumps(ALIASES['team']['destinations'])}
+        'destinations': ALIASES['team']['destinations']}
     # the first claimant keeps its account
     assert 'error' not in backend.shared('alice')
     subject = 'still alice %s' % uuid.uuid4()
@@ -601,7 +608,7 @@ def test_a_reclaimed_address_starts_with_an_empty_mailbox(backend, slapos):
 
 def test_certificate_rotation_keeps_connections(backend, slapos):
     ssl_directory = os.path.join(backend.partition, 'etc', 'ssl')
-    before = json.loads(backend.published['tls-fingerprints'])
+    before = backend.published['tls-fingerprints']
     imap = imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
                              ssl_context=insecure_tls())
     imap.login('testmail@' + DOMAIN, 'password123')
@@ -617,8 +624,8 @@ def test_certificate_rotation_keeps_connections(backend, slapos):
         slapos.standalone.waitForInstance(max_retry=2)
     finally:
         slapos.standalone._force_slapos_node_instance_all = False
-    after = json.loads(slapos.connection_parameters(
-        MAIL_SERVER, 'backend')['tls-fingerprints'])
+    after = slapos.connection_parameters(
+        MAIL_SERVER, 'backend')['tls-fingerprints']
     assert after[0] == before[1] and after[1] not in before
     # served by every daemon; the IMAP session opened before goes on
     with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
@@ -659,9 +666,15 @@ def test_a_reset_token_sets_a_new_password_once(backend, slapos):
     backend.request_shared('dave', dict(ACCOUNTS['dave'], **{
         'reset-token': token}))
     slapos.wait_instance(max_retry=2)
+    # as upstream: the reset-token comes back as the token, with its link
+    published = backend.shared('dave')
+    assert published['token'] == token
+    assert published['setup-url'].startswith(backend.published['password-url'])
+    assert 'token=' + token in published['setup-url']
     status, _, text = post_form(backend.published['password-url'], user=dave,
                                 token=token, password='a brand new password')
     assert status == 200, text
+    assert 'Password updated successfully' in text
     with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
                            ssl_context=insecure_tls()) as imap:
         imap.login(dave, 'a brand new password')
@@ -669,10 +682,12 @@ def test_a_reset_token_sets_a_new_password_once(backend, slapos):
         with imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
                                ssl_context=insecure_tls()) as imap:
             imap.login(dave, PASSWORD)
-    # once only
+    # once only, and no longer published once used
     status, _, text = post_form(backend.published['password-url'], user=dave,
                                 token=token, password='yet another password')
     assert status >= 400, text
+    slapos.wait_instance(max_retry=2, force=True)
+    assert backend.shared('dave') == {'address': dave}
 
 
 def test_no_secret_sits_in_buildout_records(backend, slapos):

@@ -1,8 +1,10 @@
 """A mail backend that orders its domain from a relay cluster
-(``inbound-relay``): the relay routes the domain's inbound mail to it, the
-backend sends its outbound mail through the relay (TLS, known by its
-certificate's fingerprint, the relay pinned by its own), and publishes the
-DNS records the relay gives."""
+(``inbound-relay``, by default from the relay found as
+``urn:slapos:mail-relay``): the relay verifies the domain (its MX, asked of
+a stand-in DNS server) and routes its inbound mail to it, the backend sends
+its outbound mail through the relay (TLS, known by its certificate's
+fingerprint, the relay pinned by its own), and publishes the DNS records the
+relay gives."""
 import imaplib
 import json
 import os
@@ -13,23 +15,32 @@ import uuid
 import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
-                              send, smtp_submit, software_binary)
+                              mx_dns, send, smtp_submit, software_binary)
 
 DOMAIN = 'relayed.example.com'
 USER = 'testmail@' + DOMAIN
 
 
 @pytest.fixture(scope='module')
-def deployment(slapos):
+def dns():
+    # lonely.example.com is not there: a domain that does not exist yet is
+    # verified too
+    with mx_dns({DOMAIN: 'relay1.example.com'}) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def deployment(slapos, dns):
     slapos.supply(MAIL_SERVER)
-    relay_url = slapos.supply(RELAY)
+    slapos.supply(RELAY)
     slapos.wait_software()
-    slapos.request(RELAY, 'relay', 'cluster',
-                   {'topology': {'node1': {'fqdn': 'relay1.example.com'}}})
+    slapos.request(RELAY, 'relay', 'cluster', {
+        'topology': {'node1': {'fqdn': 'relay1.example.com'}},
+        'default-relay-config': {'nameservers': [dns.address]}})
     slapos.wait_instance(max_retry=4)
+    # inbound-relay's default: the relay found as urn:slapos:mail-relay
     slapos.request(MAIL_SERVER, 'backend', 'default', {
-        'mail-domains': [DOMAIN], 'test-account': True,
-        'inbound-relay': {'enable': True, 'relay-sr-url': relay_url}})
+        'mail-domains': [DOMAIN], 'test-account': True})
     # the relay's answer bumps the backend, whose next run reads it (the
     # request is optional: the first run does not wait for it)
     slapos.wait_instance(max_retry=6)
@@ -50,15 +61,16 @@ def queue(deployment, partition):
 
 
 def test_the_relay_accepted_the_domain_and_its_records_are_published(
-        deployment):
-    assert DOMAIN in json.loads(deployment['relay']['backend-domains'])
-    entries = json.loads(deployment['backend']['dns-records'])
+        deployment, dns):
+    assert (DOMAIN, 'MX') in dns.queries
+    assert DOMAIN in deployment['relay']['backend-domains'].splitlines()
+    records = deployment['backend']['dns-records']
     assert {'name': DOMAIN, 'type': 'MX',
-            'value': '10 relay1.example.com.'} in entries, entries
+            'value': '10 relay1.example.com.'} in records, records
 
 
 def test_inbound_mail_comes_through_the_relay(deployment):
-    node = json.loads(deployment['relay']['relay-hosts'])[0]
+    node = deployment['relay']['relay-hosts'][0]
     backend = deployment['backend']
     subject = 'inbound %s' % uuid.uuid4()
     send(node, 10025, 'etienne@hotmail.example', [USER], subject)
@@ -68,7 +80,7 @@ def test_inbound_mail_comes_through_the_relay(deployment):
 
 def test_outbound_mail_leaves_through_the_relay(deployment, slapos):
     backend = deployment['backend']
-    node = json.loads(deployment['relay']['relay-hosts'])[0]
+    node = deployment['relay']['relay-hosts'][0]
     with open(os.path.join(deployment['partition'], 'etc', 'postfix',
                            'main.cf')) as f:
         main = f.read()
@@ -107,7 +119,8 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
     """A backend that wants the relay (outbound-relay's default) but has
     ordered none: its outbound mail stays queued, it is not bounced."""
     slapos.request(MAIL_SERVER, 'lonely', 'default', {
-        'mail-domains': ['lonely.example.com'], 'test-account': True})
+        'mail-domains': ['lonely.example.com'], 'test-account': True,
+        'inbound-relay': {'enable': False}})
     slapos.wait_instance(max_retry=2)
     lonely = slapos.connection_parameters(MAIL_SERVER, 'lonely')
     partition = slapos.partition_of_address(lonely['imap-smtp-ipv6'])
@@ -127,7 +140,7 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
         time.sleep(1)
     assert 'deferred transport' in waiting[0]['delay_reason']
     # nothing came back to the sender
-    with imaplib.IMAP4_SSL(lonely['imap-smtp-ipv6'], int(lonely['imaps-port']),
+    with imaplib.IMAP4_SSL(lonely['imap-smtp-ipv6'], lonely['imaps-port'],
                            ssl_context=insecure_tls()) as imap:
         imap.login(user, 'password123')
         imap.select('INBOX')
@@ -135,9 +148,7 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
     # the backend orders its domain from the relay: once the relay answers,
     # the waiting mail leaves for it at once (no waiting for a retry)
     slapos.request(MAIL_SERVER, 'lonely', 'default', {
-        'mail-domains': ['lonely.example.com'], 'test-account': True,
-        'inbound-relay': {'enable': True,
-                          'relay-sr-url': os.path.abspath(RELAY)}})
+        'mail-domains': ['lonely.example.com'], 'test-account': True})
     slapos.wait_instance(max_retry=6)
     deadline = time.time() + 30
     while any(r['address'] == 'david@gmail.example'
@@ -145,8 +156,8 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
               for r in m['recipients']):
         assert time.time() < deadline, queue(deployment, partition)
         time.sleep(1)
-    with open(os.path.join(slapos.partition_of_address(json.loads(
-            deployment['relay']['relay-hosts'])[0]), 'var', 'log',
+    with open(os.path.join(slapos.partition_of_address(
+            deployment['relay']['relay-hosts'][0]), 'var', 'log',
             'postfix.log')) as f:
         # the relay took it (and keeps it: no DNS here to reach gmail)
         assert any('to=<david@gmail.example>' in l for l in f)

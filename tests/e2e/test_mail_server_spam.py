@@ -1,5 +1,6 @@
 """Spam filtering on a mail backend in the embedded SlapOS (parameter
-``bogofilter``, off by default, turned on here on the running backend):
+``bogofilter``, on by default as upstream's, deployed off here and turned on
+on the running backend):
 each user's own bogofilter word list classifies every delivered message
 (X-Bogosity), spam goes to Junk, and the user trains the filter by moving
 messages into and out of Junk over IMAP."""
@@ -31,12 +32,14 @@ HAM = ('Hi Alice, can we move our project meeting to 3pm tomorrow? I will '
        'bring the budget figures for the quarterly report. Regards, Bob\r\n')
 
 
-PARAMETERS = {'mail-domains': [DOMAIN], 'outbound-relay': {'enable': False}}
+PARAMETERS = {'mail-domains': [DOMAIN], 'outbound-relay': {'enable': False},
+              'inbound-relay': {'enable': False},
+              'bogofilter': {'enable': False}}
 
 
 @pytest.fixture(scope='module')
 def backend(slapos):
-    """Deployed without the parameter (the default: no filtering)."""
+    """Deployed with the filter off."""
     slapos.supply(MAIL_SERVER)
     slapos.wait_software()
     parameters = PARAMETERS

@@ -1,12 +1,12 @@
 """The reference topology (what scripts/demo.sh deploys, with the same
 function): a relay cluster of one node, backends for mail1.example.com and
-mail2.example.com ordering their domains from it, a stand-in third-party
-smarthost, alice and bob on mail1 and charlie on mail2 with the passwords
-set through their setup links. The four mail paths of
+mail2.example.com requested with their domain alone, which order it from
+the relay found as urn:slapos:mail-relay, a stand-in third-party smarthost
+and DNS server, alice and bob on mail1 and charlie on mail2 with the
+passwords set through their setup links. The four mail paths of
 ../shared/interface.md, each found at its destination with the headers of
 the path it took, and the paths that must stay closed."""
 import email
-import json
 import os
 import smtplib
 import socket
@@ -16,11 +16,11 @@ import dkim
 import psutil
 import pytest
 
-from tests.deployment import (MAIL1, MAIL2, OUTSIDE_RECIPIENT,
-                              OUTSIDE_SENDER, PATHS, RELAY_FQDN,
+from tests.deployment import (DNS_PORT, MAIL1, MAIL2, OUTSIDE_RECIPIENT,
+                              OUTSIDE_SENDER, PATHS, REFERENCE_MX, RELAY_FQDN,
                               SMARTHOST_HOST, SMARTHOST_PORT,
                               deploy_reference_topology, insecure_tls,
-                              move_mail, rcpt_code)
+                              move_mail, mx_dns, rcpt_code)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -43,7 +43,13 @@ def smarthost(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def topology(slapos, smarthost):
+def dns():
+    with mx_dns(REFERENCE_MX, DNS_PORT) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def topology(slapos, smarthost, dns):
     return deploy_reference_topology(slapos, SMARTHOST_LOGIN, PASSWORDS)
 
 
@@ -63,14 +69,29 @@ def hops(message):
 def dkim_records(topology, backend):
     """The TXT records a backend publishes for its domain (from the relay's
     answer), as a resolver would give them."""
-    entries = json.loads(topology['backends'][backend]['dns-records'])
-    return {e['name'] + '.': e['value'] for e in entries if e['type'] == 'TXT'}
+    records = topology['backends'][backend]['dns-records']
+    return {r['name'] + '.': r['value'] for r in records if r['type'] == 'TXT'}
 
 
 def verify_dkim(message, records):
     return dkim.verify(message.encode(), dnsfunc=lambda name, timeout=5:
                        records.get(name.decode() if isinstance(name, bytes)
                                    else name, '').encode())
+
+
+# -- what the backends ordered ---------------------------------------------------
+def test_each_backend_ordered_its_domain_from_the_relay(topology, dns):
+    # requested with mail-domains alone: the relay found as
+    # urn:slapos:mail-relay, as upstream's default
+    assert topology['relay']['backend-domains'].splitlines() == [MAIL1, MAIL2]
+    for reference, domain in (('mail1', MAIL1), ('mail2', MAIL2)):
+        records = topology['backends'][reference]['dns-records']
+        assert {'name': domain, 'type': 'MX',
+                'value': '10 %s.' % RELAY_FQDN} in records, records
+    # mail2 was verified by its MX; mail1, which the proxy-map lists, was
+    # not looked up
+    assert (MAIL2, 'MX') in dns.queries
+    assert (MAIL1, 'MX') not in dns.queries
 
 
 # -- the four paths -----------------------------------------------------------
@@ -182,7 +203,7 @@ def speaks_smtp(host, port):
 def test_no_port_of_either_release_relays_for_a_stranger(topology):
     servers = [('relay node', topology['node'], RELAY_SMTP_PORTS)] + [
         (reference, b['imap-smtp-ipv6'],
-         tuple(int(b[name]) for name in BACKEND_SMTP_PORTS))
+         tuple(b[name] for name in BACKEND_SMTP_PORTS))
         for reference, b in topology['backends'].items()]
     tried = []
     for name, host, named_ports in servers:

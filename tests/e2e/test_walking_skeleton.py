@@ -1,6 +1,8 @@
 """A relay cluster and a mail backend in the embedded SlapOS: mail sent to
-the relay's inbound port for the backend's domain is read back over IMAPS."""
-import json
+the relay's inbound port for the backend's domain is read back over IMAPS.
+The domain is ordered by hand (the backend orders none: inbound-relay
+disabled), and verified by its MX, which the relay asks a stand-in DNS
+server."""
 import os
 import pwd
 import uuid
@@ -8,7 +10,7 @@ import uuid
 import psutil
 import pytest
 
-from tests.deployment import MAIL_SERVER, RELAY, imaps_find, send
+from tests.deployment import MAIL_SERVER, RELAY, imaps_find, mx_dns, send
 from tests.harness import IPV6_RANGE, SlapOSCommandFailed
 
 PREFIX = IPV6_RANGE.split('/')[0]
@@ -17,20 +19,28 @@ DOMAIN = 'mail1.example.com'
 
 
 @pytest.fixture(scope='module')
-def deployment(slapos):
+def dns():
+    with mx_dns({DOMAIN: 'relay1.example.com'}) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def deployment(slapos, dns):
     slapos.supply(MAIL_SERVER)
     slapos.supply(RELAY)
     slapos.wait_software()
     slapos.request(MAIL_SERVER, 'backend', 'default',
-                   {'mail-domains': [DOMAIN], 'test-account': True})
+                   {'mail-domains': [DOMAIN], 'test-account': True,
+                    'inbound-relay': {'enable': False}})
     slapos.wait_instance(max_retry=2)
     backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
-    slapos.request(RELAY, 'relay', 'cluster',
-                   {'topology': {'node1': {'fqdn': 'relay1.example.com'}}})
+    slapos.request(RELAY, 'relay', 'cluster', {
+        'topology': {'node1': {'fqdn': 'relay1.example.com'}},
+        'default-relay-config': {'nameservers': [dns.address]}})
     slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster',
                    {'name': DOMAIN,
                     'mail-server-host': backend['imap-smtp-ipv6'],
-                    'mail-server-port': int(backend['smtp-port'])},
+                    'mail-server-port': backend['smtp-port']},
                    shared=True)
     slapos.wait_instance(max_retry=6)
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
@@ -40,21 +50,25 @@ def deployment(slapos):
 def test_backend_publishes_its_endpoints(deployment):
     backend = deployment['backend']
     assert backend['imap-smtp-ipv6'].startswith(PREFIX)
-    assert backend['smtp-port'] == '10025'
-    assert backend['imaps-port'] == '10993'
-    assert len(json.loads(backend['tls-fingerprints'])) == 2
+    # JSON values, as upstream's users read them
+    assert backend['smtp-port'] == 10025
+    assert backend['imaps-port'] == 10993
+    assert len(backend['tls-fingerprints']) == 2
 
 
-def test_relay_cluster_publishes_its_node_and_domains(deployment):
+def test_relay_cluster_publishes_its_node_and_domains(deployment, dns):
     relay = deployment['relay']
-    assert json.loads(relay['backend-domains']) == [DOMAIN]
-    hosts = json.loads(relay['relay-hosts'])
+    assert relay['backend-domains'].splitlines() == [DOMAIN]
+    assert relay['errors'] == []
+    hosts = relay['relay-hosts']
     assert len(hosts) == 1 and hosts[0].startswith(PREFIX)
+    # the domain was verified: its MX points at the node
+    assert (DOMAIN, 'MX') in dns.queries
     assert hosts[0] != deployment['backend']['imap-smtp-ipv6']
 
 
 def test_inbound_mail_crosses_the_relay_to_the_backend(deployment):
-    node = json.loads(deployment['relay']['relay-hosts'])[0]
+    node = deployment['relay']['relay-hosts'][0]
     backend = deployment['backend']
     subject = 'skeleton %s' % uuid.uuid4()
     send(node, 10025, 'etienne@hotmail.com', ['testmail@' + DOMAIN], subject)

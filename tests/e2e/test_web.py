@@ -86,7 +86,7 @@ def test_password_page_is_served_over_https(deployment):
         der = tls.getpeercert(binary_form=True)
     digest = hashlib.sha256(der).hexdigest().upper()
     fingerprint = ':'.join(digest[i:i + 2] for i in range(0, 64, 2))
-    assert fingerprint == json.loads(backend['tls-fingerprints'])[0]
+    assert fingerprint == backend['tls-fingerprints'][0]
 
 
 def test_http_port_redirects_to_https(deployment):

@@ -1,14 +1,13 @@
 """Each instance profile, rendered by slapgrid in the embedded SlapOS with
 non-default parameters, gives configurations that the daemons' own checkers
 accept and that carry those parameters."""
-import json
 import os
 import stat
 import subprocess
 
 import pytest
 
-from tests.deployment import MAIL_SERVER, RELAY
+from tests.deployment import MAIL_SERVER, RELAY, mx_dns
 
 
 DOMAINS = ['render1.example.com', 'render2.example.org']
@@ -17,7 +16,14 @@ SMARTHOST = {'host': 'smtp.example.net', 'port': 587, 'user': 'render',
 
 
 @pytest.fixture(scope='module')
-def rendered(slapos):
+def dns():
+    # the relay verifies the domain it is given by its MX
+    with mx_dns({DOMAINS[0]: 'relay.render.example.com'}) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def rendered(slapos, dns):
     slapos.supply(MAIL_SERVER)
     slapos.supply(RELAY)
     slapos.wait_software()
@@ -26,9 +32,10 @@ def rendered(slapos):
         'smtp-port': 11025, 'imap-port': 11143, 'imaps-port': 11993,
         'submission-port': 11587, 'smtps-port': 11465, 'pop3-port': 11110,
         'pop3s-port': 11995, 'sieve-port': 14191,
-        'outbound-relay': SMARTHOST})
+        'inbound-relay': {'enable': False}, 'outbound-relay': SMARTHOST})
     slapos.request(RELAY, 'render-relay', 'cluster', {
-        'topology': {'render-node': {'fqdn': 'relay.render.example.com'}}})
+        'topology': {'render-node': {'fqdn': 'relay.render.example.com'}},
+        'default-relay-config': {'nameservers': [dns.address]}})
     slapos.wait_instance(max_retry=2)
     backend = slapos.connection_parameters(MAIL_SERVER, 'render-backend')
     slapos.request(RELAY, 'render-domain', 'cluster', {
@@ -36,7 +43,7 @@ def rendered(slapos):
         'mail-server-port': 11025}, shared=True)
     slapos.wait_instance(max_retry=4)
     relay = slapos.connection_parameters(RELAY, 'render-relay', 'cluster')
-    node = json.loads(relay['relay-hosts'])[0]
+    node = relay['relay-hosts'][0]
     components = {}
     software = os.path.join(slapos.base_directory, 'soft')
     for name in os.listdir(software):

@@ -102,7 +102,7 @@ def test_snappymail_gets_every_domain(rendered):
         assert settings['IMAP']['host'] == '[%s]' % rendered['ipv6']
         assert settings['IMAP']['port'] == 11993
         assert settings['SMTP']['port'] == 11465
-        assert settings['Sieve']['port'] == 14190
+        assert settings['Sieve']['port'] == 4190
     ini = os.path.join(data, 'configs', 'application.ini')
     output = run(rendered['php-fpm']['php'], '-n', '-r',
                  'echo json_encode(parse_ini_file($argv[1], true));', ini)

@@ -31,8 +31,10 @@ class Instance:
 class FakeMaster:
     """``slap.slap()``, its partition and the master behind them at once."""
 
-    def __init__(self, answer=None):
+    def __init__(self, answer=None, products=None):
         self.answer = answer            # what a requested instance published
+        # Software Product -> its releases, the best first
+        self.products = products or {}
         self.connections = []           # (server url, computer, partition)
         self.published = []             # (reference, connection dict)
         self.requests = []              # the keyword arguments of request()
@@ -57,6 +59,10 @@ class FakeMaster:
                                   software_type=software_type,
                                   partition_reference=partition_reference))
         return Instance(self.answer)
+
+    def getSoftwareReleaseListFromSoftwareProduct(
+            self, software_product_reference=None, software_release_url=None):
+        return self.products.get(software_product_reference, [])
 
     def publications(self):
         """``[(reference, parameters)]`` in the order published, each

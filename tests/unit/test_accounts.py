@@ -193,7 +193,7 @@ def test_alias_to_local_accounts_aliases_and_external_addresses():
         'all@example.com': ['team@example.com', 'david@gmail.com']}
     assert db.published['_t'] == {
         'alias': 'team@example.com',
-        'destinations': '["alice@example.com", "bob@example.org"]'}
+        'destinations': ['alice@example.com', 'bob@example.org']}
     # who may send as an alias: the accounts it delivers to
     assert db.senders['all@example.com'] == ['alice@example.com',
                                              'bob@example.org']
@@ -327,13 +327,38 @@ def test_reset_token_works_for_a_new_value_only():
             ['tokens']] == ['setup', 'reset']
 
 
-def test_account_with_a_password_publishes_no_token():
+def with_password_set():
+    """The state of alice's account once its password was set (the setup
+    token used)."""
     db = decide([account('_a', 'alice@example.com')])
     entry = db.state['accounts']['alice@example.com']
     entry.update(password=passwords.hash_password('long enough pw'),
                  tokens=[], **{'password-set': NOW})
     del entry['setup-token']
-    again = decide([account('_a', 'alice@example.com')], db.state)
+    return db.state
+
+
+def test_a_reset_token_is_published_back_until_it_is_used():
+    reset = [account('_a', 'alice@example.com', **{'reset-token': 'r' * 12})]
+    db = decide(reset, with_password_set())
+    published = db.published['_a']
+    # as upstream: the token is the reset-token, and the link carries it
+    assert published['token'] == 'r' * 12
+    assert published['setup-url'] == (
+        URL + '?user=alice%40example.com&token='
+        + 'r' * 12)
+    # once used (the password page empties the tokens), neither comes back
+    db.state['accounts']['alice@example.com']['tokens'] = []
+    assert decide(reset, db.state).published['_a'] == {
+        'address': 'alice@example.com'}
+    # a reset-token given while the setup token is still valid wins
+    fresh = decide([account('_b', 'bob@example.com',
+                            **{'reset-token': 's' * 12})])
+    assert fresh.published['_b']['token'] == 's' * 12
+
+
+def test_account_with_a_password_publishes_no_token():
+    again = decide([account('_a', 'alice@example.com')], with_password_set())
     assert again.published['_a'] == {'address': 'alice@example.com'}
 
 

@@ -5,10 +5,10 @@ from recipes.decisions import outbound
 ANSWER = {'domain': 'example.com', 'outbound-host': 'fd00::3',
           'outbound-smtp-port': '10587',
           'tls-fingerprints': json.dumps(['AA:BB', 'CC:DD']),
-          'dns-entries': json.dumps(['example.com. MX 10 relay.example.net.'])}
+          'dns-records': json.dumps(['example.com. MX 10 relay.example.net.'])}
 NO_ANSWER = {'domain': 'example.org', 'outbound-host': '',
              'outbound-smtp-port': '', 'tls-fingerprints': '',
-             'dns-entries': ''}
+             'dns-records': ''}
 
 
 def test_disabled_delivers_directly():
@@ -16,7 +16,7 @@ def test_disabled_delivers_directly():
     assert decision['mode'] == 'direct' and decision['relayhost'] == ''
     assert decision['defer-transports'] == ''
     # the relay's records are published whatever the outbound route
-    assert decision['dns-entries'] == ['example.com. MX 10 relay.example.net.']
+    assert decision['dns-records'] == ['example.com. MX 10 relay.example.net.']
 
 
 def test_smarthost_with_and_without_login():
@@ -47,8 +47,8 @@ def test_without_an_answer_mail_waits_in_the_queue():
         assert decision['relayhost'] == ''
 
 
-def test_dns_entries_of_every_domain_once():
-    other = dict(ANSWER, **{'dns-entries': json.dumps(
+def test_dns_records_of_every_domain_once():
+    other = dict(ANSWER, **{'dns-records': json.dumps(
         ['example.com. MX 10 relay.example.net.', 'example.org. MX 10 r.'])})
-    assert outbound.route({'enable': True}, [ANSWER, other, NO_ANSWER])['dns-entries'] == [
+    assert outbound.route({'enable': True}, [ANSWER, other, NO_ANSWER])['dns-records'] == [
         'example.com. MX 10 relay.example.net.', 'example.org. MX 10 r.']

@@ -1,9 +1,15 @@
-"""recipes.decisions.parameters: with_defaults at every depth."""
+"""recipes.decisions.parameters: with_defaults at every depth, the keys
+upstream's open objects accept and this release ignores, the formats the
+validator leaves out, the types of what is published."""
 import json
 import pathlib
 import urllib.parse
 
-from recipes.decisions.parameters import with_defaults
+import pytest
+
+from recipes.decisions.parameters import (format_errors, ignored_keys,
+                                          response_schema, typed, walk,
+                                          with_defaults)
 
 SOFTWARE = pathlib.Path(__file__).resolve().parents[2] / 'software'
 
@@ -153,7 +159,8 @@ def test_the_relay_node_schema():
                         'whitelist-clients': [], 'whitelist-recipients': []},
         'smtp-port': 10025,
         'submission-port': 10587,
-        'spf': {'enable': True, 'nameservers': [], 'timeout': 10},
+        'spf': {'enable': True, 'timeout': 10},
+        'nameservers': [],
     }
 
 
@@ -200,17 +207,113 @@ def test_the_domain_schema_of_a_relay_cluster():
         'mail-server-port': 10025, 'authentication': 'none'}
 
 
-def test_the_mail_server_schema_a_default_wins_over_its_properties_own():
+def test_the_mail_server_schema_has_upstreams_defaults():
     schema, base = release_schema('mail-server',
                                   'instance-default-input-schema.json')
     value = with_defaults(schema, {'mail-domains': ['example.com']}, load,
                           base)
-    # inbound-relay defaults to {"enable": false}; its "enable" property
-    # defaults to true for when the object is given without it
-    assert value['inbound-relay'] == {'enable': False}
+    # upstream's defaults: the relay found as urn:slapos:mail-relay, spam
+    # filtering on, ManageSieve on 4190
+    assert value['inbound-relay'] == {'enable': True,
+                                      'relay-sr-url': 'urn:slapos:mail-relay'}
     assert value['outbound-relay'] == {'enable': True, 'port': 25}
-    assert value['bogofilter'] == {'enable': False}
+    assert value['bogofilter'] == {'enable': True}
+    assert value['sieve-port'] == 4190
     assert with_defaults(schema, {'mail-domains': ['example.com'],
-                                  'inbound-relay': {'relay-sr-url': 'u'}},
+                                  'inbound-relay': {'enable': False}},
                          load, base)['inbound-relay'] == {
-        'relay-sr-url': 'u', 'enable': True}
+        'relay-sr-url': 'urn:slapos:mail-relay', 'enable': False}
+
+
+# -- upstream's requests: open objects, ignored keys -----------------------------
+# Every key of upstream's cluster schema, and keys it accepts in its open
+# objects that this release does not use (upstream's own tests give flat
+# greylisting-* keys; its relay configuration also has dmarc).
+UPSTREAM_CLUSTER = {
+    'default-relay-config': {
+        'proxy-map': {'provider': {
+            'host': 'smtp.provider.example', 'port': 587, 'user': 'relay',
+            'password': 'secret', 'domains': ['mail1.example.com']}},
+        'greylisting': {'enable': True, 'greylisting-delay': 5,
+                        'whitelist-clients': ['192.0.2.1'],
+                        'whitelist-recipients': ['mail2.example.com'],
+                        'postgrey-option': '--auto-whitelist-clients'},
+        'dmarc': {'enable': True},
+        'greylisting-enabled': True},
+    'relay-domain': 'relay.example.net',
+    'topology': {'relay-one': {
+        'fqdn': 'relay1.example.net',
+        'sla': {'computer_guid': 'COMP-1', 'instance_guid': 'SOFTINST-1'},
+        'sr-url': 'https://lab.example/mail-server-relay/software.cfg',
+        'software-type': 'relay', 'state': 'started',
+        'config': {'greylisting': {'greylisting-delay': 10},
+                   'monitor-password': 'x'},
+        'custom-inbound-certificate': 'PEM',
+        'monitor': 'yes'}},
+}
+
+
+def test_upstreams_open_objects_name_their_ignored_keys():
+    schema, base = release_schema('mail-server-relay',
+                                  'instance-cluster-input-schema.json')
+    value = json.loads(json.dumps(UPSTREAM_CLUSTER))
+    assert sorted(ignored_keys(schema, value, load, base)) == [
+        'default-relay-config.dmarc',
+        'default-relay-config.greylisting-enabled',
+        'default-relay-config.greylisting.postgrey-option',
+        'topology.relay-one.config.monitor-password',
+        'topology.relay-one.monitor']
+    # a closed object has no ignored key: the validator refuses the others
+    mail, mail_base = release_schema('mail-server',
+                                     'instance-default-input-schema.json')
+    assert ignored_keys(mail, {'mail-domains': ['a.example'], 'x': 1}, load,
+                        mail_base) == []
+
+
+def test_a_wrong_nameserver_is_named_with_its_path():
+    schema, base = release_schema('mail-server-relay',
+                                  'instance-cluster-input-schema.json')
+    value = {'topology': {'n1': {'fqdn': 'r1.example.com', 'config': {
+        'nameservers': ['192.0.2.53', '1.2.3']}}},
+        'default-relay-config': {'nameservers': ['[2001:db8::53]:5353']}}
+    assert format_errors(schema, value, load, base) == [
+        "topology.n1.config.nameservers[1]: '1.2.3' is not a resolver: give "
+        "an IP address, or [address]:port (for example 192.0.2.53, "
+        "2001:db8::53 or [2001:db8::53]:5353)"]
+    value['topology']['n1']['config']['nameservers'] = ['192.0.2.53']
+    assert format_errors(schema, value, load, base) == []
+
+
+def test_walk_names_every_value_it_describes():
+    schema = {'properties': {'a': {'items': {'properties': {'b': {}}}}},
+              'additionalProperties': {'properties': {'c': {}}}}
+    value = {'a': [{'b': 1}], 'x': {'c': 2}}
+    assert [path for path, _, _, _ in walk(schema, value, no_load)] == [
+        '', 'a', 'a[0]', 'a[0].b', 'x', 'x.c']
+
+
+# -- what is published, typed by the response schemas ------------------------------
+def test_published_text_becomes_what_the_response_schema_says():
+    description, base = release_schema('mail-server', 'software.cfg.json')
+    schema, url = response_schema(description, 'default', False, load, base)
+    assert url.endswith('/instance-default-output-schema.json')
+    assert typed(schema, {
+        'imap-smtp-ipv6': 'fd00::2', 'smtp-port': '10025',
+        'tls-fingerprints': '["AA", "BB"]',
+        'dns-records': '[{"name": "a.example", "type": "MX", '
+                       '"value": "10 r.example."}]',
+        'password-url': 'https://[fd00::2]:8081/password',
+        'undeclared': '12'}, load, url) == {
+        'imap-smtp-ipv6': 'fd00::2', 'smtp-port': 10025,
+        'tls-fingerprints': ['AA', 'BB'],
+        'dns-records': [{'name': 'a.example', 'type': 'MX',
+                         'value': '10 r.example.'}],
+        'password-url': 'https://[fd00::2]:8081/password',
+        'undeclared': '12'}
+    with pytest.raises(ValueError, match="smtp-port = '' is not a JSON "
+                       "integer"):
+        typed(schema, {'smtp-port': ''}, load, url)
+    with pytest.raises(ValueError, match='tls-fingerprints'):
+        typed(schema, {'tls-fingerprints': '"AA"'}, load, url)
+    shared, _ = response_schema(description, 'default', True, load, base)
+    assert shared['title'] == 'Account or alias connection parameters'

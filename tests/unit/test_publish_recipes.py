@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+from zc.buildout import UserError
 from zc.buildout.buildout import Buildout, Options
 
 from recipes.instance.publish import (Recipe, SharedRecipe, file_lines,
@@ -107,6 +108,35 @@ def test_a_file_changed_since_the_options_were_read_is_published_new(
     (tmp_path / 'etc' / 'webmail-admin').write_text('rotated\n')
     recipe.install()
     assert master.publications()[0][1]['webmail-admin-password'] == 'rotated'
+
+
+SOFTWARE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'software')
+
+
+def test_values_are_published_as_the_response_schema_types_them(
+        buildout, monkeypatch):
+    # what a script written for upstream reads: integers, lists
+    master = FakeMaster().install(monkeypatch)
+    options = publish_section(buildout, **{
+        '-software-schema': os.path.join(SOFTWARE, 'mail-server-relay',
+                                         'software.cfg.json'),
+        '-software-type': 'cluster',
+        'relay-hosts': '["fd00::2", "fd00::3"]',
+        'backend-domains': 'a.example.com\nb.example.com',
+        'errors': '[]'})
+    Recipe(buildout, 'publish-connection-parameter', options).install()
+    assert master.publications() == [(None, {
+        'relay-hosts': ['fd00::2', 'fd00::3'],
+        'backend-domains': 'a.example.com\nb.example.com', 'errors': []})]
+    options = publish_section(buildout, **{
+        '-software-schema': os.path.join(SOFTWARE, 'mail-server',
+                                         'software.cfg.json'),
+        '-software-type': 'default', 'smtp-port': 'x'})
+    with pytest.raises(UserError) as error:
+        Recipe(buildout, 'publish-connection-parameter', options).install()
+    assert "smtp-port = 'x' is not a JSON integer" in str(error.value)
+    assert 'instance-default-output-schema.json' in str(error.value)
 
 
 # -- publish-shared -----------------------------------------------------------

@@ -8,18 +8,35 @@ from zc.buildout import UserError
 
 from recipes.decisions.passwords import verify_password
 from recipes.instance.relay_cluster import Domains, Publications
+from tests.dns_server import DNSServer
 from tests.unit.fake_master import FakeMaster
 
+# what the cluster's nameservers say: example.org's MX points at a node;
+# example.com is exempt from verification (a smarthost of the proxy-map
+# sends its mail)
+DNS = {('example.org', 'MX'): ['10 relay2.example.net.'],
+       ('elsewhere.example', 'MX'): ['10 mx.elsewhere.example.']}
 # the cluster's parameters, the schema's defaults applied
 PARAMETERS = {
-    'topology': {'node1': {'fqdn': 'relay1.example.net'},
-                 'node2': {'fqdn': 'relay2.example.net'}},
+    'topology': {'node1': {'fqdn': 'relay1.example.net', 'state': 'started'},
+                 'node2': {'fqdn': 'relay2.example.net', 'state': 'started'}},
     'default-relay-config': {'proxy-map': {'provider': {
         'host': 'smtp.provider.example', 'port': 25,
         'password': '<secret: see parameters-file>',
         'domains': ['example.com']}}},
     'check-mx': False,
 }
+
+
+@pytest.fixture(autouse=True)
+def nameservers(monkeypatch):
+    """The cluster asks the stand-in DNS server (default-relay-config's
+    nameservers)."""
+    with DNSServer('127.0.0.1', DNS) as server:
+        monkeypatch.setitem(PARAMETERS, 'default-relay-config', dict(
+            PARAMETERS['default-relay-config'],
+            nameservers=[server.address]))
+        yield server
 
 
 def shared(reference, name, authentication='none'):
@@ -53,9 +70,12 @@ def test_computing_the_options_writes_nothing(tmp_path):
     _, options = domains(tmp_path)
     assert not (tmp_path / 'srv').exists()
     assert all(isinstance(v, str) for v in options.values())
-    assert json.loads(options['accepted-names']) == ['example.com',
-                                                     'example.org']
-    assert 'already claimed' in json.loads(options['errors'])['dup']
+    # upstream's backend-domains: one domain a line
+    assert options['backend-domains'] == 'example.com\nexample.org'
+    assert json.loads(options['errors'])['dup'] == {
+        'domain': 'example.com',
+        'error': 'this domain has already been claimed'}
+    assert json.loads(options['proxy-errors']) == []
     assert options['credentials-file'] == str(
         tmp_path / 'srv' / 'relay' / 'credentials.json')
     (p, n) = json.loads(options['node-domains'])
@@ -124,8 +144,8 @@ def node_options(name, index, fingerprints=('AA',), dns_domains=(
             '%s-smtp-ipv6' % name: 'fd00::%d' % (10 + index),
             '%s-submission-port' % name: '10587',
             '%s-tls-fingerprints' % name: json.dumps(list(fingerprints)),
-            '%s-dns-entries' % name: json.dumps(
-                {d: dkim(d, name) for d in dns_domains})}
+            '%s-dns-records' % name: json.dumps(
+                [r for d in dns_domains for r in dkim(d, name)])}
 
 
 def publications(tmp_path, domain_options, **nodes):
@@ -135,6 +155,7 @@ def publications(tmp_path, domain_options, **nodes):
         'parameters': json.dumps(PARAMETERS),
         'accepted': domain_options['accepted'],
         'errors': domain_options['errors'],
+        'unverified': domain_options['unverified'],
         'credentials-file': domain_options['credentials-file'],
         'invalid': json.dumps([{
             'reference': 'bad', 'parameters': {},
@@ -169,12 +190,19 @@ def test_each_shared_instance_gets_its_publication(tmp_path, monkeypatch):
     assert published['p']['outbound-user'] == 'example.com'
     assert published['p']['outbound-password'] == password
     assert published['p']['outbound-host'] == 'fd00::11'
-    assert json.loads(published['p']['tls-fingerprints']) == ['AA', 'BB']
-    records = json.loads(published['n']['dns-entries'])
+    # JSON values, as upstream's users read them
+    assert published['p']['outbound-smtp-port'] == 10587
+    assert published['p']['tls-fingerprints'] == ['AA', 'BB']
+    assert published['p']['outbound-has-proxy'] is True
+    assert published['n']['outbound-has-proxy'] is False
+    assert published['n']['dns-entries'] == (
+        'example.org. MX 10 relay1.example.net.\n'
+        'example.org. MX 10 relay2.example.net.')
+    records = published['n']['dns-records']
     assert dkim('example.org', 'node1')[0] in records
     assert dkim('example.org', 'node2')[0] in records
     assert 'outbound-password' not in published['n']
-    assert 'already claimed' in published['dup']['error']
+    assert published['dup']['error'] == 'this domain has already been claimed'
     assert published['bad'] == {'error': "invalid parameters: $: 'name' is "
                                          "a required property"}
     # the password went to the master only, never into an option
@@ -226,7 +254,33 @@ def test_without_running_nodes_only_the_errors_are_published(
     recipe, _ = publications(tmp_path, installed_domains(tmp_path))
     assert recipe.install() == []
     assert dict(master.publications()) == {
-        'dup': {'error': 'domain example.com is already claimed by another '
-                         'shared instance'},
+        'dup': {'domain': 'example.com',
+                'error': 'this domain has already been claimed'},
         'bad': {'error': "invalid parameters: $: 'name' is a required "
                          "property"}}
+
+
+def test_a_domain_whose_mx_points_elsewhere_is_not_claimed(
+        tmp_path, monkeypatch, nameservers):
+    master = FakeMaster().install(monkeypatch)
+    recipe, options = domains(tmp_path, SHARED + [
+        shared('usurper', 'elsewhere.example')])
+    assert json.loads(options['unverified']) == {'usurper': {
+        'domain': 'elsewhere.example',
+        'why': 'the MX of elsewhere.example points at mx.elsewhere.example, '
+               'not at this cluster (relay1.example.net, '
+               'relay2.example.net)'}}
+    assert 'elsewhere.example' not in options['backend-domains']
+    recipe.install()
+    assert 'elsewhere.example' not in read(
+        tmp_path / 'srv' / 'relay' / 'claims.json')
+    publications(tmp_path, options, node1=node_options('node1', 1),
+                 node2=node_options('node2', 2))[0].install()
+    published = dict(master.publications())['usurper']
+    assert published['error'].startswith(
+        'Your domain has not yet passed our domain verification')
+    assert published['dns-entries'] == (
+        'elsewhere.example. MX 10 relay1.example.net.\n'
+        'elsewhere.example. MX 10 relay2.example.net.')
+    # what the cluster asked its nameservers
+    assert ('elsewhere.example', 'MX') in nameservers.queries

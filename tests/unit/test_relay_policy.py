@@ -219,7 +219,7 @@ def test_no_dns_is_a_temperror_never_a_refusal(tmp_path):
     # the policy then lets the message through, with the header
     checks = relay_policy.InboundChecks({
         'greylisting': {'enable': False},
-        'spf': {'enable': True, 'nameservers': ['127.0.0.1:9'], 'timeout': 2}})
+        'spf': {'enable': True, 'timeout': 2}, 'nameservers': ['127.0.0.1:9']})
     assert relay_policy.Inbound(lambda: checks).decide(checks, {
         'client_address': '198.51.100.9', 'sender': 'a@strict.example',
         'recipient': 'b@in.example', 'instance': '1'}).startswith(
@@ -232,8 +232,8 @@ def inbound_config(tmp_path, dns_server, **greylisting_config):
     grey.update(greylisting_config)
     return {
         'greylisting': grey,
-        'spf': {'enable': True, 'nameservers': [dns_server.address],
-                'timeout': 5},
+        'spf': {'enable': True, 'timeout': 5},
+        'nameservers': [dns_server.address],
         'trusted-clients': ['fd00::1', '127.0.0.0/8', '::1'],
         'database': str(tmp_path / 'grey.sqlite'),
         'log-file': str(tmp_path / 'policy.log'), 'receiver': 'relay.test'}
@@ -524,8 +524,8 @@ def test_the_daemon_serves_both_policies_over_a_stale_socket(
     stale.close()
     (tmp_path / 'inbound.json').write_text(json.dumps({
         'greylisting': {'enable': True, 'greylisting-delay': 30},
-        'spf': {'enable': True, 'nameservers': [dns_server.address],
-                'timeout': 5},
+        'spf': {'enable': True, 'timeout': 5},
+        'nameservers': [dns_server.address],
         'database': str(tmp_path / 'grey.sqlite')}))
     write_json(tmp_path / 'outbound.json', {'domains': DOMAINS})
     daemon = subprocess.Popen(

@@ -206,3 +206,35 @@ def test_a_config_value_that_is_not_json_is_named(tmp_path, monkeypatch):
         Recipe(buildout, 'request-node1', options)
     assert str(e.value).startswith('config-fqdn is not JSON')
     assert "'relay1.example.com'" in str(e.value)
+
+
+def test_a_urn_slapos_name_is_requested_as_its_products_release(
+        tmp_path, monkeypatch):
+    relay = '/srv/software/mail-server-relay/software.cfg'
+    master = FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': []},
+                        products={'mail-relay': [relay, '/older.cfg']}) \
+        .install(monkeypatch)
+    buildout, options = request_section(
+        tmp_path, profile=PROFILE.replace(
+            'http://software.invalid/software.cfg', 'urn:slapos:mail-relay'))
+    Recipe(buildout, 'request-node1', options)
+    assert master.requests[0]['software_release'] == relay
+    assert options['software-url'] == relay
+
+
+def test_a_name_the_master_does_not_resolve_is_requested_as_it_is(
+        tmp_path, monkeypatch):
+    # a master that knows no such product: it may resolve the name itself
+    master = FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': []}) \
+        .install(monkeypatch)
+    buildout, options = request_section(
+        tmp_path, profile=PROFILE.replace(
+            'http://software.invalid/software.cfg', 'urn:slapos:mail-relay'))
+    Recipe(buildout, 'request-node1', options)
+    assert master.requests[0]['software_release'] == 'urn:slapos:mail-relay'
+    # an ordinary URL is never looked up
+    master.products = {'software.invalid': ['/wrong.cfg']}
+    buildout, options = request_section(tmp_path)
+    Recipe(buildout, 'request-node1', options)
+    assert master.requests[1]['software_release'] == \
+        'http://software.invalid/software.cfg'

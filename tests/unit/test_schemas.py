@@ -69,3 +69,47 @@ def test_relay_cluster_and_domain():
     assert errors(d, {'name': 'example.com', 'mail-server-host': 'fd00::2',
                       'authentication': 'fingerprint'})
     assert errors(d, {'name': 'not a domain', 'mail-server-host': 'fd00::2'})
+
+
+# -- upstream's requests, every key of its schemas --------------------------------
+UPSTREAM_BACKEND = {
+    'mail-domains': ['mail1.example.com'],
+    'inbound-relay': {'enable': True, 'relay-sr-url': 'urn:slapos:mail-relay'},
+    'outbound-relay': {'enable': True, 'host': 'smtp.provider.example',
+                       'port': 587, 'user': 'backend', 'password': 'secret'},
+    'email-size-limit': 20, 'mailbox-size-limit': 2048,
+    'bogofilter': {'enable': False}, 'test-account': True}
+
+
+def test_upstreams_full_requests_are_valid():
+    from tests.unit.test_parameters import UPSTREAM_CLUSTER
+    s = schema('mail-server-relay', 'instance-cluster-input-schema.json')
+    assert errors(s, UPSTREAM_CLUSTER) == []
+    s = schema('mail-server', 'instance-default-input-schema.json')
+    assert errors(s, UPSTREAM_BACKEND) == []
+    shared = schema('mail-server', 'instance-default-slave-input-schema.json')
+    assert errors(shared, {'address': 'alice@mail1.example.com',
+                           'reset-token': 'a-new-token-0123'}) == []
+    domain = schema('mail-server-relay',
+                    'instance-cluster-slave-input-schema.json')
+    assert errors(domain, {'name': 'mail1.example.com',
+                           'mail-server-host': '2001:db8::1',
+                           'mail-server-port': 10025,
+                           'authentication': 'fingerprint',
+                           'fingerprints': ['AB' * 32]}) == []
+
+
+def test_a_relay_domain_name_follows_upstreams_pattern():
+    d = schema('mail-server-relay', 'instance-cluster-slave-input-schema.json')
+    # upstream's pattern: names.py decides what is a mail domain, with an
+    # error of that shared instance only
+    for name in ('Mail1.Example.COM', 'under_score.example.com', 'localhost'):
+        assert errors(d, {'name': name, 'mail-server-host': 'fd00::2'}) == []
+    assert errors(d, {'name': 'not a domain', 'mail-server-host': 'fd00::2'})
+    assert errors(d, {'name': 'a/b.example', 'mail-server-host': 'fd00::2'})
+
+
+def test_a_topology_node_needs_its_fqdn():
+    s = schema('mail-server-relay', 'instance-cluster-input-schema.json')
+    assert any("'fqdn' is a required property" in e for e in errors(
+        s, {'topology': {'node1': {'state': 'started'}}}))

@@ -7,3 +7,68 @@ def test_strings_stay_and_the_rest_becomes_json():
     assert serialise(True) == 'true'
     assert serialise({'fd00::3', 'fd00::2'}) == '["fd00::2", "fd00::3"]'
     assert serialise({'b': [1], 'a': None}) == '{"a": null, "b": [1]}'
+
+
+# -- what the cookbook's validator leaves out: defaults, formats, ignored keys
+import copy
+import logging
+import pathlib
+
+import pytest
+from slapos.recipe.slapconfiguration import JsonSchema
+from zc.buildout import UserError
+
+from recipes.instance.slapconfiguration import apply_defaults
+from tests.unit.test_parameters import UPSTREAM_CLUSTER
+
+RELAY_SCHEMA = str(pathlib.Path(__file__).resolve().parents[2] / 'software'
+                   / 'mail-server-relay' / 'software.cfg.json')
+
+
+class ValidatedBy:
+    """The cookbook's recipe once it validated: its schema lookups, and the
+    master it reports an error to."""
+    _description = JsonSchema._description
+    _getSharedSchema = JsonSchema._getSharedSchema
+
+    def __init__(self):
+        self._computer_partition = self
+        self.reported = []
+
+    def error(self, message, logger=None):
+        self.reported.append(message)
+
+
+def cluster_values(configuration):
+    return {'jsonschema': RELAY_SCHEMA, 'slap-software-type': 'cluster',
+            'configuration': copy.deepcopy(configuration)}
+
+
+def test_upstreams_unknown_keys_are_named_in_the_instance_log(caplog):
+    values = cluster_values(UPSTREAM_CLUSTER)
+    with caplog.at_level(logging.WARNING, logger='slap-configuration'):
+        apply_defaults(ValidatedBy(), values,
+                       logging.getLogger('slap-configuration'))
+    logged = [r.getMessage() for r in caplog.records]
+    assert 'parameter default-relay-config.dmarc is not used by this ' \
+        'software release: ignored' in logged
+    assert any('topology.relay-one.monitor ' in line for line in logged)
+    assert len(logged) == 5
+    # and the rest is completed with its defaults
+    assert values['configuration']['check-mx'] is False
+    assert values['configuration.check-mx'] is False
+
+
+def test_a_wrong_nameserver_fails_naming_the_parameter():
+    recipe = ValidatedBy()
+    values = cluster_values({
+        'topology': {'node1': {'fqdn': 'relay1.example.com'}},
+        'default-relay-config': {'nameservers': ['1.2.3']}})
+    with pytest.raises(UserError) as error:
+        apply_defaults(recipe, values, logging.getLogger('test'))
+    assert str(error.value) == (
+        "Invalid parameters:\n  default-relay-config.nameservers[0]: "
+        "'1.2.3' is not a resolver: give an IP address, or [address]:port "
+        "(for example 192.0.2.53, 2001:db8::53 or [2001:db8::53]:5353)")
+    # reported to the master, as the validator's errors are
+    assert recipe.reported == [str(error.value)]

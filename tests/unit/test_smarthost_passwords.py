@@ -16,6 +16,22 @@ def test_one_line_per_domain_of_a_smarthost_with_a_login():
         '@a.example u1:p$1 x', '@b.example u1:p$1 x']
 
 
+def test_a_domain_under_two_smarthosts_gets_one_line_of_each_map():
+    # a duplicate key would make Postfix refuse the whole map (texthash):
+    # every other domain's mail would wait; the first smarthost keeps it
+    proxy_map = dict(PROXY_MAP, z={'host': 'smtp.z.example', 'port': 465,
+                                   'user': 'uz', 'password': 'pz',
+                                   'domains': ['A.example', 'd.example']})
+    assert smarthosts.relay_password_map(proxy_map).splitlines()[1:] == [
+        '@a.example u1:p$1 x',
+        '@b.example u1:p$1 x', '@d.example uz:pz']
+    assert smarthosts.sender_transports(proxy_map) == [
+        ('c.example', 'smarthost:[mx.example.org]:25'),
+        ('a.example', 'smarthost:[smtp.example.net]:587'),
+        ('b.example', 'smarthost:[smtp.example.net]:587'),
+        ('d.example', 'smarthost-tls:[smtp.z.example]:465')]
+
+
 def test_a_backend_has_one_line_for_its_smarthost_login():
     outbound = {'enable': True, 'host': 'smtp.example.net', 'port': 587,
                 'user': 'u', 'password': 'p w'}

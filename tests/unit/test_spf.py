@@ -1,7 +1,9 @@
-"""recipes.decisions.spf: parse_nameserver and the refusal of a fail."""
+"""recipes.decisions.dns: the resolvers a relay asks; recipes.decisions.spf:
+the refusal of a fail."""
 import pytest
 
-from recipes.decisions.spf import SPF_FAIL_CODE, parse_nameserver, spf_action
+from recipes.decisions.dns import nameserver_error, parse_nameserver
+from recipes.decisions.spf import SPF_FAIL_CODE, spf_action
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -25,6 +27,15 @@ def test_the_nameserver_forms(text, expected):
 def test_what_is_not_an_address_is_refused(text):
     with pytest.raises(ValueError):
         parse_nameserver(text)
+    # the message that names the parameter says what to give instead
+    assert 'give an IP address, or [address]:port' in nameserver_error(text)
+
+
+@pytest.mark.parametrize('text', ['1.2.3', '192.0.2.53:0',
+                                  '[2001:db8::53]:65536', '192.0.2.53:99999'])
+def test_a_truncated_address_or_a_port_out_of_range_is_refused(text):
+    assert nameserver_error(text)
+    assert nameserver_error('[2001:db8::53]:5353') is None
 
 
 def test_an_ipv6_address_is_never_read_as_address_and_port():
