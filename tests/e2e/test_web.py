@@ -551,7 +551,7 @@ def test_outlook_autodiscover_answers_post_and_get(deployment):
 def test_dns_records_lead_clients_to_the_settings(deployment):
     backend = deployment['backend']
     host = backend['imap-smtp-ipv6']
-    records = json.loads(backend['dns-records'])
+    records = backend['dns-records']
     assert 'dns-entries' not in backend
     published = {(r['name'], r['type']): r['value'] for r in records}
     target = 'mail.%s.' % DOMAIN

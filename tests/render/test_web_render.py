@@ -142,7 +142,7 @@ def test_autoconfig_is_served_by_its_program(rendered):
         'submission-port': 10587, 'https-port': 9443}
     assert rendered['backend']['autoconfig-url'] == (
         'https://[%s]:9443/mail/config-v1.1.xml' % rendered['ipv6'])
-    records = json.loads(rendered['backend']['dns-records'])
+    records = rendered['backend']['dns-records']
     assert {(r['name'], r['type']) for r in records} >= {
         ('_imaps._tcp.' + DOMAINS[1], 'SRV'),
         ('autoconfig.' + DOMAINS[0], 'AAAA')}
