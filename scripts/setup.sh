@@ -46,7 +46,7 @@ PACKAGES=(
   libssl-dev libsasl2-dev libsasl2-modules libdb-dev liblmdb-dev libpcre2-dev libicu-dev
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
   bogofilter swaks iproute2 procps rsync sudo
-  opendkim opendkim-tools
+  opendkim opendkim-tools logrotate
 )
 step "installing Debian packages"
 missing=()
@@ -262,6 +262,41 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" = "$digest" ] \
 else
   (cd "$ROOT/src" && as_user env PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT/src")
   echo "$digest" | as_user tee "$stamp" >/dev/null
+fi
+
+# --- (e2) slapgrid's watchdog ----------------------------------------------
+# slapgrid hard-codes the watchdog's path (WATCHDOG_PATH in
+# slapos/grid/slapgrid.py), where a SlapOS node has it: without it, the
+# supervisord event listener that bangs a partition whose service died is
+# FATAL, and a dead daemon stays down. Several embedded SlapOS (one per
+# SLAPOS_MAIL_ROOT) may share this machine, each with its own virtual
+# environment: the script runs the slapos-watchdog of the environment whose
+# supervisord started it. A watchdog that is not ours (a real node) is left.
+step "slapgrid's watchdog"
+WATCHDOG=/opt/slapos/bin/slapos-watchdog
+MARK='# slapos-mail: the watchdog of the supervisord that runs it (scripts/setup.sh)'
+WATCHDOG_SCRIPT=$(cat <<'EOF'
+#!/bin/sh
+# slapos-mail: the watchdog of the supervisord that runs it (scripts/setup.sh)
+# supervisord runs its virtual environment's Python: the watchdog is beside it
+python=$(tr '\000' '\n' < "/proc/$PPID/cmdline" | head -n 1)
+watchdog=$(dirname "$python")/slapos-watchdog
+if [ ! -x "$watchdog" ]; then
+  echo "$0: no slapos-watchdog beside $python, the Python of the supervisord that runs it" >&2
+  exit 1
+fi
+exec "$watchdog" "$@"
+EOF
+)
+if [ -e "$WATCHDOG" ] && ! grep -qF "$MARK" "$WATCHDOG"; then
+  note "$WATCHDOG is not ours (a SlapOS node's): kept"
+elif [ "$(cat "$WATCHDOG" 2>/dev/null || true)" = "$WATCHDOG_SCRIPT" ]; then
+  note "already there"
+else
+  mkdir -p "$(dirname "$WATCHDOG")"
+  printf '%s\n' "$WATCHDOG_SCRIPT" > "$WATCHDOG.tmp"
+  chmod 755 "$WATCHDOG.tmp" && mv "$WATCHDOG.tmp" "$WATCHDOG"
+  note "installed $WATCHDOG"
 fi
 
 # --- (f) IPv6 addresses of the partitions ----------------------------------

@@ -14,6 +14,14 @@ SlapOS master (slapproxy), slapgrid and supervisord under
 
 It runs as the unprivileged runtime user (slapgrid refuses to run partitions
 as root): use ``scripts/test.sh``, which runs ``scripts/setup.sh`` first.
+
+It behaves like a SlapOS node: the node's periodic runs (``slapos node
+software`` and ``instance`` every minute, ``report`` every hour, as a
+node's cron does) go on in the background, and the watchdog bangs a
+partition whose service dies, which the next instance run starts again.
+``wait_software``, ``wait_instance`` and ``wait_report`` run their command
+after the run of the same kind in progress, if any (slapgrid lets one of
+each kind run at a time).
 """
 import contextlib
 import hashlib
@@ -24,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 
 import psutil
 
@@ -34,6 +43,9 @@ IPV4 = '127.0.0.1'
 IPV6_RANGE = '%s::/112' % os.environ.get('SLAPOS_MAIL_IPV6_PREFIX',
                                          'fd6d:6169:6c00')
 DEFAULT_ROOT = '/srv/slapos-mail'
+# where slapgrid runs its watchdog from (WATCHDOG_PATH of
+# slapos/grid/slapgrid.py): scripts/setup.sh provides it
+WATCHDOG = '/opt/slapos/bin/slapos-watchdog'
 
 
 def log(message):
@@ -54,7 +66,8 @@ class SlapOSCommandFailed(RuntimeError):
 
 class EmbeddedSlapOS(object):
 
-    def __init__(self, root=None, port=None, partition_count=10):
+    def __init__(self, root=None, port=None, partition_count=10,
+                 node_loop=True):
         if os.geteuid() == 0:
             raise RuntimeError(
                 'the embedded SlapOS cannot run as root (slapgrid refuses to '
@@ -64,6 +77,9 @@ class EmbeddedSlapOS(object):
         self.base_directory = os.path.join(self.root, 'slapos')
         self.port = int(port or os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000))
         self.partition_count = partition_count
+        # the node's periodic runs; a benchmark that measures one run, or
+        # CPU, goes without them
+        self.node_loop = node_loop
         # The venv's slapos and supervisord, whatever PATH says: both
         # StandaloneSlapOS and the supervisord it starts look them up in PATH.
         self.bin_directory = os.path.join(sys.prefix, 'bin')
@@ -117,7 +133,70 @@ class EmbeddedSlapOS(object):
                 {'addr': address, 'prefixlen': int(prefixlen)}, i)['addr']
             assert given == partition_ipv6(i), (i, given)
         log('%d partitions formatted' % self.partition_count)
+        if self.node_loop:
+            self._start_node_loop()
         return self
+
+    # -- what makes it a node -----------------------------------------------
+    # StandaloneSlapOS's node loop: what a node's cron runs (software and
+    # instance every minute, report every hour), each command through the
+    # standalone supervisor's program of the same name
+    NODE_LOOP = 'slapos-node-auto'
+    # the standalone supervisor's programs of each kind of slapgrid command:
+    # one pidfile per kind, a second command of a kind exits with BUSY
+    NODE_COMMANDS = {
+        'slapos-node-software': 'software', 'slapos-node-software-all': 'software',
+        'slapos-node-instance': 'instance', 'slapos-node-instance-all': 'instance',
+        'slapos-node-report': 'report'}
+    BUSY = 10
+
+    def _start_node_loop(self):
+        """Starts the node's periodic runs; a partition's service that dies
+        is started again by the instance run that its bang causes (the
+        watchdog is checked: without it, nothing bangs)."""
+        if not os.access(WATCHDOG, os.X_OK):
+            raise RuntimeError(
+                '%s is missing: a partition whose service dies would never '
+                'be banged; run scripts/setup.sh as root' % WATCHDOG)
+        with self.standalone.system_supervisor_rpc as supervisor:
+            if supervisor.getProcessInfo(self.NODE_LOOP)['statename'] \
+                    not in ('STARTING', 'RUNNING'):
+                supervisor.startProcess(self.NODE_LOOP, False)
+        log('node loop started (slapos node software and instance every '
+            'minute, report every hour)')
+
+    def _wait_idle(self, program, timeout=3600):
+        """Waits until no slapgrid command of the kind of ``program`` runs
+        (a run of the node loop)."""
+        kind = self.NODE_COMMANDS[program]
+        busy = [p for p, k in self.NODE_COMMANDS.items() if k == kind]
+        deadline = time.time() + timeout
+        with self.standalone.system_supervisor_rpc as supervisor:
+            while any(supervisor.getProcessInfo(p)['statename'] in
+                      ('STARTING', 'RUNNING', 'STOPPING') for p in busy):
+                if time.time() > deadline:
+                    raise RuntimeError('slapos node %s still runs after %d s'
+                                       % (kind, timeout))
+                time.sleep(0.5)
+
+    def _node_command(self, method, program, max_retry, error_lines):
+        """``method`` (a StandaloneSlapOS ``waitFor...`` that runs
+        ``program``), after the command of the same kind that the node loop
+        may be running: it is tried again when the loop's command started
+        in between (already started, or exited with BUSY)."""
+        from slapos.slap.standalone import SlapOSNodeCommandError
+        while True:
+            self._wait_idle(program)
+            try:
+                return method(max_retry=max_retry, error_lines=error_lines)
+            except xmlrpc.client.Fault as e:
+                if 'ALREADY_STARTED' not in e.faultString:
+                    raise
+            except SlapOSNodeCommandError as e:
+                if not e.args or e.args[0].get('exitstatus') != self.BUSY:
+                    raise
+            log('slapos node %s of the node loop runs: waiting for it'
+                % self.NODE_COMMANDS[program])
 
     def _check_addresses(self):
         missing = []
@@ -328,7 +407,7 @@ class EmbeddedSlapOS(object):
 
     def _run(self, method, program, max_retry, error_lines):
         try:
-            method(max_retry=max_retry, error_lines=error_lines)
+            self._node_command(method, program, max_retry, error_lines)
         except Exception as e:
             raise SlapOSCommandFailed('%s failed (full log: %s.log):\n%s' % (
                 program, os.path.join(self.base_directory, 'var', 'log',

@@ -1,5 +1,5 @@
 """What the bundle tells the SlapOS master: connection parameters,
-serialised as JSON-in-XML (one JSON object in the key ``_``)."""
+serialised as JSON-in-XML (one JSON object in the key ``_``), and a bang."""
 import json
 
 CONNECTION_OPTIONS = ('server-url', 'key-file', 'cert-file', 'computer-id',
@@ -23,3 +23,10 @@ def publish(partition, parameters, reference=None):
     ``reference``."""
     partition.setConnectionDict(
         {'_': json.dumps(parameters, sort_keys=True)}, reference)
+
+
+def bang(options, message):
+    """Ask the master to process the partition again (with the instances
+    it requested), as the watchdog does when a service dies: the node's
+    next run takes what changed on disk."""
+    computer_partition(options).bang(message)

@@ -154,6 +154,8 @@ def test_the_relay_node_schema():
         'smtp-port': 10025,
         'submission-port': 10587,
         'spf': {'enable': True, 'nameservers': [], 'timeout': 10},
+        'logs': {'keep': 14, 'max-size': 100, 'alarm-size': 1024},
+        'backup': {'enable': True, 'time': '03:00', 'keep': 7},
     }
 
 
@@ -210,6 +212,8 @@ def test_the_mail_server_schema_a_default_wins_over_its_properties_own():
     assert value['inbound-relay'] == {'enable': False}
     assert value['outbound-relay'] == {'enable': True, 'port': 25}
     assert value['bogofilter'] == {'enable': False}
+    assert value['logs'] == {'keep': 14, 'max-size': 100, 'alarm-size': 1024}
+    assert value['backup'] == {'enable': True, 'time': '03:00', 'keep': 7}
     assert with_defaults(schema, {'mail-domains': ['example.com'],
                                   'inbound-relay': {'relay-sr-url': 'u'}},
                          load, base)['inbound-relay'] == {
