@@ -399,6 +399,33 @@ class EmbeddedSlapOS(object):
         return subprocess.run(command + [action] + programs,
                               capture_output=True, text=True).stdout
 
+    def services(self, partition):
+        """``{service: (state, pid)}`` of a partition's services, as the
+        instance supervisor shows them (``RUNNING``, ``EXITED``...; pid 0
+        when not running), named as in ``etc/service`` (``postfix``,
+        ``spam-filter``: without the hash of ``hash-existing-files``)."""
+        command = [os.path.join(self.bin_directory, 'supervisorctl'), '-c',
+                   os.path.join(self.base_directory, 'inst', 'etc',
+                                'supervisord.conf'), 'status']
+        prefix = os.path.basename(partition) + ':'
+        found = {}
+        for line in subprocess.run(command, capture_output=True,
+                                   text=True).stdout.splitlines():
+            fields = line.split()
+            if not fields or not fields[0].startswith(prefix):
+                continue
+            name = fields[0][len(prefix):]
+            if name.endswith('-on-watch'):
+                name = name[:-len('-on-watch')]
+            base, _, suffix = name.rpartition('-')
+            if base and len(suffix) == 32 and all(
+                    c in '0123456789abcdef' for c in suffix):
+                name = base
+            pid = int(fields[3].rstrip(',')) if len(fields) > 3 \
+                and fields[2] == 'pid' else 0
+            found[name] = (fields[1], pid)
+        return found
+
     def partition_of_address(self, ipv6):
         """The directory of the partition that has this IPv6 address."""
         network = ipaddress.IPv6Network(IPV6_RANGE)

@@ -14,7 +14,7 @@ import pytest
 
 from recipes.decisions import backups as decisions
 from recipes.decisions.accounts import password_restores
-from recipes.decisions.passwords import hash_password, verify_password
+from recipes.decisions.passwords import verify_password
 from recipes.programs import backup
 from recipes.promises import backup_age, log_directory
 from recipes.stores import accounts, backups, certificates, dkim_keys, homes
