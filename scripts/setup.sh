@@ -270,22 +270,28 @@ fi
 # supervisord event listener that bangs a partition whose service died is
 # FATAL, and a dead daemon stays down. Several embedded SlapOS (one per
 # SLAPOS_MAIL_ROOT) may share this machine, each with its own virtual
-# environment: the script runs the slapos-watchdog of the environment whose
-# supervisord started it. A watchdog that is not ours (a real node) is left.
+# environment: the script runs the watchdog (slapos.grid.watchdog) of the
+# environment whose supervisord started it. A watchdog that is not ours (a
+# real node's) is left.
 step "slapgrid's watchdog"
 WATCHDOG=/opt/slapos/bin/slapos-watchdog
 MARK='# slapos-mail: the watchdog of the supervisord that runs it (scripts/setup.sh)'
 WATCHDOG_SCRIPT=$(cat <<'EOF'
 #!/bin/sh
 # slapos-mail: the watchdog of the supervisord that runs it (scripts/setup.sh)
-# supervisord runs its virtual environment's Python: the watchdog is beside it
+# supervisord runs its virtual environment's Python, which has slapos.core
 python=$(tr '\000' '\n' < "/proc/$PPID/cmdline" | head -n 1)
-watchdog=$(dirname "$python")/slapos-watchdog
-if [ ! -x "$watchdog" ]; then
-  echo "$0: no slapos-watchdog beside $python, the Python of the supervisord that runs it" >&2
+if [ ! -x "$python" ]; then
+  echo "$0: $python, the Python of the supervisord that runs it, is not there" >&2
   exit 1
 fi
-exec "$watchdog" "$@"
+# slapproxy stamps a partition with a float (time.time()), which the
+# watchdog of slapos.core 1.26 reads with int(): it would die at the first
+# event after a partition's first bang, and never bang it again
+exec "$python" -c 'import sys
+from slapos.grid import watchdog
+watchdog.int = lambda text: int(float(text))
+sys.exit(watchdog.main())' "$@"
 EOF
 )
 if [ -e "$WATCHDOG" ] && ! grep -qF "$MARK" "$WATCHDOG"; then
