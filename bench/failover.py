@@ -21,7 +21,6 @@ import email
 import os
 import signal
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.throughput import (RECIPIENT, SENDER, maildir_count,  # noqa: E402
                               smtp_source, start_bundle, wait_for)
+from tests.deployment import listening  # noqa: E402
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 
 INBOUND = 10025
@@ -104,14 +104,6 @@ def delivered(home):
             except FileNotFoundError:
                 pass
     return found
-
-
-def listening(host, port):
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-        return True
-    except OSError:
-        return False
 
 
 def relay_master_killed(slapos, deployment):

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests.deployment import (ACCOUNTS, BACKENDS, PATHS,  # noqa: E402
                               RELAY_FQDN, RELAY_INBOUND_PORT, SMARTHOST_HOST,
                               SMARTHOST_PORT, deploy_reference_topology,
-                              move_mail)
+                              listening, move_mail)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 from recipes.stores.files import read_json, write_atomically  # noqa: E402
 
@@ -104,14 +103,6 @@ def demo_secrets(root):
                  'smarthost': ['relay', secrets.token_urlsafe(18)]}
         write_atomically(path, json.dumps(found, indent=2) + '\n', mode=0o600)
     return path, found
-
-
-def listening(host, port):
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-        return True
-    except OSError:
-        return False
 
 
 def start_smarthost(slapos):

@@ -37,6 +37,28 @@ def send(host, port, sender, recipients, subject, body='Hello.\n',
         smtp.sendmail(sender, recipients, message)
 
 
+def wait_for(predicate, what, timeout=60):
+    """The first true value of ``predicate()``, asked every second; an
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError('%s: not after %ss' % (what, timeout))
+        time.sleep(1)
+
+
+def listening(host, port):
+    """Whether something accepts connections on ``host``, ``port``."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
 def imaps_find(host, port, user, password, subject, timeout=60):
     """The message whose Subject is ``subject`` in the INBOX, read over IMAPS;
     waits up to ``timeout`` seconds for it to arrive."""
@@ -278,6 +300,16 @@ SMARTHOST_HOST = partition_ipv6(31)
 SMARTHOST_PORT = 10587
 OUTSIDE_SENDER = 'etienne@hotmail.com'
 OUTSIDE_RECIPIENT = 'david@gmail.com'
+
+
+@contextlib.contextmanager
+def reference_smarthost(directory, login):
+    """The stand-in smarthost of the reference topology, keeping what it
+    receives in ``directory`` and accepting ``login`` (user, password)."""
+    from tests.smarthost import Smarthost
+    with Smarthost(SMARTHOST_HOST, directory, dict([login]),
+                   starttls_port=SMARTHOST_PORT) as server:
+        yield server
 
 
 @contextlib.contextmanager

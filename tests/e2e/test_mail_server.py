@@ -20,7 +20,7 @@ from recipes.promises import deferred_queue, smtp_certificate
 from tests.deployment import (MAIL_SERVER, assert_no_secret_in_records,
                               imaps_find, imaps_subjects, insecure_tls,
                               post_form, send, set_password, sieve_file_into,
-                              smtp_submit, software_binary)
+                              smtp_submit, software_binary, wait_for)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -89,17 +89,6 @@ def pop3s_find(host, port, user, password, subject, timeout=60):
         if time.time() > deadline:
             raise AssertionError('no message %r for %s over POP3S' % (
                 subject, user))
-        time.sleep(1)
-
-
-def wait_for(predicate, what, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError('%s: not after %ss' % (what, timeout))
         time.sleep(1)
 
 

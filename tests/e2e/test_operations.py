@@ -29,12 +29,11 @@ import pytest
 
 from tests.deployment import (ACCOUNTS, MAIL1, MAIL2, MAIL_SERVER,
                               OUTSIDE_RECIPIENT, OUTSIDE_SENDER,
-                              RELAY_INBOUND_PORT, SMARTHOST_HOST,
-                              SMARTHOST_PORT, deploy_reference_topology,
+                              RELAY_INBOUND_PORT, deploy_reference_topology,
                               http_request, imaps_login_works,
-                              imaps_subjects, send, set_password,
-                              sieve_file_into, smtp_submit, software_binary)
-from tests.smarthost import Smarthost
+                              imaps_subjects, reference_smarthost, send,
+                              set_password, sieve_file_into, smtp_submit,
+                              software_binary, wait_for)
 
 SMARTHOST_LOGIN = ('relay', 'smarthost secret')
 ALICE, BOB, CHARLIE = (ACCOUNTS[r][0] for r in ('alice', 'bob', 'charlie'))
@@ -54,9 +53,8 @@ DELIVERED_WITHIN = 60   # seconds after mail2 is back
 
 @pytest.fixture(scope='module')
 def smarthost(tmp_path_factory):
-    with Smarthost(SMARTHOST_HOST, str(tmp_path_factory.mktemp('smarthost')),
-                   dict([SMARTHOST_LOGIN]),
-                   starttls_port=SMARTHOST_PORT) as server:
+    with reference_smarthost(str(tmp_path_factory.mktemp('smarthost')),
+                             SMARTHOST_LOGIN) as server:
         yield server
 
 
@@ -71,17 +69,6 @@ def topology(slapos, smarthost):
 def partition(topology, name):
     return topology['node-partition'] if name == 'node' \
         else topology['partitions'][name]
-
-
-def wait_for(predicate, what, timeout):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError('%s: not after %d s' % (what, timeout))
-        time.sleep(1)
 
 
 def relay_queue(slapos, topology):
