@@ -157,7 +157,9 @@ def dump_word_list(bogoutil, directory, target):
     if not os.path.exists(database):
         return
     os.makedirs(target, mode=0o700, exist_ok=True)
-    with open(os.path.join(target, WORD_LIST_DUMP), 'wb') as output:
+    fd = os.open(os.path.join(target, WORD_LIST_DUMP),
+                 os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'wb') as output:
         subprocess.run([bogoutil, '-d', database], stdout=output,
                        stderr=subprocess.PIPE, check=True, timeout=TIMEOUT)
 

@@ -52,18 +52,15 @@ DELIVERED_WITHIN = 60   # seconds after mail2 is back
 
 
 @pytest.fixture(scope='module')
-def smarthost(tmp_path_factory):
+def topology(slapos, tmp_path_factory):
+    """The reference topology, with its smarthost (``smarthost``), the spam
+    filter in the path of every delivery."""
     with reference_smarthost(str(tmp_path_factory.mktemp('smarthost')),
-                             SMARTHOST_LOGIN) as server:
-        yield server
-
-
-@pytest.fixture(scope='module')
-def topology(slapos, smarthost):
-    # the spam filter in the path of every delivery
-    return deploy_reference_topology(
-        slapos, SMARTHOST_LOGIN, PASSWORDS,
-        backend_parameters={'bogofilter': {'enable': True}})
+                             SMARTHOST_LOGIN) as smarthost:
+        deployed = deploy_reference_topology(
+            slapos, SMARTHOST_LOGIN, PASSWORDS,
+            backend_parameters={'bogofilter': {'enable': True}})
+        yield dict(deployed, smarthost=smarthost)
 
 
 def partition(topology, name):
@@ -169,24 +166,23 @@ class Trickle(threading.Thread):
         self.stop()
 
 
-def delivered(topology, smarthost):
+def delivered(topology):
     """How many times each subject arrived where its path ends."""
     counts = {}
     found = subjects_of(topology, BOB) + subjects_of(topology, ALICE)
     found += [email.message_from_bytes(data)['Subject']
-              for _, data in smarthost.messages()]
+              for _, data in topology['smarthost'].messages()]
     for subject in found:
         counts[subject] = counts.get(subject, 0) + 1
     return counts
 
 
-def check_delivered_once(topology, smarthost, trickle, timeout=120):
+def check_delivered_once(topology, trickle, timeout=120):
     accepted = [s for _, s, ok, _ in trickle.sent if ok]
     assert accepted, 'no message was accepted at all'
-    wait_for(lambda: all(s in delivered(topology, smarthost)
-                         for s in accepted),
+    wait_for(lambda: all(s in delivered(topology) for s in accepted),
              'every accepted message delivered', timeout)
-    counts = delivered(topology, smarthost)
+    counts = delivered(topology)
     twice = [s for _, s, _, _ in trickle.sent if counts.get(s, 0) > 1]
     assert not twice, 'delivered more than once: %s' % twice
     return accepted
@@ -195,7 +191,7 @@ def check_delivered_once(topology, smarthost, trickle, timeout=120):
 # --- a dead daemon comes back by itself -------------------------------------------
 
 def test_every_daemon_killed_comes_back_and_no_accepted_mail_is_lost(
-        slapos, topology, smarthost, outage):
+        slapos, topology, outage):
     with Trickle(topology, 'killed') as trickle:
         time.sleep(5)
         killed = {}
@@ -232,7 +228,7 @@ def test_every_daemon_killed_comes_back_and_no_accepted_mail_is_lost(
              if when > max(t for _, t in killed.values()) + max(
                  back.values()) + 5]
     assert after and all(after), 'mail refused once every daemon was back'
-    check_delivered_once(topology, smarthost, trickle)
+    check_delivered_once(topology, trickle)
     # the web pages are served again
     status, _, _ = http_request(topology['backends']['mail1']['password-url'])
     assert status == 200
@@ -258,7 +254,7 @@ def log_text(path, rotated=True):
     return text
 
 
-def test_a_forced_rotation_loses_nothing(slapos, topology, smarthost):
+def test_a_forced_rotation_loses_nothing(slapos, topology):
     partitions = [partition(topology, name) for name in ('node', 'mail1')]
     logs = {p: [path for path in rotated_logs(p)
                 if os.path.exists(path) and os.path.getsize(path)]
@@ -281,7 +277,7 @@ def test_a_forced_rotation_loses_nothing(slapos, topology, smarthost):
             assert os.path.exists(path + '.1.gz'), path
             gzip.decompress(open(path + '.1.gz', 'rb').read())
             assert not os.path.exists(path + '.1'), path
-    check_delivered_once(topology, smarthost, trickle)
+    check_delivered_once(topology, trickle)
     # every message is logged, before the rotation, across it or after it,
     # in one of the files: by mail1's Postfix, by the relay's when it went
     # through it, by mail1's Dovecot when it delivered it

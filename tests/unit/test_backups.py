@@ -248,8 +248,9 @@ def test_a_word_list_is_dumped_and_loaded_back(tmp_path):
     homes.copy_home(str(home), snapshot, BOGOUTIL)
     assert not os.path.exists(os.path.join(snapshot, '.bogofilter',
                                            'wordlist.db'))
-    dump = open(os.path.join(snapshot, '.bogofilter', 'wordlist.txt')).read()
-    assert 'pills' in dump
+    dump = os.path.join(snapshot, '.bogofilter', 'wordlist.txt')
+    assert 'pills' in open(dump).read()
+    assert stat_mode(dump) == 0o600
     new = tmp_path / 'new'
     restored = homes.restore_home(snapshot, str(new), BOGOUTIL)
     assert restored.files == 1
@@ -304,7 +305,10 @@ def test_backup_then_restore_into_a_new_instance(backend, tmp_path, capsys):
         'accounts': {'accounts': 2},
         'homes': {'homes': 2, 'messages': 6},
         'certificates': {'files': 4}}
+    # the password hashes and the keys: for the partition's user alone
     assert stat_mode(path) == 0o700
+    for name in ('accounts/state.json', 'certificates/current.key'):
+        assert stat_mode(os.path.join(path, name)) == 0o600
     # pull it elsewhere (as rsync would), lose the partition, deploy anew:
     # the same shared instances, which get setup links
     pulled = str(tmp_path / 'pulled')
@@ -419,29 +423,46 @@ def test_the_log_directory_size_counts_every_file(tmp_path):
     assert (total, size, path) == (150, 100, str(tmp_path / 'a.log'))
 
 
+class Logger:
+    """What a promise logs, as (level, text)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def info(self, text, *args):
+        self.lines.append(('info', text % args))
+
+    def error(self, text, *args):
+        self.lines.append(('error', text % args))
+
+
+def sense(module, **config):
+    """What the promise of ``module`` logs with ``config``."""
+    promise = module.RunPromise.__new__(module.RunPromise)
+    promise.logger = Logger()
+    promise.getConfig = config.get
+    promise.sense()
+    return promise.logger.lines
+
+
 def test_the_backup_promise_reads_the_status(tmp_path):
-    class Logger:
-        def __init__(self):
-            self.lines = []
-
-        def info(self, text, *args):
-            self.lines.append(('info', text % args))
-
-        def error(self, text, *args):
-            self.lines.append(('error', text % args))
-
-    def sense(parameter):
-        promise = backup_age.RunPromise.__new__(backup_age.RunPromise)
-        promise.logger = Logger()
-        config = {'directory': str(tmp_path), 'backup': json.dumps(parameter)}
-        promise.getConfig = config.get
-        promise.sense()
-        return promise.logger.lines
+    def backup(parameter):
+        return sense(backup_age, directory=str(tmp_path),
+                     backup=json.dumps(parameter))
 
     parameter = {'enable': True, 'time': '03:00', 'keep': 7}
-    assert sense(parameter)[0][0] == 'info'
+    assert backup(parameter)[0][0] == 'info'
     backups.record_status(str(tmp_path), time.time(), error='boom')
-    (level, text), = sense(parameter)
+    (level, text), = backup(parameter)
     assert level == 'error' and 'failed: boom' in text
-    assert sense(dict(parameter, enable=False))[0] == (
+    assert backup(dict(parameter, enable=False))[0] == (
         'info', 'backups are disabled (backup parameter)')
+
+
+def test_the_log_directory_promise_fails_past_its_bound(tmp_path):
+    (tmp_path / 'postfix.log').write_bytes(b'x' * (2 * log_directory.MIB))
+    for bound, level in ((3, 'info'), (1, 'error')):
+        (found, text), = sense(log_directory, directory=str(tmp_path),
+                               logs=json.dumps({'alarm-size': bound}))
+        assert found == level, text
+    assert 'the biggest is %s (2 MiB)' % (tmp_path / 'postfix.log') in text
