@@ -427,6 +427,18 @@ def test_a_relay_node_backs_up_its_dkim_keys_and_certificates(slapos,
         'mail-server-relay' in result.stderr
 
 
+# --- the embedded SlapOS, a node -----------------------------------------------
+
+def test_a_wait_runs_after_the_node_loops_run(slapos, topology):
+    """The node loop's instance run and a test's wait_instance take turns
+    (slapgrid runs one at a time: the second one would exit)."""
+    with slapos.standalone.system_supervisor_rpc as supervisor:
+        supervisor.startProcess('slapos-node-instance', False)
+        assert supervisor.getProcessInfo('slapos-node-instance')[
+            'statename'] in ('STARTING', 'RUNNING')
+    slapos.wait_instance(max_passes=1)
+
+
 # --- last: the backend that was down 5 minutes -------------------------------------
 
 def test_a_backend_back_after_five_minutes_gets_its_mail_within_a_minute(
