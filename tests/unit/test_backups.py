@@ -359,7 +359,8 @@ def test_a_password_set_since_is_kept(backend, tmp_path, capsys):
         'alice@example.com']['password'], 'another long password')
 
 
-def test_only_the_newest_snapshots_stay_and_a_failure_is_recorded(backend):
+def test_only_the_newest_snapshots_stay_and_a_failure_is_recorded(
+        backend, capsys):
     deploy(backend)
     for i in range(3):
         backup.create(backend, NOW + i)
@@ -374,6 +375,15 @@ def test_only_the_newest_snapshots_stay_and_a_failure_is_recorded(backend):
     assert status['error'].startswith('CalledProcessError')
     assert status['last-success'] == NOW + 2
     assert len(backups.names(backend['directory'])) == 2
+    capsys.readouterr()
+    backup.listing(backend)
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0].rsplit('/', 1)[1] for line in listed[:2]] == [
+        '20261201T030001Z', '20261201T030002Z']
+    assert 'accounts 2 accounts; certificates 4 files; homes 0 homes' in \
+        listed[0]
+    assert listed[2].startswith('the last attempt, at 2026-12-01 03:00 UTC, '
+                                'failed: CalledProcessError')
 
 
 def test_a_snapshot_of_another_release_is_refused(backend, tmp_path):
