@@ -141,7 +141,8 @@ def instance_run(count):
         finally:
             slapos.standalone._force_slapos_node_instance_all = False
 
-    with EmbeddedSlapOS() as slapos:
+    # no node loop: its runs would be timed with the partition's
+    with EmbeddedSlapOS(node_loop=False) as slapos:
         slapos.supply(MAIL_SERVER)
         slapos.wait_software()
         slapos.request(MAIL_SERVER, 'backend', 'default', {

@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from tests.deployment import (ACCOUNTS, BACKENDS, DNS_HOST,  # noqa: E402
                               DNS_PORT, PATHS, REFERENCE_MX, RELAY_FQDN,
                               RELAY_INBOUND_PORT, SMARTHOST_HOST,
                               SMARTHOST_PORT, deploy_reference_topology,
-                              move_mail, mx_dns)
+                              listening, move_mail, mx_dns)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 from recipes.stores.files import read_json, write_atomically  # noqa: E402
 
@@ -106,14 +105,6 @@ def demo_secrets(root):
                  'smarthost': ['relay', secrets.token_urlsafe(18)]}
         write_atomically(path, json.dumps(found, indent=2) + '\n', mode=0o600)
     return path, found
-
-
-def listening(host, port):
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-        return True
-    except OSError:
-        return False
 
 
 def answering(host, port):

@@ -47,7 +47,7 @@ PACKAGES=(
   libssl-dev libsasl2-dev libsasl2-modules libdb-dev liblmdb-dev libpcre2-dev libicu-dev
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
   bogofilter swaks iproute2 procps rsync sudo
-  opendkim opendkim-tools
+  opendkim opendkim-tools logrotate
   chromium chromium-driver
 )
 step "installing Debian packages"
@@ -269,6 +269,47 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" = "$digest" ] \
 else
   (cd "$ROOT/src" && as_user env PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT/src")
   echo "$digest" | as_user tee "$stamp" >/dev/null
+fi
+
+# --- (e2) slapgrid's watchdog ----------------------------------------------
+# slapgrid hard-codes the watchdog's path (WATCHDOG_PATH in
+# slapos/grid/slapgrid.py), where a SlapOS node has it: without it, the
+# supervisord event listener that bangs a partition whose service died is
+# FATAL, and a dead daemon stays down. Several embedded SlapOS (one per
+# SLAPOS_MAIL_ROOT) may share this machine, each with its own virtual
+# environment: the script runs the watchdog (slapos.grid.watchdog) of the
+# environment whose supervisord started it. A watchdog that is not ours (a
+# real node's) is left.
+step "slapgrid's watchdog"
+WATCHDOG=/opt/slapos/bin/slapos-watchdog
+MARK='# slapos-mail: the watchdog of the supervisord that runs it (scripts/setup.sh)'
+WATCHDOG_SCRIPT=$(cat <<'EOF'
+#!/bin/sh
+# slapos-mail: the watchdog of the supervisord that runs it (scripts/setup.sh)
+# supervisord runs its virtual environment's Python, which has slapos.core
+python=$(tr '\000' '\n' < "/proc/$PPID/cmdline" | head -n 1)
+if [ ! -x "$python" ]; then
+  echo "$0: $python, the Python of the supervisord that runs it, is not there" >&2
+  exit 1
+fi
+# slapproxy stamps a partition with a float (time.time()), which the
+# watchdog of slapos.core 1.26 reads with int(): it would die at the first
+# event after a partition's first bang, and never bang it again
+exec "$python" -c 'import sys
+from slapos.grid import watchdog
+watchdog.int = lambda text: int(float(text))
+sys.exit(watchdog.main())' "$@"
+EOF
+)
+if [ -e "$WATCHDOG" ] && ! grep -qF "$MARK" "$WATCHDOG"; then
+  note "$WATCHDOG is not ours (a SlapOS node's): kept"
+elif [ "$(cat "$WATCHDOG" 2>/dev/null || true)" = "$WATCHDOG_SCRIPT" ]; then
+  note "already there"
+else
+  mkdir -p "$(dirname "$WATCHDOG")"
+  printf '%s\n' "$WATCHDOG_SCRIPT" > "$WATCHDOG.tmp"
+  chmod 755 "$WATCHDOG.tmp" && mv "$WATCHDOG.tmp" "$WATCHDOG"
+  note "installed $WATCHDOG"
 fi
 
 # --- (f) IPv6 addresses of the partitions ----------------------------------

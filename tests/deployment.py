@@ -1,12 +1,15 @@
 """What the end-to-end tests, the render tests and the demo share: where the
 software releases are, and small clients that talk to the deployed daemons
 as a user would."""
+import base64
 import contextlib
+import email
 import http.client
 import imaplib
 import os
 import pathlib
 import smtplib
+import socket
 import time
 import urllib.parse
 import uuid
@@ -25,13 +28,35 @@ insecure_tls = unverified_tls
 
 
 def send(host, port, sender, recipients, subject, body='Hello.\n',
-         starttls=False):
-    message = ('From: %s\r\nTo: %s\r\nSubject: %s\r\n\r\n%s'
-               % (sender, ', '.join(recipients), subject, body))
+         starttls=False, headers=''):
+    message = ('From: %s\r\nTo: %s\r\nSubject: %s\r\n%s\r\n%s'
+               % (sender, ', '.join(recipients), subject, headers, body))
     with smtplib.SMTP(host, int(port), timeout=30) as smtp:
         if starttls:
             smtp.starttls(context=insecure_tls())
         smtp.sendmail(sender, recipients, message)
+
+
+def wait_for(predicate, what, timeout=60):
+    """The first true value of ``predicate()``, asked every second; an
+    AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError('%s: not after %ss' % (what, timeout))
+        time.sleep(1)
+
+
+def listening(host, port):
+    """Whether something accepts connections on ``host``, ``port``."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
 def imaps_find(host, port, user, password, subject, timeout=60):
@@ -51,6 +76,78 @@ def imaps_find(host, port, user, password, subject, timeout=60):
             raise AssertionError('no message %r for %s after %ss'
                                  % (subject, user, timeout))
         time.sleep(1)
+
+
+def imaps_subjects(host, port, user, password, folder='INBOX'):
+    with imaplib.IMAP4_SSL(host, int(port), ssl_context=insecure_tls()) as imap:
+        imap.login(user, password)
+        typ, _ = imap.select('"%s"' % folder)
+        assert typ == 'OK', folder
+        _, found = imap.search(None, 'ALL')
+        subjects = []
+        for number in found[0].split():
+            _, data = imap.fetch(number, '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
+            subjects.append(email.message_from_bytes(data[0][1])['Subject'])
+        return subjects
+
+
+class ManageSieve:
+    """Just enough of RFC 5804: STARTTLS, AUTHENTICATE PLAIN, PUTSCRIPT,
+    SETACTIVE."""
+
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.file = self.sock.makefile('rb')
+        self.response()
+
+    def response(self):
+        lines = []
+        while True:
+            line = self.file.readline().decode()
+            if not line:
+                raise AssertionError('ManageSieve closed: %r' % lines)
+            lines.append(line.rstrip('\r\n'))
+            if line.startswith(('OK', 'NO', 'BYE')):
+                return lines
+
+    def command(self, text):
+        self.sock.sendall(text.encode() + b'\r\n')
+        return self.response()
+
+    def starttls(self):
+        assert self.command('STARTTLS')[-1].startswith('OK')
+        self.sock = insecure_tls().wrap_socket(self.sock)
+        self.file = self.sock.makefile('rb')
+        self.response()  # capabilities again
+
+    def login(self, user, password):
+        token = base64.b64encode(('\0%s\0%s' % (user, password)).encode())
+        return self.command('AUTHENTICATE "PLAIN" "%s"' % token.decode())[-1]
+
+    def putscript(self, name, script):
+        data = script.encode()
+        return self.command('PUTSCRIPT "%s" {%d+}\r\n%s' % (
+            name, len(data), script))[-1]
+
+    def close(self):
+        self.sock.close()
+
+
+def sieve_file_into(host, port, user, password, folder, subject_tag):
+    """Over ManageSieve, as ``user``: upload and activate a script that
+    files mail whose subject contains ``subject_tag`` into ``folder``."""
+    sieve = ManageSieve(host, port)
+    try:
+        sieve.starttls()
+        assert sieve.login(user, password).startswith('OK')
+        script = ('require "fileinto";\r\n'
+                  'if header :contains "subject" "%s" {\r\n'
+                  '  fileinto "%s";\r\n}\r\n' % (subject_tag, folder))
+        name = folder.lower()
+        assert sieve.putscript(name, script).startswith('OK')
+        assert sieve.command('SETACTIVE "%s"' % name)[-1].startswith('OK')
+    finally:
+        sieve.close()
 
 
 def http_request(url, method='GET', body=None, headers=None):
@@ -222,12 +319,23 @@ OUTSIDE_RECIPIENT = 'david@gmail.com'
 
 
 @contextlib.contextmanager
+def reference_smarthost(directory, login):
+    """The stand-in smarthost of the reference topology, keeping what it
+    receives in ``directory`` and accepting ``login`` (user, password)."""
+    from tests.smarthost import Smarthost
+    with Smarthost(SMARTHOST_HOST, directory, dict([login]),
+                   starttls_port=SMARTHOST_PORT) as server:
+        yield server
+
+
+@contextlib.contextmanager
 def _quietly(what):
     yield
 
 
 def deploy_reference_topology(slapos, smarthost_login, passwords,
-                              step=_quietly, rebuild=True, restart=False):
+                              step=_quietly, rebuild=True, restart=False,
+                              backend_parameters=None):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
@@ -245,7 +353,8 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     ``step(what)`` is a context manager around each long step; with
     ``rebuild``, buildout runs again on built software releases; with
     ``restart``, every partition is processed again, which starts the
-    services of a deployment that was stopped."""
+    services of a deployment that was stopped. ``backend_parameters`` are
+    added to both backends' parameters."""
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
         slapos.supply(MAIL_SERVER)
@@ -262,8 +371,9 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     partitions = {}
     for reference, domain in BACKENDS.items():
         partitions[reference] = slapos.request(
-            MAIL_SERVER, reference, 'default',
-            {'mail-domains': [domain]}).getId()
+            MAIL_SERVER, reference, 'default', dict(
+                {'mail-domains': [domain]},
+                **(backend_parameters or {}))).getId()
     for reference, (address, backend) in ACCOUNTS.items():
         # on the partition of its backend (by default, a shared instance
         # goes to the first partition of its software type)

@@ -19,6 +19,14 @@ Like a SlapOS master, its slapproxy knows Software Products
 (``SOFTWARE_PRODUCTS``): a request for ``urn:slapos:mail-relay`` (the
 default ``relay-sr-url`` of a backend, as upstream's) gets this checkout's
 relay release.
+
+It behaves like a SlapOS node: the node's periodic runs (``slapos node
+software`` and ``instance`` every minute, ``report`` every hour, as a
+node's cron does) go on in the background, and the watchdog bangs a
+partition whose service dies, which the next instance run starts again.
+``wait_software``, ``wait_instance`` and ``wait_report`` run their command
+after the run of the same kind in progress, if any (slapgrid lets one of
+each kind run at a time).
 """
 import contextlib
 import hashlib
@@ -30,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 
 import psutil
 
@@ -73,6 +82,11 @@ def software_products(products):
         standalone.SlapOSConfigWriter = original
 
 
+# where slapgrid runs its watchdog from (WATCHDOG_PATH of
+# slapos/grid/slapgrid.py): scripts/setup.sh provides it
+WATCHDOG = '/opt/slapos/bin/slapos-watchdog'
+
+
 def log(message):
     print('[harness %s] %s' % (time.strftime('%H:%M:%S'), message),
           file=sys.stderr, flush=True)
@@ -91,7 +105,8 @@ class SlapOSCommandFailed(RuntimeError):
 
 class EmbeddedSlapOS(object):
 
-    def __init__(self, root=None, port=None, partition_count=10):
+    def __init__(self, root=None, port=None, partition_count=10,
+                 node_loop=True):
         if os.geteuid() == 0:
             raise RuntimeError(
                 'the embedded SlapOS cannot run as root (slapgrid refuses to '
@@ -101,6 +116,9 @@ class EmbeddedSlapOS(object):
         self.base_directory = os.path.join(self.root, 'slapos')
         self.port = int(port or os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000))
         self.partition_count = partition_count
+        # the node's periodic runs; a benchmark that measures one run, or
+        # CPU, goes without them
+        self.node_loop = node_loop
         # The venv's slapos and supervisord, whatever PATH says: both
         # StandaloneSlapOS and the supervisord it starts look them up in PATH.
         self.bin_directory = os.path.join(sys.prefix, 'bin')
@@ -156,7 +174,70 @@ class EmbeddedSlapOS(object):
                 {'addr': address, 'prefixlen': int(prefixlen)}, i)['addr']
             assert given == partition_ipv6(i), (i, given)
         log('%d partitions formatted' % self.partition_count)
+        if self.node_loop:
+            self._start_node_loop()
         return self
+
+    # -- what makes it a node -----------------------------------------------
+    # StandaloneSlapOS's node loop: what a node's cron runs (software and
+    # instance every minute, report every hour), each command through the
+    # standalone supervisor's program of the same name
+    NODE_LOOP = 'slapos-node-auto'
+    # the standalone supervisor's programs of each kind of slapgrid command:
+    # one pidfile per kind, a second command of a kind exits with BUSY
+    NODE_COMMANDS = {
+        'slapos-node-software': 'software', 'slapos-node-software-all': 'software',
+        'slapos-node-instance': 'instance', 'slapos-node-instance-all': 'instance',
+        'slapos-node-report': 'report'}
+    BUSY = 10
+
+    def _start_node_loop(self):
+        """Starts the node's periodic runs; a partition's service that dies
+        is started again by the instance run that its bang causes (the
+        watchdog is checked: without it, nothing bangs)."""
+        if not os.access(WATCHDOG, os.X_OK):
+            raise RuntimeError(
+                '%s is missing: a partition whose service dies would never '
+                'be banged; run scripts/setup.sh as root' % WATCHDOG)
+        with self.standalone.system_supervisor_rpc as supervisor:
+            if supervisor.getProcessInfo(self.NODE_LOOP)['statename'] \
+                    not in ('STARTING', 'RUNNING'):
+                supervisor.startProcess(self.NODE_LOOP, False)
+        log('node loop started (slapos node software and instance every '
+            'minute, report every hour)')
+
+    def _wait_idle(self, program, timeout=3600):
+        """Waits until no slapgrid command of the kind of ``program`` runs
+        (a run of the node loop)."""
+        kind = self.NODE_COMMANDS[program]
+        busy = [p for p, k in self.NODE_COMMANDS.items() if k == kind]
+        deadline = time.time() + timeout
+        with self.standalone.system_supervisor_rpc as supervisor:
+            while any(supervisor.getProcessInfo(p)['statename'] in
+                      ('STARTING', 'RUNNING', 'STOPPING') for p in busy):
+                if time.time() > deadline:
+                    raise RuntimeError('slapos node %s still runs after %d s'
+                                       % (kind, timeout))
+                time.sleep(0.5)
+
+    def _node_command(self, method, program, max_retry, error_lines):
+        """``method`` (a StandaloneSlapOS ``waitFor...`` that runs
+        ``program``), after the command of the same kind that the node loop
+        may be running: it is tried again when the loop's command started
+        in between (already started, or exited with BUSY)."""
+        from slapos.slap.standalone import SlapOSNodeCommandError
+        while True:
+            self._wait_idle(program)
+            try:
+                return method(max_retry=max_retry, error_lines=error_lines)
+            except xmlrpc.client.Fault as e:
+                if 'ALREADY_STARTED' not in e.faultString:
+                    raise
+            except SlapOSNodeCommandError as e:
+                if not e.args or e.args[0].get('exitstatus') != self.BUSY:
+                    raise
+            log('slapos node %s of the node loop runs: waiting for it'
+                % self.NODE_COMMANDS[program])
 
     def _check_addresses(self):
         missing = []
@@ -359,6 +440,33 @@ class EmbeddedSlapOS(object):
         return subprocess.run(command + [action] + programs,
                               capture_output=True, text=True).stdout
 
+    def services(self, partition):
+        """``{service: (state, pid)}`` of a partition's services, as the
+        instance supervisor shows them (``RUNNING``, ``EXITED``...; pid 0
+        when not running), named as in ``etc/service`` (``postfix``,
+        ``spam-filter``: without the hash of ``hash-existing-files``)."""
+        command = [os.path.join(self.bin_directory, 'supervisorctl'), '-c',
+                   os.path.join(self.base_directory, 'inst', 'etc',
+                                'supervisord.conf'), 'status']
+        prefix = os.path.basename(partition) + ':'
+        found = {}
+        for line in subprocess.run(command, capture_output=True,
+                                   text=True).stdout.splitlines():
+            fields = line.split()
+            if not fields or not fields[0].startswith(prefix):
+                continue
+            name = fields[0][len(prefix):]
+            if name.endswith('-on-watch'):
+                name = name[:-len('-on-watch')]
+            base, _, suffix = name.rpartition('-')
+            if base and len(suffix) == 32 and all(
+                    c in '0123456789abcdef' for c in suffix):
+                name = base
+            pid = int(fields[3].rstrip(',')) if len(fields) > 3 \
+                and fields[2] == 'pid' else 0
+            found[name] = (fields[1], pid)
+        return found
+
     def partition_of_address(self, ipv6):
         """The directory of the partition that has this IPv6 address."""
         network = ipaddress.IPv6Network(IPV6_RANGE)
@@ -367,7 +475,7 @@ class EmbeddedSlapOS(object):
 
     def _run(self, method, program, max_retry, error_lines):
         try:
-            method(max_retry=max_retry, error_lines=error_lines)
+            self._node_command(method, program, max_retry, error_lines)
         except Exception as e:
             raise SlapOSCommandFailed('%s failed (full log: %s.log):\n%s' % (
                 program, os.path.join(self.base_directory, 'var', 'log',

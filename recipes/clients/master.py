@@ -1,6 +1,6 @@
 """What the bundle tells the SlapOS master, and asks it: connection
 parameters, serialised as JSON-in-XML (one JSON object in the key ``_``),
-and the software release a ``urn:slapos:`` name stands for."""
+a bang, and the software release a ``urn:slapos:`` name stands for."""
 import json
 
 CONNECTION_OPTIONS = ('server-url', 'key-file', 'cert-file', 'computer-id',
@@ -48,3 +48,10 @@ def publish(partition, parameters, reference=None):
     ``reference``."""
     partition.setConnectionDict(
         {'_': json.dumps(parameters, sort_keys=True)}, reference)
+
+
+def bang(options, message):
+    """Ask the master to process the partition again (with the instances
+    it requested), as the watchdog does when a service dies: the node's
+    next run takes what changed on disk."""
+    computer_partition(options).bang(message)

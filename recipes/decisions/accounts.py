@@ -381,3 +381,37 @@ def local_accounts(aliases, accounts):
             resolved[key] = found
             stack.pop()
     return resolved
+
+
+# --- a restore ----------------------------------------------------------------------
+
+def password_restores(state, snapshot_state):
+    """What a restore gives back: ``({address: {password, password-set,
+    reset-seen}}, [what is said])``. An account of ``state`` (this
+    backend's) that has no password yet takes the one it had in
+    ``snapshot_state``; a password set here since is kept; an address no
+    shared instance asks for here is not restored (its mail neither: an
+    unclaimed home is moved aside). The reset tokens seen before stay seen,
+    so that a reset-token still in the request is not valid again."""
+    restores, said = {}, []
+    accounts = state.get('accounts', {})
+    for address, old in sorted(snapshot_state.get('accounts', {}).items()):
+        if old.get('reference') is None or not old.get('password'):
+            continue      # the test account, or never set
+        entry = accounts.get(address)
+        if entry is None:
+            said.append('%s: not restored: no account shared instance asks '
+                        'for it on this backend; request it, then restore '
+                        'again' % address)
+        elif entry.get('password') == old['password']:
+            continue
+        elif entry.get('password'):
+            said.append('%s: kept the password set here since the snapshot'
+                        % address)
+        else:
+            restores[address] = {
+                'password': old['password'],
+                'password-set': old.get('password-set'),
+                'reset-seen': sorted(set(entry.get('reset-seen', []))
+                                     | set(old.get('reset-seen', [])))}
+    return restores, said

@@ -93,7 +93,7 @@ import os
 import time
 
 from ..decisions import passwords
-from ..decisions.accounts import decide, home_of
+from ..decisions.accounts import decide, home_of, password_restores
 from ..decisions.names import domain_of
 from ..decisions.passwords import (AccountError, InvalidToken, UnknownUser,
                                    WeakPassword)
@@ -101,7 +101,8 @@ from .files import write_atomically
 
 __all__ = ['AccountError', 'InvalidToken', 'UnknownUser', 'WeakPassword',
            'FILES', 'update', 'write', 'set_password', 'change_password',
-           'read_state', 'locked', 'render']
+           'read_state', 'locked', 'render', 'snapshot', 'read_snapshot',
+           'restore_passwords']
 
 SUSPENSION = 'allow_nets=::/128 nologin=y reason=Account-suspended'
 SUSPENDED_REPLY = '450 4.2.1 Mailbox temporarily suspended'
@@ -275,15 +276,24 @@ def update(directory, mail_directory, domains, shared_instances,
 
 # --- passwords ------------------------------------------------------------------
 
-def _set_hash(directory, address, entry, state, password, now):
-    """Store a new password hash: the state first (the source), then the
-    passwd line of the account when it is active, then its publication
-    without the used setup link."""
-    entry['password'] = passwords.hash_password(password)
-    entry['password-set'] = int(now)
-    # a password set voids every outstanding token
-    entry['tokens'] = []
-    entry.pop('setup-token', None)
+def _set_hash(directory, address, state, password, now):
+    """Store a new password hash of ``address``."""
+    _take_hashes(directory, state, {address: {
+        'password': passwords.hash_password(password),
+        'password-set': int(now)}})
+
+
+def _take_hashes(directory, state, hashes):
+    """Give the accounts of ``hashes`` (address -> {password,
+    password-set, reset-seen}) their password: the state first (the
+    source), then the passwd line of each active account, then their
+    publication without the used setup link."""
+    for address, fields in hashes.items():
+        entry = state['accounts'][address]
+        entry.update(fields)
+        # a password set voids every outstanding token
+        entry['tokens'] = []
+        entry.pop('setup-token', None)
     write_atomically(os.path.join(directory, STATE_FILE), dump(state))
     path = os.path.join(directory, 'passwd')
     try:
@@ -293,18 +303,23 @@ def _set_hash(directory, address, entry, state, password, now):
         return
     for i, line in enumerate(lines):
         passwd = parse_passwd_line(line)
-        if passwd.address == address:
-            passwd.password = entry['password']
+        if passwd.address in hashes:
+            passwd.password = state['accounts'][passwd.address]['password']
             lines[i] = passwd_line(passwd)
-            write_atomically(path, ''.join(line + '\n' for line in lines))
-            break
+    write_atomically(path, ''.join(line + '\n' for line in lines))
     published_path = os.path.join(directory, FILES['published-file'])
-    if entry['reference'] is not None and os.path.exists(published_path):
-        with open(published_path) as f:
-            published = json.load(f)
-        if entry['reference'] in published:
-            published[entry['reference']] = {'address': address}
-            write_atomically(published_path, dump(published))
+    if not os.path.exists(published_path):
+        return
+    with open(published_path) as f:
+        published = json.load(f)
+    changed = False
+    for address in hashes:
+        reference = state['accounts'][address]['reference']
+        if reference is not None and reference in published:
+            published[reference] = {'address': address}
+            changed = True
+    if changed:
+        write_atomically(published_path, dump(published))
 
 
 def _account(state, address):
@@ -331,7 +346,7 @@ def set_password(directory, address, token, password, now=None):
         if match['expires'] <= now:
             raise InvalidToken('this token has expired; ask for a new one')
         passwords.check_password(address, password)
-        _set_hash(directory, address, entry, state, password, now)
+        _set_hash(directory, address, state, password, now)
 
 
 def change_password(directory, address, old_password, new_password, now=None):
@@ -346,4 +361,37 @@ def change_password(directory, address, old_password, new_password, now=None):
         if not passwords.verify_password(entry.get('password'), old_password):
             raise InvalidToken('the current password is wrong')
         passwords.check_password(address, new_password)
-        _set_hash(directory, address, entry, state, new_password, now)
+        _set_hash(directory, address, state, new_password, now)
+
+
+# --- backups ----------------------------------------------------------------------
+
+def snapshot(directory, target):
+    """Copy the database's source of truth (``state.json``: who owns each
+    address, the password hashes) into the directory ``target``, under the
+    lock: a password set meanwhile is in the copy or after it, never half.
+    The other files derive from it."""
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    with locked(directory):
+        state = read_state(directory)
+    write_atomically(os.path.join(target, STATE_FILE), dump(state))
+    return state
+
+
+def read_snapshot(target):
+    """The state a ``snapshot`` copied into ``target``."""
+    return read_state(target)
+
+
+def restore_passwords(directory, snapshot_state):
+    """Give the accounts that have no password yet the password they had in
+    ``snapshot_state`` (a fresh instance of the same domains: the same
+    shared instances ask for the same addresses); never replace a password
+    set here. Returns what was restored and what was not, and why
+    (``recipes.decisions.accounts.password_restores``)."""
+    with locked(directory):
+        state = read_state(directory)
+        restores, said = password_restores(state, snapshot_state)
+        if restores:
+            _take_hashes(directory, state, restores)
+    return sorted(restores), said

@@ -116,6 +116,34 @@ def ensure(openssl, directory, common_name,
     return pairs
 
 
+def pair_files(directory):
+    """``{file name: path}`` of the self-signed pairs that exist (what a
+    backup keeps)."""
+    found = {}
+    for slot in SLOTS:
+        for extension in ('key', 'crt'):
+            name = '%s.%s' % (slot, extension)
+            if os.path.exists(os.path.join(directory, name)):
+                found[name] = os.path.join(directory, name)
+    return found
+
+
+def install_pairs(directory, contents):
+    """Put the pairs of a backup (``{file name: bytes}``, names of
+    ``pair_files``) in place of the current ones, keys first, each
+    atomically; the daemons take them at their next reload."""
+    unknown = set(contents) - {'%s.%s' % (slot, extension) for slot in SLOTS
+                               for extension in ('key', 'crt')}
+    if unknown:
+        raise ValueError('not a certificate file of %s: %s' % (
+            directory, ', '.join(sorted(unknown))))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for name in sorted(contents, key=lambda n: not n.endswith('.key')):
+        write_atomically(os.path.join(directory, name),
+                         contents[name].decode('ascii'),
+                         0o600 if name.endswith('.key') else 0o644)
+
+
 # -- a certificate given by the requester ------------------------------------
 PEM_BLOCK = '-----BEGIN %s-----.*?-----END %s-----'
 KEY_LABELS = ('PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY')

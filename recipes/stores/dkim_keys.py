@@ -6,6 +6,8 @@ import base64
 import os
 import subprocess
 
+from .files import write_atomically
+
 KEY_BITS = 2048
 
 
@@ -44,3 +46,20 @@ def public_keys(openssl, directory, domains):
         ensure_key(openssl, path)
         keys[domain] = public_key(openssl, path)
     return keys
+
+
+def key_files(directory):
+    """``{domain: path}`` of every key kept (what a backup keeps)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return {}
+    return {name[:-len('.private')]: os.path.join(directory, name)
+            for name in sorted(names) if name.endswith('.private')}
+
+
+def install_key(directory, domain, text):
+    """Put a domain's key from a backup in place (0600), replacing the one
+    generated here: the DKIM record published with it is valid again."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    write_atomically(key_path(directory, domain), text, 0o600)

@@ -3,8 +3,6 @@ and aliases ordered as shared instances, passwords set from the one-time
 link, IMAP(S), POP3(S), submission (STARTTLS) and SMTPS, Sieve, quotas,
 suspension, and outbound mail through a smarthost (a stand-in SMTP server
 that requires TLS and a SASL login)."""
-import base64
-import email
 import imaplib
 import json
 import os
@@ -20,8 +18,9 @@ import pytest
 from recipes.stores import certificates
 from recipes.promises import deferred_queue, smtp_certificate
 from tests.deployment import (MAIL_SERVER, assert_no_secret_in_records,
-                              imaps_find, insecure_tls, post_form, send,
-                              set_password, smtp_submit, software_binary)
+                              imaps_find, imaps_subjects, insecure_tls,
+                              post_form, send, set_password, sieve_file_into,
+                              smtp_submit, software_binary, wait_for)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -93,87 +92,11 @@ def pop3s_find(host, port, user, password, subject, timeout=60):
         time.sleep(1)
 
 
-def imaps_subjects(host, port, user, password, folder='INBOX'):
-    with imaplib.IMAP4_SSL(host, int(port), ssl_context=insecure_tls()) as imap:
-        imap.login(user, password)
-        typ, _ = imap.select('"%s"' % folder)
-        assert typ == 'OK', folder
-        _, found = imap.search(None, 'ALL')
-        subjects = []
-        for number in found[0].split():
-            _, data = imap.fetch(number, '(BODY.PEEK[HEADER.FIELDS (SUBJECT)])')
-            subjects.append(email.message_from_bytes(data[0][1])['Subject'])
-        return subjects
-
-
-def wait_for(predicate, what, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError('%s: not after %ss' % (what, timeout))
-        time.sleep(1)
-
-
-class ManageSieve:
-    """Just enough of RFC 5804: STARTTLS, AUTHENTICATE PLAIN, PUTSCRIPT,
-    SETACTIVE."""
-
-    def __init__(self, host, port):
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        self.file = self.sock.makefile('rb')
-        self.response()
-
-    def response(self):
-        lines = []
-        while True:
-            line = self.file.readline().decode()
-            if not line:
-                raise AssertionError('ManageSieve closed: %r' % lines)
-            lines.append(line.rstrip('\r\n'))
-            if line.startswith(('OK', 'NO', 'BYE')):
-                return lines
-
-    def command(self, text):
-        self.sock.sendall(text.encode() + b'\r\n')
-        return self.response()
-
-    def starttls(self):
-        assert self.command('STARTTLS')[-1].startswith('OK')
-        self.sock = insecure_tls().wrap_socket(self.sock)
-        self.file = self.sock.makefile('rb')
-        self.response()  # capabilities again
-
-    def login(self, user, password):
-        token = base64.b64encode(('\0%s\0%s' % (user, password)).encode())
-        return self.command('AUTHENTICATE "PLAIN" "%s"' % token.decode())[-1]
-
-    def putscript(self, name, script):
-        data = script.encode()
-        return self.command('PUTSCRIPT "%s" {%d+}\r\n%s' % (
-            name, len(data), script))[-1]
-
-    def close(self):
-        self.sock.close()
-
-
 def activate_sieve_script(backend, user, folder, subject_tag):
     """Over ManageSieve, as ``user``: upload and activate a script that
     files mail whose subject contains ``subject_tag`` into ``folder``."""
-    sieve = ManageSieve(backend.host, backend.port('sieve'))
-    try:
-        sieve.starttls()
-        assert sieve.login(user, PASSWORD).startswith('OK')
-        script = ('require "fileinto";\r\n'
-                  'if header :contains "subject" "%s" {\r\n'
-                  '  fileinto "%s";\r\n}\r\n' % (subject_tag, folder))
-        name = folder.lower()
-        assert sieve.putscript(name, script).startswith('OK')
-        assert sieve.command('SETACTIVE "%s"' % name)[-1].startswith('OK')
-    finally:
-        sieve.close()
+    sieve_file_into(backend.host, backend.port('sieve'), user, PASSWORD,
+                    folder, subject_tag)
 
 
 # --- the deployment ---------------------------------------------------------------

@@ -18,11 +18,10 @@ import pytest
 
 from tests.deployment import (DNS_PORT, MAIL1, MAIL2, OUTSIDE_RECIPIENT,
                               OUTSIDE_SENDER, PATHS, REFERENCE_MX, RELAY_FQDN,
-                              SMARTHOST_HOST, SMARTHOST_PORT,
                               deploy_reference_topology, insecure_tls,
-                              move_mail, mx_dns, rcpt_code)
+                              move_mail, mx_dns, rcpt_code,
+                              reference_smarthost)
 from tests.harness import partition_ipv6
-from tests.smarthost import Smarthost
 
 SMARTHOST_LOGIN = ('relay', 'smarthost secret')
 PASSWORDS = {PATHS[1][0]: 'alice password 1', PATHS[1][1]: 'bob password 1',
@@ -36,9 +35,8 @@ RELAY_SMTP_PORTS = (10025, 10587)    # inbound, submission
 
 @pytest.fixture(scope='module')
 def smarthost(tmp_path_factory):
-    with Smarthost(SMARTHOST_HOST, str(tmp_path_factory.mktemp('smarthost')),
-                   dict([SMARTHOST_LOGIN]),
-                   starttls_port=SMARTHOST_PORT) as server:
+    with reference_smarthost(str(tmp_path_factory.mktemp('smarthost')),
+                             SMARTHOST_LOGIN) as server:
         yield server
 
 

@@ -13,6 +13,8 @@ from tests.deployment import MAIL_SERVER, RELAY, mx_dns
 DOMAINS = ['render1.example.com', 'render2.example.org']
 SMARTHOST = {'host': 'smtp.example.net', 'port': 587, 'user': 'render',
              'password': 'render secret'}
+LOGS = {'keep': 5, 'max-size': 20}
+BACKUP = {'time': '04:30', 'keep': 3}
 
 
 @pytest.fixture(scope='module')
@@ -32,10 +34,12 @@ def rendered(slapos, dns):
         'smtp-port': 11025, 'imap-port': 11143, 'imaps-port': 11993,
         'submission-port': 11587, 'smtps-port': 11465, 'pop3-port': 11110,
         'pop3s-port': 11995, 'sieve-port': 14191,
-        'inbound-relay': {'enable': False}, 'outbound-relay': SMARTHOST})
+        'inbound-relay': {'enable': False}, 'outbound-relay': SMARTHOST,
+        'logs': LOGS, 'backup': BACKUP})
     slapos.request(RELAY, 'render-relay', 'cluster', {
         'topology': {'render-node': {'fqdn': 'relay.render.example.com'}},
-        'default-relay-config': {'nameservers': [dns.address]}})
+        'default-relay-config': {'nameservers': [dns.address], 'logs': LOGS,
+                                 'backup': dict(BACKUP, enable=False)}})
     slapos.wait_instance(max_retry=2)
     backend = slapos.connection_parameters(MAIL_SERVER, 'render-backend')
     slapos.request(RELAY, 'render-domain', 'cluster', {
@@ -158,3 +162,37 @@ def test_relay_node_routes_the_accepted_domain(rendered):
         routes = [l for l in f.read().splitlines() if not l.startswith('#')]
         assert ' '.join(routes).split() == [
             DOMAINS[0], 'smtp:[%s]:11025' % rendered['backend-ipv6']]
+
+
+@pytest.mark.parametrize('partition', ['backend', 'node'])
+def test_the_log_rotation_and_the_schedule_carry_the_parameters(
+        rendered, partition):
+    etc = os.path.join(rendered[partition], 'etc')
+    conf = os.path.join(etc, 'logrotate.conf')
+    # logrotate's own check (-d: nothing is done), as the partition's user
+    state = os.path.join(rendered[partition], 'var', 'lib', 'scheduler',
+                         'logrotate.status')
+    output = subprocess.run(['logrotate', '-d', '-s', state, conf],
+                            capture_output=True, text=True)
+    assert output.returncode == 0, output.stderr
+    with open(conf) as f:
+        text = f.read()
+    assert 'rotate 5\n' in text and 'maxsize 20M\n' in text
+    logs = [line.split()[0] for line in text.splitlines()
+            if line.endswith(' {')]
+    expected = {'backend': ['apache-error.log', 'dovecot.log', 'php-fpm.log',
+                            'postfix.log', 'scheduler.log'],
+                'node': ['dovecot.log', 'inbound-policy.log', 'postfix.log',
+                         'scheduler.log']}[partition]
+    assert [os.path.basename(p) for p in logs] == expected
+    with open(os.path.join(etc, 'scheduler.json')) as f:
+        jobs = json.load(f)['jobs']
+    assert jobs['log-rotation']['every'] == 3600
+    if partition == 'backend':
+        assert jobs['backup']['daily'] == '04:30'
+        with open(os.path.join(etc, 'backup.json')) as f:
+            config = json.load(f)
+        assert config['keep'] == 3 and config['domains'] == DOMAINS
+        assert {'accounts', 'mail', 'bogoutil'} <= set(config)
+    else:   # the node's backups are off
+        assert 'backup' not in jobs

@@ -161,6 +161,8 @@ def test_the_relay_node_schema():
         'submission-port': 10587,
         'spf': {'enable': True, 'timeout': 10},
         'nameservers': [],
+        'logs': {'keep': 14, 'max-size': 100, 'alarm-size': 1024},
+        'backup': {'enable': True, 'time': '03:00', 'keep': 7},
     }
 
 
@@ -219,6 +221,8 @@ def test_the_mail_server_schema_has_upstreams_defaults():
     assert value['outbound-relay'] == {'enable': True, 'port': 25}
     assert value['bogofilter'] == {'enable': True}
     assert value['sieve-port'] == 4190
+    assert value['logs'] == {'keep': 14, 'max-size': 100, 'alarm-size': 1024}
+    assert value['backup'] == {'enable': True, 'time': '03:00', 'keep': 7}
     assert with_defaults(schema, {'mail-domains': ['example.com'],
                                   'inbound-relay': {'enable': False}},
                          load, base)['inbound-relay'] == {

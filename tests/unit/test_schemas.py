@@ -113,3 +113,26 @@ def test_a_topology_node_needs_its_fqdn():
     s = schema('mail-server-relay', 'instance-cluster-input-schema.json')
     assert any("'fqdn' is a required property" in e for e in errors(
         s, {'topology': {'node1': {'state': 'started'}}}))
+
+
+@pytest.mark.parametrize('release, name, wrap', [
+    ('mail-server', 'instance-default-input-schema.json',
+     lambda p: dict({'mail-domains': ['example.com']}, **p)),
+    ('mail-server-relay', 'instance-relay-input-schema.json',
+     lambda p: dict({'fqdn': 'relay.example.com'}, **p)),
+    ('mail-server-relay', 'instance-cluster-input-schema.json',
+     lambda p: {'topology': {'n': {'fqdn': 'r.example.com'}},
+                'default-relay-config': p})])
+def test_logs_and_backup_parameters(release, name, wrap):
+    s = schema(release, name)
+    assert errors(s, wrap({'logs': {'keep': 30, 'max-size': 10,
+                                    'alarm-size': 500},
+                           'backup': {'enable': False, 'time': '23:59',
+                                      'keep': 3}})) == []
+    for bad, where in (({'backup': {'time': '3:00'}}, 'backup.time'),
+                       ({'backup': {'time': '24:00'}}, 'backup.time'),
+                       ({'backup': {'keep': 0}}, 'backup.keep'),
+                       ({'logs': {'keep': 0}}, 'logs.keep'),
+                       ({'logs': {'rotate': 1}}, "'rotate'")):
+        found = errors(s, wrap(bad))
+        assert found and any(where in e for e in found), (bad, found)
