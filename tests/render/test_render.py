@@ -1,6 +1,7 @@
 """Each instance profile, rendered by slapgrid in the embedded SlapOS with
 non-default parameters, gives configurations that the daemons' own checkers
 accept and that carry those parameters."""
+import json
 import os
 import stat
 import subprocess
@@ -181,7 +182,7 @@ def test_the_log_rotation_and_the_schedule_carry_the_parameters(
     logs = [line.split()[0] for line in text.splitlines()
             if line.endswith(' {')]
     expected = {'backend': ['apache-error.log', 'dovecot.log', 'php-fpm.log',
-                            'postfix.log', 'scheduler.log'],
+                            'postfix.log', 'scheduler.log', 'snappymail.log'],
                 'node': ['dovecot.log', 'inbound-policy.log', 'postfix.log',
                          'scheduler.log']}[partition]
     assert [os.path.basename(p) for p in logs] == expected
