@@ -137,7 +137,7 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
     slapos.request(MAIL_SERVER, 'lonely', 'default', {
         'mail-domains': ['lonely.example.com'], 'test-account': True,
         'inbound-relay': {'enable': True,
-                          'relay-sr-url': os.path.abspath(RELAY)}})
+                          'relay-sr-url': slapos.software_url(RELAY)}})
     slapos.wait_instance(max_retry=6)
     deadline = time.time() + 30
     while any(r['address'] == 'david@gmail.example'
