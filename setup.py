@@ -43,7 +43,6 @@ setup(
             'relay-publications = recipes.instance.relay_cluster:Publications',
             'dkim-keys = recipes.instance.dkim:Recipe',
             'webmail = recipes.instance.webmail:Recipe',
-            'optional-archive = recipes.software.optional_archive:Recipe',
         ],
     },
 )

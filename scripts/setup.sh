@@ -284,7 +284,7 @@ NODE_CONSTRAINTS=$ROOT/src/scripts/node-constraints.txt
 BUILDOUT_DISTS=(zc.buildout setuptools pip wheel packaging)
 step "SlapOS node environment $NODE"
 node_stamp=$NODE/.setup.stamp
-node_digest=$( { cat "$CONSTRAINTS" "$NODE_CONSTRAINTS"; echo "${BUILDOUT_DISTS[*]} node 2"; } | sha256sum | cut -d' ' -f1)
+node_digest=$( { cat "$CONSTRAINTS" "$NODE_CONSTRAINTS"; echo "${BUILDOUT_DISTS[*]} node 3"; } | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$node_stamp" 2>/dev/null || true)" = "$node_digest" ] && [ -x "$NODE/bin/slapos" ]; then
   note "already there"
 else
@@ -294,6 +294,11 @@ else
   as_user "$VENV/bin/pip" --python "$NODE_PY" install -q -c "$CONSTRAINTS" slapos.core slapos.libnetworkcache
   as_user "$VENV/bin/pip" --python "$NODE_PY" uninstall -q -y "${BUILDOUT_DISTS[@]}"
   as_user "$VENV/bin/pip" install -q -c "$NODE_CONSTRAINTS" --no-deps --target "$NODE_BUILDOUT" "${BUILDOUT_DISTS[@]}"
+  # zc is a namespace that eggs share (zc.recipe.egg): declared as in the
+  # zc.buildout egg of a node, not by pip's nspkg.pth, which only a site
+  # directory runs
+  echo "__import__('pkg_resources').declare_namespace(__name__)" \
+    | as_user tee "$NODE_BUILDOUT/zc/__init__.py" >/dev/null
   node_site=$("$NODE_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$NODE_BUILDOUT" | as_user tee "$node_site/zc_buildout.pth" >/dev/null
   install_shim "$NODE_PY"

@@ -53,11 +53,11 @@ def md5sum(path):
         return hashlib.md5(f.read()).hexdigest()
 
 
-def profile_files(root=ROOT):
+def profile_files():
     found = set()
     for pattern in PROFILE_FILES:
-        for path in glob.glob(os.path.join(root, pattern), recursive=True):
-            relative = os.path.relpath(path, root)
+        for path in glob.glob(os.path.join(ROOT, pattern), recursive=True):
+            relative = os.path.relpath(path, ROOT)
             if os.path.isfile(path) and not any(
                     part.endswith(IGNORED) for part in relative.split(os.sep)):
                 found.add(relative.replace(os.sep, '/'))

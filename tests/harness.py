@@ -290,16 +290,24 @@ class EmbeddedSlapOS(object):
     def supply(self, software_cfg_path, state='available', served=True):
         """Supplies a software release of the checkout: by the http URL it
         is served at (a node's way), or with ``served=False`` by its local
-        path (a development VM's). Returns the URL supplied, which
-        ``request`` and the other methods use for that path."""
-        path = os.path.abspath(software_cfg_path)
-        url = self._serve(path) if served else path
-        self._urls[path] = url
-        log('supplying %s' % url)
-        self._write_node_buildout(url)
+        path (a development VM's); a URL is supplied as it is. Returns the
+        URL supplied, which ``request`` and the other methods use for that
+        path."""
+        if '://' in software_cfg_path:
+            url = software_cfg_path
+        else:
+            path = os.path.abspath(software_cfg_path)
+            url = self._serve(path) if served else path
+            self._urls[path] = url
+        log('supplying %s%s' % (url, '' if state == 'available' else
+                                ' (%s)' % state))
+        if state == 'available':
+            self._write_node_buildout(url)
+            if url not in self.software_list:
+                self.software_list.append(url)
+        elif url in self.software_list:
+            self.software_list.remove(url)
         self.standalone.supply(url, state=state)
-        if url not in self.software_list:
-            self.software_list.append(url)
         return url
 
     def software_url(self, software_release):
@@ -407,14 +415,19 @@ class EmbeddedSlapOS(object):
             link = os.path.join(cache, name)
             if not os.path.lexists(link):
                 os.symlink(os.path.join(shared, name), link)
+        if '://' not in url:
+            return  # built from the checkout in develop mode: nothing cached
         index = os.path.join(self.served_directory, 'index')
         stamp = os.path.join(software, '.slapos.mailbundle-sdist')
         sdist = read(os.path.join(index, DIGEST_FILE))
         if read(stamp) != sdist:
-            for path in glob.glob(os.path.join(
-                    software, 'eggs', '*', 'slapos.mailbundle-*')) + glob.glob(
-                    os.path.join(shared, 'dist', 'slapos?mailbundle-*')):
-                (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            for pattern in (('eggs', 'slapos.mailbundle-*'),
+                            ('develop-eggs', 'slapos.mailbundle.egg-link')):
+                for path in glob.glob(os.path.join(software, *pattern)):
+                    (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            for path in glob.glob(os.path.join(shared, 'dist',
+                                               'slapos?mailbundle-*')):
+                os.unlink(path)
             with open(stamp, 'w') as f:
                 f.write(sdist or '')
 
