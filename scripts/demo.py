@@ -25,8 +25,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.deployment import (ACCOUNTS, BACKENDS, PATHS,  # noqa: E402
-                              RELAY_FQDN, RELAY_INBOUND_PORT, SMARTHOST_HOST,
+from tests.deployment import (ACCOUNTS, BACKENDS, MAIL_SERVER,  # noqa: E402
+                              PATHS, RELAY, RELAY_FQDN, RELAY_INBOUND_PORT,
+                              SMARTHOST_HOST,
                               SMARTHOST_PORT, deploy_reference_topology,
                               move_mail)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
@@ -165,7 +166,7 @@ def mail_paths(topology, passwords, store):
                   flush=True)
 
 
-def endpoints(topology, passwords, secrets_path, store):
+def endpoints(slapos, topology, passwords, secrets_path, store):
     print('==> [%4.0f s] ready; to use it by hand (self-signed '
           'certificates):' % (time.time() - STARTED))
     print('    relay node (%s), inbound SMTP: [%s]:%s'
@@ -190,6 +191,11 @@ def endpoints(topology, passwords, secrets_path, store):
           % secrets_path)
     print('    the smarthost\'s store (what left for the Internet): %s'
           % store)
+    print('    to order from it with %s/bin/slapos (README, "Ordering from a '
+          'SlapOS master"):' % slapos.base_directory)
+    print('        MAIL_SERVER_URL=%s RELAY_URL=%s MAIL1_PARTITION=%s' % (
+        slapos.software_url(MAIL_SERVER), slapos.software_url(RELAY),
+        os.path.basename(topology['partitions']['mail1'])))
     print('    stop it with: bash scripts/demo.sh stop', flush=True)
 
 
@@ -240,7 +246,7 @@ def main(argv):
               flush=True)
         slapos.stop()
         raise
-    endpoints(topology, passwords, secrets_path, store)
+    endpoints(slapos, topology, passwords, secrets_path, store)
     return 0
 
 

@@ -411,6 +411,8 @@ class EmbeddedSlapOS(object):
             path = os.path.join(cache, name)
             if not os.path.islink(path):
                 (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            elif not os.path.exists(path):
+                os.unlink(path)  # an archive removed from the shared cache
         for name in os.listdir(shared):
             link = os.path.join(cache, name)
             if not os.path.lexists(link):
