@@ -2,7 +2,8 @@
 # Installs everything the SlapOS mail bundle needs on a Debian 12 machine:
 # Debian packages, the runtime user, the directories of DEVELOPERS.md, the
 # Postfix source in the download cache, the virtual environment with this
-# package in develop mode, and the partitions' IPv6 addresses.
+# package in develop mode, the SlapOS node's environment (without it), and
+# the partitions' IPv6 addresses.
 #
 # Idempotent: a second run only checks, and takes a few seconds.
 # Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail), SLAPOS_MAIL_USER
