@@ -193,9 +193,11 @@ def endpoints(slapos, topology, passwords, secrets_path, store):
           % store)
     print('    to order from it with %s/bin/slapos (README, "Ordering from a '
           'SlapOS master"):' % slapos.base_directory)
-    print('        MAIL_SERVER_URL=%s RELAY_URL=%s MAIL1_PARTITION=%s' % (
-        slapos.software_url(MAIL_SERVER), slapos.software_url(RELAY),
-        os.path.basename(topology['partitions']['mail1'])))
+    print('        MAIL_SERVER_URL=%s RELAY_URL=%s' % (
+        slapos.software_url(MAIL_SERVER), slapos.software_url(RELAY)))
+    print('        MAIL1_PARTITION=%s MAIL1_PASSWORD_URL=%s' % (
+        os.path.basename(topology['partitions']['mail1']),
+        topology['backends']['mail1']['password-url']))
     print('    stop it with: bash scripts/demo.sh stop', flush=True)
 
 

@@ -46,7 +46,7 @@ PACKAGES=(
   php8.2-mbstring php8.2-intl php8.2-zip php8.2-gd php8.2-sqlite3
   libssl-dev libsasl2-dev libsasl2-modules libdb-dev liblmdb-dev libpcre2-dev libicu-dev
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
-  bogofilter swaks iproute2 procps rsync sudo
+  bogofilter swaks iproute2 procps rsync sudo curl
   opendkim opendkim-tools
 )
 step "installing Debian packages"

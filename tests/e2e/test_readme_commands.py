@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 
-from tests.deployment import MAIL_SERVER, RELAY
+from tests.deployment import MAIL_SERVER, RELAY, imaps_login_works
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'README.md')
@@ -22,14 +22,15 @@ def readme_blocks():
 
 def run(block, slapos, cwd, **variables):
     """Runs a block with bash, ``slapos`` being the embedded SlapOS's
-    client; fails with its output."""
+    client; fails with its output, else returns it (the client logs what
+    it was answered)."""
     env = dict(os.environ, SLAPOS_MAIL_ROOT=slapos.root, **variables)
     env['PATH'] = os.pathsep.join([os.path.join(slapos.base_directory,
                                                 'bin'), env['PATH']])
     result = subprocess.run(['bash', '-euo', 'pipefail', '-c', block],
                             cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, (block, result.stdout, result.stderr)
-    return result.stdout
+    return result.stdout + result.stderr
 
 
 def parameters(cwd, name):
@@ -62,14 +63,11 @@ def test_the_readme_orders_a_relay_a_backend_its_domain_and_an_account(
 
     partition = os.path.basename(slapos.partition_of_address(
         backend['imap-smtp-ipv6']))
-    run(account, slapos, tmp_path, MAIL1_PARTITION=partition, **urls)
-    slapos.wait_instance(max_retry=2)
-    slapos.request(MAIL_SERVER, 'dave', 'default',
-                   parameters(tmp_path, 'dave.json'), shared=True,
-                   instance_guid=partition)
-    dave = slapos.connection_parameters(MAIL_SERVER, 'dave', shared=True)
-    assert dave['address'] == 'dave@mail1.example.com'
-    assert dave['setup-url'].startswith('https://')
+    run(account, slapos, tmp_path, MAIL1_PARTITION=partition,
+        MAIL1_PASSWORD_URL=backend['password-url'], **urls)
+    # dave logs in with the password set through the page
+    assert imaps_login_works(backend['imap-smtp-ipv6'], backend['imaps-port'],
+                             'dave@mail1.example.com', 'dave chose this')
 
 
 def test_parameters_given_inline_are_refused_by_the_client(slapos, tmp_path):
