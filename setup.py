@@ -1,16 +1,29 @@
 """The Python package of the SlapOS mail bundle: its buildout recipes and
 the plain-Python logic behind them (``import recipes``)."""
+import os
+
 from setuptools import find_packages, setup
+
+# The version a software release pins (software/stack/versions.cfg): a
+# release to a package index bumps both.
+VERSION = '0.1.0'
 
 setup(
     name='slapos.mailbundle',
-    version='0.1.0',
+    version=VERSION,
     description='Buildout recipes and logic of the SlapOS mail bundle '
                 '(mail-server, mail-server-relay)',
+    long_description=open(os.path.join(os.path.dirname(__file__),
+                                       'README.md')).read(),
+    long_description_content_type='text/markdown',
+    license='GPL-3.0-or-later',
+    # Python modules only: the profiles, templates and schemas are not in
+    # the egg, a node downloads them next to the software URL it is given.
     packages=find_packages(include=['recipes', 'recipes.*']),
-    include_package_data=True,
     python_requires='>=3.9',
-    install_requires=['jsonschema', 'libpass', 'jinja2', 'pyspf', 'dnspython'],
+    install_requires=['jsonschema', 'libpass', 'jinja2', 'pyspf',
+                      'dnspython', 'zc.buildout', 'slapos.core',
+                      'slapos.cookbook'],
     entry_points={
         'zc.buildout': [
             'slapconfiguration = recipes.instance.slapconfiguration:Recipe',
@@ -31,8 +44,6 @@ setup(
             'dkim-keys = recipes.instance.dkim:Recipe',
             'webmail = recipes.instance.webmail:Recipe',
             'autoconfig = recipes.instance.autoconfig:Recipe',
-            'profile-files = recipes.software.profile_files:Recipe',
-            'optional-archive = recipes.software.optional_archive:Recipe',
         ],
     },
 )

@@ -26,8 +26,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.deployment import (ACCOUNTS, BACKENDS, DNS_HOST,  # noqa: E402
-                              DNS_PORT, PATHS, REFERENCE_MX, RELAY_FQDN,
-                              RELAY_INBOUND_PORT, SMARTHOST_HOST,
+                              DNS_PORT, MAIL_SERVER, PATHS, REFERENCE_MX,
+                              RELAY, RELAY_FQDN, RELAY_INBOUND_PORT,
+                              SMARTHOST_HOST,
                               SMARTHOST_PORT, deploy_reference_topology,
                               listening, move_mail, mx_dns)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
@@ -177,7 +178,7 @@ def mail_paths(topology, passwords, store):
                   flush=True)
 
 
-def endpoints(topology, passwords, secrets_path, store):
+def endpoints(slapos, topology, passwords, secrets_path, store):
     print('==> [%4.0f s] ready; to use it by hand (self-signed '
           'certificates):' % (time.time() - STARTED))
     print('    relay node (%s), inbound SMTP: [%s]:%s'
@@ -209,6 +210,13 @@ def endpoints(topology, passwords, secrets_path, store):
           % secrets_path)
     print('    the smarthost\'s store (what left for the Internet): %s'
           % store)
+    print('    to order from it with %s/bin/slapos (README, "Ordering from a '
+          'SlapOS master"):' % slapos.base_directory)
+    print('        MAIL_SERVER_URL=%s RELAY_URL=%s' % (
+        slapos.software_url(MAIL_SERVER), slapos.software_url(RELAY)))
+    print('        MAIL1_PARTITION=%s MAIL1_PASSWORD_URL=%s' % (
+        os.path.basename(topology['partitions']['mail1']),
+        topology['backends']['mail1']['password-url']))
     print('    stop it with: bash scripts/demo.sh stop', flush=True)
 
 
@@ -265,7 +273,7 @@ def main(argv):
               flush=True)
         slapos.stop()
         raise
-    endpoints(topology, passwords, secrets_path, store)
+    endpoints(slapos, topology, passwords, secrets_path, store)
     return 0
 
 

@@ -2,7 +2,8 @@
 # Installs everything the SlapOS mail bundle needs on a Debian 12 machine:
 # Debian packages, the runtime user, the directories of DEVELOPERS.md, the
 # Postfix source in the download cache, the virtual environment with this
-# package in develop mode, and the partitions' IPv6 addresses.
+# package in develop mode, the SlapOS node's environment (without it), and
+# the partitions' IPv6 addresses.
 #
 # Idempotent: a second run only checks, and takes a few seconds.
 # Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail), SLAPOS_MAIL_USER
@@ -46,7 +47,7 @@ PACKAGES=(
   php8.2-mbstring php8.2-intl php8.2-zip php8.2-gd php8.2-sqlite3
   libssl-dev libsasl2-dev libsasl2-modules libdb-dev liblmdb-dev libpcre2-dev libicu-dev
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
-  bogofilter swaks iproute2 procps rsync sudo
+  bogofilter swaks iproute2 procps rsync sudo curl
   opendkim opendkim-tools logrotate
   chromium chromium-driver
 )
@@ -236,7 +237,6 @@ fi
 # raises "TypeError: ... is not a package". This shim, loaded by a .pth at
 # interpreter start-up, makes files(<module>) return the module's directory,
 # as 3.12 does.
-SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 SHIM='import importlib, importlib.resources, os, pathlib
 
 _files = importlib.resources.files
@@ -253,11 +253,16 @@ def files(anchor=None):
 
 
 importlib.resources.files = files'
-if [ "$(cat "$SITE/slapos_mail_compat.py" 2>/dev/null || true)" != "$SHIM" ]; then
-  printf '%s\n' "$SHIM" | as_user tee "$SITE/slapos_mail_compat.py" >/dev/null
-  echo 'import slapos_mail_compat' | as_user tee "$SITE/slapos_mail_compat.pth" >/dev/null
-  note "installed the importlib.resources.files() shim"
-fi
+install_shim() {  # PYTHON: in its site-packages
+  local site
+  site=$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  if [ "$(cat "$site/slapos_mail_compat.py" 2>/dev/null || true)" != "$SHIM" ]; then
+    printf '%s\n' "$SHIM" | as_user tee "$site/slapos_mail_compat.py" >/dev/null
+    echo 'import slapos_mail_compat' | as_user tee "$site/slapos_mail_compat.pth" >/dev/null
+    note "installed the importlib.resources.files() shim in $site"
+  fi
+}
+install_shim "$PY"
 
 step "installing slapos.mailbundle in develop mode"
 stamp="$VENV/.slapos.mailbundle.stamp"
@@ -310,6 +315,49 @@ else
   printf '%s\n' "$WATCHDOG_SCRIPT" > "$WATCHDOG.tmp"
   chmod 755 "$WATCHDOG.tmp" && mv "$WATCHDOG.tmp" "$WATCHDOG"
   note "installed $WATCHDOG"
+fi
+
+# --- (e3) the SlapOS node's environment -------------------------------------
+# What a SlapOS node runs slapgrid and buildout from, as /opt/slapos does:
+# slapos.core and zc.buildout, pinned like the venv, and NOT this bundle,
+# which the software releases install themselves (tests/harness.py uses
+# it). zc.buildout and the packages it needs live in their own directory,
+# as the eggs of a real node do: a buildout run from here sees only them,
+# never the node's other packages, and installs what a profile needs into
+# the software's own directories. Its zc.buildout is not the venv's: see
+# scripts/node-constraints.txt.
+NODE=$ROOT/node
+NODE_PY=$NODE/bin/python3
+NODE_BUILDOUT=$NODE/buildout
+NODE_CONSTRAINTS=$ROOT/src/scripts/node-constraints.txt
+BUILDOUT_DISTS=(zc.buildout setuptools pip wheel packaging)
+step "SlapOS node environment $NODE"
+node_stamp=$NODE/.setup.stamp
+node_digest=$( { cat "$CONSTRAINTS" "$NODE_CONSTRAINTS"; echo "${BUILDOUT_DISTS[*]} node 3"; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$node_stamp" 2>/dev/null || true)" = "$node_digest" ] && [ -x "$NODE/bin/slapos" ]; then
+  note "already there"
+else
+  rm -rf "$NODE"
+  mkdir -p "$NODE" && chown "$RUN_USER:$RUN_GROUP" "$NODE"
+  as_user /usr/bin/python3 -m venv --without-pip "$NODE"
+  as_user "$VENV/bin/pip" --python "$NODE_PY" install -q -c "$CONSTRAINTS" slapos.core slapos.libnetworkcache
+  as_user "$VENV/bin/pip" --python "$NODE_PY" uninstall -q -y "${BUILDOUT_DISTS[@]}"
+  as_user "$VENV/bin/pip" install -q -c "$NODE_CONSTRAINTS" --no-deps --target "$NODE_BUILDOUT" "${BUILDOUT_DISTS[@]}"
+  # zc is a namespace that eggs share (zc.recipe.egg): declared as in the
+  # zc.buildout egg of a node, not by pip's nspkg.pth, which only a site
+  # directory runs
+  echo "__import__('pkg_resources').declare_namespace(__name__)" \
+    | as_user tee "$NODE_BUILDOUT/zc/__init__.py" >/dev/null
+  node_site=$("$NODE_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$NODE_BUILDOUT" | as_user tee "$node_site/zc_buildout.pth" >/dev/null
+  install_shim "$NODE_PY"
+  "$NODE_PY" -c 'import slapos.slap, zc.buildout.buildout' \
+    || die "the node's environment $NODE is broken"
+  if (cd / && "$NODE_PY" -c "import recipes" 2>/dev/null); then
+    die "slapos.mailbundle must not be in the node's environment $NODE"
+  fi
+  echo "$node_digest" | as_user tee "$node_stamp" >/dev/null
+
 fi
 
 # --- (f) IPv6 addresses of the partitions ----------------------------------

@@ -15,6 +15,14 @@ SlapOS master (slapproxy), slapgrid and supervisord under
 It runs as the unprivileged runtime user (slapgrid refuses to run partitions
 as root): use ``scripts/test.sh``, which runs ``scripts/setup.sh`` first.
 
+It builds the way a SlapOS node does: slapgrid and buildout run from the
+node's environment (``$SLAPOS_MAIL_ROOT/node``: slapos.core and zc.buildout,
+not this bundle), and a software release of the checkout is supplied by its
+http URL, served on loopback out of a clean copy of the checkout, with this
+bundle's sdist on an index beside it (``serve_checkout``); the eggs come from
+there and the registries this machine reaches. ``supply(path,
+served=False)`` supplies the local path instead, as a development VM does.
+
 Like a SlapOS master, its slapproxy knows Software Products
 (``SOFTWARE_PRODUCTS``): a request for ``urn:slapos:mail-relay`` (the
 default ``relay-sr-url`` of a backend, as upstream's) gets this checkout's
@@ -29,14 +37,17 @@ after the run of the same kind in progress, if any (slapgrid lets one of
 each kind run at a time).
 """
 import contextlib
+import glob
 import hashlib
 import ipaddress
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import xmlrpc.client
 
@@ -54,6 +65,7 @@ CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
 # gives it (recipes.clients.master.software_release_url asks for it)
 SOFTWARE_PRODUCTS = {'mail-relay': str(CHECKOUT / 'software' /
                                        'mail-server-relay' / 'software.cfg')}
+# (each given by the URL it is served at: EmbeddedSlapOS.served_url)
 
 
 @contextlib.contextmanager
@@ -98,6 +110,98 @@ def partition_ipv6(i):
     return str(network.network_address + i + 2)
 
 
+# -- a clean copy of the checkout and its sdist -------------------------------
+# What git tracks; outside a git checkout (the runtime user's copy of it),
+# every file but these caches and build products.
+NOT_IN_CHECKOUT = ('.git', '__pycache__', '.pytest_cache', 'bin', 'parts',
+                   'eggs', 'develop-eggs', '.installed.cfg', 'build', 'dist')
+DIGEST_FILE = 'sdist.digest'
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def checkout_root(path):
+    """The checkout a file belongs to: the directory with setup.py above
+    it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(os.path.join(directory, 'setup.py')):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            raise RuntimeError('%s is in no checkout of the bundle' % path)
+        directory = parent
+    return directory
+
+
+def checkout_files(checkout):
+    """The files of the checkout, relative to it."""
+    try:
+        listed = subprocess.run(['git', '-C', checkout, 'ls-files', '-z'],
+                                capture_output=True, check=True).stdout
+        return sorted(p for p in listed.decode().split('\0') if p and
+                      os.path.isfile(os.path.join(checkout, p)))
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    found = []
+    for directory, dirs, files in os.walk(checkout):
+        dirs[:] = [d for d in dirs if d not in NOT_IN_CHECKOUT
+                   and not d.endswith('.egg-info')]
+        found += [os.path.relpath(os.path.join(directory, f), checkout)
+                  for f in files if f not in NOT_IN_CHECKOUT
+                  and not f.endswith('.pyc')]
+    return sorted(found)
+
+
+def clean_copy(checkout, destination):
+    """Makes ``destination`` hold the checkout's files and nothing else."""
+    files = checkout_files(checkout)
+    wanted = set(files)
+    for directory, dirs, names in os.walk(destination, topdown=False):
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.relpath(path, destination) not in wanted:
+                os.unlink(path)
+        if directory != destination and not os.listdir(directory):
+            os.rmdir(directory)
+    for path in files:
+        source, target = (os.path.join(checkout, path),
+                          os.path.join(destination, path))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target) or open(source, 'rb').read() != \
+                open(target, 'rb').read():
+            shutil.copy2(source, target)
+
+
+def build_sdist(checkout, index):
+    """Our sdist, in ``index`` (a directory served as buildout's
+    find-links), rebuilt when the package changed; ``index/sdist.digest``
+    names its content."""
+    h = hashlib.sha256()
+    for path in checkout_files(checkout):
+        if path.startswith('recipes/') or path in ('setup.py', 'README.md'):
+            h.update(path.encode() + b'\0')
+            with open(os.path.join(checkout, path), 'rb') as f:
+                h.update(f.read() + b'\0')
+    digest = h.hexdigest()
+    if read(os.path.join(index, DIGEST_FILE)) == digest:
+        return
+    log('building the sdist of slapos.mailbundle')
+    shutil.rmtree(index, ignore_errors=True)
+    os.makedirs(index)
+    with tempfile.TemporaryDirectory() as build:
+        source = os.path.join(build, 'source')
+        clean_copy(checkout, source)
+        subprocess.run([sys.executable, 'setup.py', '-q', 'sdist', '-d', index],
+                       cwd=source, check=True, capture_output=True)
+    with open(os.path.join(index, DIGEST_FILE), 'w') as f:
+        f.write(digest)
+
+
 class SlapOSCommandFailed(RuntimeError):
     """slapos node software, instance or report failed: the message ends
     with the tail of its output."""
@@ -119,18 +223,19 @@ class EmbeddedSlapOS(object):
         # the node's periodic runs; a benchmark that measures one run, or
         # CPU, goes without them
         self.node_loop = node_loop
-        # The venv's slapos and supervisord, whatever PATH says: both
+        # The node's slapos and supervisord, whatever PATH says: both
         # StandaloneSlapOS and the supervisord it starts look them up in PATH.
-        self.bin_directory = os.path.join(sys.prefix, 'bin')
+        self.bin_directory = os.path.join(self.root, 'node', 'bin')
         self.slapos_bin = os.path.join(self.bin_directory, 'slapos')
         if not os.access(self.slapos_bin, os.X_OK):
-            raise RuntimeError('%s not found: run the tests with the virtual '
-                               'environment of scripts/setup.sh' % self.slapos_bin)
+            raise RuntimeError('%s not found: scripts/setup.sh makes the '
+                               "node's environment" % self.slapos_bin)
         path = os.environ.get('PATH', '').split(os.pathsep)
         if path[:1] != [self.bin_directory]:
             os.environ['PATH'] = os.pathsep.join([self.bin_directory] + path)
         self.standalone = None
         self.software_list = []
+        self._urls = {}  # local path of a software.cfg -> the URL supplied
         self._requests = {}  # (reference, shared) -> request arguments
         # what a caller records about its deployment (the demo): removed
         # with the deployment by a clean start
@@ -163,7 +268,8 @@ class EmbeddedSlapOS(object):
                     os.unlink(path)
         log('starting SlapOS in %s (slapproxy on %s:%s)'
             % (self.base_directory, IPV4, self.port))
-        with software_products(SOFTWARE_PRODUCTS):
+        with software_products({product: self.served_url(path) for
+                                product, path in SOFTWARE_PRODUCTS.items()}):
             self.standalone = StandaloneSlapOS(
                 self.base_directory, IPV4, self.port,
                 slapos_bin=self.slapos_bin)
@@ -174,6 +280,7 @@ class EmbeddedSlapOS(object):
                 {'addr': address, 'prefixlen': int(prefixlen)}, i)['addr']
             assert given == partition_ipv6(i), (i, given)
         log('%d partitions formatted' % self.partition_count)
+        self._start_software_server()
         if self.node_loop:
             self._start_node_loop()
         return self
@@ -301,26 +408,155 @@ class EmbeddedSlapOS(object):
         self.stop()
 
     # -- software -------------------------------------------------------------
-    def supply(self, software_cfg_path, state='available'):
-        url = os.path.abspath(software_cfg_path)
-        log('supplying %s' % url)
-        self._provide_download_cache(url)
+    def supply(self, software_cfg_path, state='available', served=True):
+        """Supplies a software release of the checkout: by the http URL it
+        is served at (a node's way), or with ``served=False`` by its local
+        path (a development VM's); a URL is supplied as it is. Returns the
+        URL supplied, which ``request`` and the other methods use for that
+        path."""
+        if '://' in software_cfg_path:
+            url = software_cfg_path
+        else:
+            path = os.path.abspath(software_cfg_path)
+            url = self._serve(path) if served else path
+            self._urls[path] = url
+        log('supplying %s%s' % (url, '' if state == 'available' else
+                                ' (%s)' % state))
+        if state == 'available':
+            self._write_node_buildout(url)
+            if url not in self.software_list:
+                self.software_list.append(url)
+        elif url in self.software_list:
+            self.software_list.remove(url)
         self.standalone.supply(url, state=state)
-        if url not in self.software_list:
-            self.software_list.append(url)
         return url
 
-    def _provide_download_cache(self, url):
-        """What the node cannot download (no network here): the software
-        releases take their archives from ``${buildout:directory}/
-        download-cache``, which is linked to ``$SLAPOS_MAIL_ROOT/
-        download-cache`` that scripts/setup.sh fills."""
-        software = os.path.join(self.standalone.software_directory,
-                                hashlib.md5(url.encode()).hexdigest())
+    def software_url(self, software_release):
+        """The URL a software release was supplied by (``supply``)."""
+        if '://' in software_release:
+            return software_release
+        path = os.path.abspath(software_release)
+        return self._urls.get(path, path)
+
+    # -- the software releases, as a node gets them ---------------------------
+    # A node is handed a software URL and builds it with its own buildout:
+    # the checkout is served on loopback (a clean copy: what git tracks, not
+    # the working tree's caches), with this bundle's sdist on an index, and
+    # the node's buildout gets the lab's own settings.
+
+    @property
+    def served_directory(self):
+        return os.path.join(self.base_directory, 'served')
+
+    @property
+    def server_port(self):
+        return self.port + 1
+
+    def _start_software_server(self):
+        """Starts the http server of the served directory
+        (tests/software_server.py, as its own process: it outlives a demo
+        run, and the ``slapos`` client fetches a release's schemas from
+        it); stopped with the other processes."""
+        os.makedirs(self.served_directory, exist_ok=True)
+        with socket.socket() as s:
+            if s.connect_ex((IPV4, self.server_port)) == 0:
+                return
+        log_file = os.path.join(self.base_directory, 'var', 'log',
+                                'software-server.log')
+        os.makedirs(os.path.dirname(log_file), exist_ok=True)
+        with open(log_file, 'ab') as out:
+            subprocess.Popen(
+                [sys.executable, os.path.join(os.path.dirname(
+                    os.path.abspath(__file__)), 'software_server.py'),
+                 self.served_directory, str(self.server_port)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex((IPV4, self.server_port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError('the software server did not start: see %s'
+                           % log_file)
+
+    def served_url(self, path):
+        """The URL ``path`` (a file of the checkout) is served at."""
+        return 'http://%s:%s/checkout/%s' % (
+            IPV4, self.server_port,
+            os.path.relpath(path, checkout_root(path)))
+
+    def _serve(self, path):
+        """The URL of ``path`` (a file of the checkout) in a fresh clean
+        copy of the checkout, and our sdist on the index beside it."""
+        copy = os.path.join(self.served_directory, 'checkout')
+        if not getattr(self, '_served_fresh', False):
+            clean_copy(checkout_root(path), copy)
+            build_sdist(copy, os.path.join(self.served_directory, 'index'))
+            self._served_fresh = True
+        return self.served_url(path)
+
+    def _software_path(self, url):
+        return os.path.join(self.standalone.software_directory,
+                            hashlib.md5(url.encode()).hexdigest())
+
+    def _write_node_buildout(self, url):
+        """The software directory's buildout.cfg, which slapgrid writes (and
+        keeps) with the first lines only: the lab's node adds a download
+        cache holding what it cannot download (the archives scripts/setup.sh
+        puts in $SLAPOS_MAIL_ROOT/download-cache, and the eggs once
+        downloaded) and the package index of our sdist, which sends the
+        node to PyPI for everything else."""
+        software = self._software_path(url)
         os.makedirs(software, exist_ok=True)
-        link = os.path.join(software, 'download-cache')
-        if not os.path.lexists(link):
-            os.symlink(os.path.join(self.root, 'download-cache'), link)
+        shared = os.path.join(self.base_directory, 'shared')
+        with open(os.path.join(software, 'buildout.cfg'), 'w') as f:
+            f.write('[buildout]\nextends = %s\nshared-part-list = %s\n'
+                    'build-time-part-list =\n'
+                    '# the embedded SlapOS node\'s settings (tests/harness.py)\n'
+                    'download-cache = %s\nindex = http://%s:%s/simple/\n'
+                    % (url, shared, os.path.join(software, 'download-cache'),
+                       IPV4, self.server_port))
+
+    def _forget_changed_content(self, url):
+        """A node takes a software URL, and an egg version, for immutable;
+        here the checkout changes under the same ones. So before each build
+        the node forgets its copies of them: the cached profiles, the cached
+        downloads of files next to them, and our egg when the sdist
+        changed. The archives of the shared download cache are kept."""
+        software = self._software_path(url)
+        shutil.rmtree(os.path.join(software, 'extends-cache'),
+                      ignore_errors=True)
+        cache = os.path.join(software, 'download-cache')
+        if os.path.islink(cache):
+            os.unlink(cache)
+        os.makedirs(cache, exist_ok=True)
+        shared = os.path.join(self.root, 'download-cache')
+        os.makedirs(os.path.join(shared, 'dist'), exist_ok=True)
+        for name in os.listdir(cache):
+            path = os.path.join(cache, name)
+            if not os.path.islink(path):
+                (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            elif not os.path.exists(path):
+                os.unlink(path)  # an archive removed from the shared cache
+        for name in os.listdir(shared):
+            link = os.path.join(cache, name)
+            if not os.path.lexists(link):
+                os.symlink(os.path.join(shared, name), link)
+        if '://' not in url:
+            return  # built from the checkout in develop mode: nothing cached
+        index = os.path.join(self.served_directory, 'index')
+        stamp = os.path.join(software, '.slapos.mailbundle-sdist')
+        sdist = read(os.path.join(index, DIGEST_FILE))
+        if read(stamp) != sdist:
+            for pattern in (('eggs', 'slapos.mailbundle-*'),
+                            ('develop-eggs', 'slapos.mailbundle.egg-link')):
+                for path in glob.glob(os.path.join(software, *pattern)):
+                    (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            for path in glob.glob(os.path.join(shared, 'dist',
+                                               'slapos?mailbundle-*')):
+                os.unlink(path)
+            with open(stamp, 'w') as f:
+                f.write(sdist or '')
 
     def wait_software(self, max_retry=0, error_lines=100, force=True):
         """Builds the supplied software releases. With ``force``, buildout
@@ -328,6 +564,8 @@ class EmbeddedSlapOS(object):
         that changes of the profiles are taken."""
         start = time.time()
         log('building the software releases')
+        for url in self.software_list:
+            self._forget_changed_content(url)
         self._run(lambda **kw: self.standalone.waitForSoftware(
                       install_all=force, **kw),
                   'slapos-node-software', max_retry, error_lines)
@@ -340,7 +578,7 @@ class EmbeddedSlapOS(object):
         """Requests an instance; a shared one goes to the first partition
         of its software release and type, or to the partition
         ``instance_guid`` (``slappartN``) when given."""
-        kw = dict(software_release=os.path.abspath(software_release),
+        kw = dict(software_release=self.software_url(software_release),
                   partition_reference=reference, software_type=software_type,
                   shared=shared, state=state,
                   partition_parameter_kw={'_': json.dumps(parameters or {})})
@@ -398,7 +636,7 @@ class EmbeddedSlapOS(object):
         kw = dict(self._requests.get((reference, shared)) or dict(
             partition_reference=reference, shared=shared, state='started',
             partition_parameter_kw={'_': '{}'}))
-        kw.update(software_release=os.path.abspath(software_release),
+        kw.update(software_release=self.software_url(software_release),
                   software_type=software_type)
         params = self._request(**kw).getConnectionParameterDict()
         if '_' in params:

@@ -1,12 +1,18 @@
-"""Recipe (software release side): unpack an archive that this node may not
-be able to download, and say so instead of failing when it is missing.
+"""Software release side: unpack an archive that this node may not be able
+to download, and say so instead of failing when it is missing. The
+[snappymail] part (software/component/snappymail) runs it with the
+software's Python, as a program: nxdbom, which describes a built software
+release, knows SlapOS's usual recipes only.
 
-  [snappymail]
-  recipe = slapos.mailbundle:optional-archive
-  url = https://.../snappymail-2.38.2.tar.gz
-  md5sum =                        (empty when nobody could establish it)
-  required-file = snappymail/v/2.38.2/include.php
-  location = ${buildout:parts-directory}/snappymail   (default)
+  python -m recipes.software.optional_archive URL MD5SUM DOWNLOAD_CACHE \
+      LOCATION REQUIRED_FILE
+
+  URL            https://.../snappymail-2.38.2.tar.gz
+  MD5SUM         empty when nobody could establish it
+  REQUIRED_FILE  snappymail/v/2.38.2/include.php (relative to LOCATION)
+
+``Recipe`` does the work, with a buildout recipe's interface (options in,
+``install``).
 
 Where the archive comes from, in this order:
   - the download cache (``buildout:download-cache``), under the name
@@ -27,6 +33,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 
@@ -158,3 +165,19 @@ class Recipe:
         if not os.path.isdir(self.options['location']):
             return self.install()
         return [self.options['location']]
+
+
+def main(argv=None):
+    """The recipe's install, as a program (arguments: see the top)."""
+    url, md5sum, cache, location, required_file = (
+        sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    buildout = {'buildout': {'download-cache': cache,
+                             'parts-directory': os.path.dirname(location)}}
+    Recipe(buildout, os.path.basename(location),
+           {'url': url, 'md5sum': md5sum, 'required-file': required_file,
+            'location': location}).install()
+
+
+if __name__ == '__main__':
+    main()

@@ -92,3 +92,19 @@ def test_members_outside_the_location_are_refused(tmp_path):
     with pytest.raises(UserError, match='refusing'):
         r.install()
     assert not (tmp_path / 'parts' / 'evil').exists()
+
+
+def test_the_program_the_software_release_runs(tmp_path):
+    """[snappymail] runs it with the software's Python: the same install,
+    from its arguments."""
+    (tmp_path / 'cache').mkdir()
+    tarball(str(tmp_path / 'cache' / optional_archive.cache_name(URL)),
+            {'snappymail/v/2.38.2/include.php': b'<?php'}, 'snappymail-2.38.2')
+    location = str(tmp_path / 'parts' / 'snappymail')
+    optional_archive.main([URL, '', str(tmp_path / 'cache'), location,
+                           'snappymail/v/2.38.2/include.php'])
+    assert os.path.isfile(os.path.join(location, 'snappymail', 'v', '2.38.2',
+                                       'include.php'))
+    optional_archive.main([URL, '', str(tmp_path / 'none'), location,
+                           'snappymail/v/2.38.2/include.php'])
+    assert os.listdir(location) == [optional_archive.NOTE]
