@@ -30,7 +30,7 @@ import pytest
 from tests.deployment import (MAIL_SERVER, RELAY, http_request, imaps_find,
                               post_form, send)
 from tests.dns_server import DNSServer
-from tests.e2e.test_mail_server import ManageSieve
+from tests.deployment import ManageSieve
 from tests.e2e.test_relay_inbound import run_promise
 from tests.harness import partition_ipv6
 
