@@ -150,4 +150,4 @@ def test_relay_node_routes_the_accepted_domain(rendered):
     with open(os.path.join(p, 'etc', 'postfix', 'transport')) as f:
         routes = [l for l in f.read().splitlines() if not l.startswith('#')]
         assert ' '.join(routes).split() == [
-            DOMAINS[0], 'smtp:[%s]:11025' % rendered['backend-ipv6']]
+            DOMAINS[0], 'backend:[%s]:11025' % rendered['backend-ipv6']]

@@ -138,6 +138,10 @@ def test_allof_always_and_anyof_by_required_keys():
 
 
 # -- the releases' schemas ----------------------------------------------------
+RATE_LIMITS = {'connections': 60, 'concurrent-connections': 20,
+               'messages': 120, 'recipients': 600, 'logins': 30}
+
+
 def test_the_relay_node_schema():
     schema, base = release_schema('mail-server-relay',
                                   'instance-relay-input-schema.json')
@@ -154,6 +158,7 @@ def test_the_relay_node_schema():
         'smtp-port': 10025,
         'submission-port': 10587,
         'spf': {'enable': True, 'nameservers': [], 'timeout': 10},
+        'rate-limits': RATE_LIMITS,
     }
 
 
@@ -197,7 +202,8 @@ def test_the_domain_schema_of_a_relay_cluster():
                                   'mail-server-host': 'fd00::2'},
                          load, base) == {
         'name': 'example.com', 'mail-server-host': 'fd00::2',
-        'mail-server-port': 10025, 'authentication': 'none'}
+        'mail-server-port': 10025, 'email-size-limit': 50,
+        'authentication': 'none'}
 
 
 def test_the_mail_server_schema_a_default_wins_over_its_properties_own():
@@ -210,6 +216,16 @@ def test_the_mail_server_schema_a_default_wins_over_its_properties_own():
     assert value['inbound-relay'] == {'enable': False}
     assert value['outbound-relay'] == {'enable': True, 'port': 25}
     assert value['bogofilter'] == {'enable': False}
+    # the checks of an MX: greylisting only when configured, SPF on
+    assert value['greylisting'] == {
+        'enable': False, 'greylisting-delay': 60, 'whitelist-clients': [],
+        'whitelist-recipients': []}
+    assert value['spf'] == {'enable': True, 'nameservers': [], 'timeout': 10}
+    assert value['rate-limits'] == RATE_LIMITS
+    assert value['email-size-limit'] == 50 and 'postmaster' not in value
+    assert with_defaults(schema, {'mail-domains': ['example.com'],
+                                  'greylisting': {'greylisting-delay': 5}},
+                         load, base)['greylisting']['enable'] is True
     assert with_defaults(schema, {'mail-domains': ['example.com'],
                                   'inbound-relay': {'relay-sr-url': 'u'}},
                          load, base)['inbound-relay'] == {
