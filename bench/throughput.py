@@ -6,10 +6,13 @@ Postfix's smtp-source:
             a bare backend Postfix delivering over LMTP into Dovecot's
             Maildir: two hand-written configurations, nothing else;
 - bundle:   the same path through the mail bundle deployed in an embedded
-            SlapOS with its production defaults (TLS between relay and
-            backend, spam filter on, greylisting and SPF on, the generator
-            whitelisted as the node's own address), until every message
-            sits in the backend's Maildir.
+            SlapOS with its production defaults (the backend ordering its
+            domain from the relay, TLS between relay and backend with the
+            node's client certificate, spam filter on, greylisting and SPF
+            on, the generator exempt as the node's own address from them,
+            from postscreen and from the rate limits; the size policy and
+            the header check in the path), until every message sits in
+            the backend's Maildir.
 
 The bare baseline and the bundle alternate over rounds (default 5), each
 bundle round compared with the mean of the baseline rounds before and after
@@ -267,24 +270,22 @@ def baseline(postfix, bare, messages):
 # --- the bundle -------------------------------------------------------------
 def start_bundle(slapos, relay_config=None, backend_parameters=None):
     """Supply both releases and deploy a relay cluster of one node and a
-    backend for DOMAIN (its test account), the domain ordered from the
-    relay. Returns the Postfix build, the backend's and the node's
-    partitions, the node's address and testmail's home."""
+    backend for DOMAIN (its test account), which orders its domain from the
+    relay (inbound-relay: the relay's node alone delivers to it, known by
+    its certificate). Returns the Postfix build, the backend's and the
+    node's partitions, the node's address and testmail's home."""
     slapos.supply(MAIL_SERVER)
-    slapos.supply(RELAY)
+    relay_url = slapos.supply(RELAY)
     slapos.wait_software()
     slapos.request(RELAY, 'relay', 'cluster', {
         'topology': {'node1': {'fqdn': 'relay1.bench.example.net'}},
         'default-relay-config': relay_config or {}})
     slapos.request(MAIL_SERVER, 'backend', 'default', dict(
-        {'mail-domains': [DOMAIN], 'test-account': True},
+        {'mail-domains': [DOMAIN], 'test-account': True,
+         'inbound-relay': {'enable': True, 'relay-sr-url': relay_url}},
         **(backend_parameters or {})))
-    slapos.wait_instance(max_retry=3)
+    slapos.wait_instance(max_retry=8, max_passes=8)
     backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
-    slapos.request(RELAY, 'domain', 'cluster', {
-        'name': DOMAIN, 'mail-server-host': backend['imap-smtp-ipv6'],
-        'mail-server-port': int(backend['smtp-port'])}, shared=True)
-    slapos.wait_instance(max_retry=3)
     node = json.loads(slapos.connection_parameters(
         RELAY, 'relay', 'cluster')['relay-hosts'])[0]
     backend_partition = slapos.partition_of_address(backend['imap-smtp-ipv6'])

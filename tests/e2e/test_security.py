@@ -507,6 +507,14 @@ def sieve_starttls(sock, context):
     return context.wrap_socket(sock)
 
 
+# the clients of the protocols that start TLS with a command
+STARTTLS = {'imap': (imaplib.IMAP4,
+                     lambda client, context: client.starttls(
+                         ssl_context=context)),
+            'pop3': (poplib.POP3,
+                     lambda client, context: client.stls(context=context))}
+
+
 def handshake(server, kind, context):
     """A TLS handshake with ``context``, as the port's protocol starts it;
     returns the negotiated version, raises ssl.SSLError when refused."""
@@ -515,20 +523,14 @@ def handshake(server, kind, context):
         with smtplib.SMTP(host_, port_, timeout=30) as smtp:
             smtp.starttls(context=context)
             return smtp.sock.version()
-    if kind == 'imap':
-        imap = imaplib.IMAP4(host_, port_, timeout=30)
+    if kind in STARTTLS:
+        connect, starttls = STARTTLS[kind]
+        client = connect(host_, port_, timeout=30)
         try:
-            imap.starttls(ssl_context=context)
-            return imap.sock.version()
+            starttls(client, context)
+            return client.sock.version()
         finally:
-            imap.sock.close()
-    if kind == 'pop3':
-        pop = poplib.POP3(host_, port_, timeout=30)
-        try:
-            pop.stls(context=context)
-            return pop.sock.version()
-        finally:
-            pop.sock.close()
+            client.sock.close()
     with socket.create_connection(server, timeout=30) as sock:
         if kind == 'sieve':
             with sieve_starttls(sock, context) as tls:
