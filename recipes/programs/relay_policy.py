@@ -25,9 +25,9 @@ recipients skip greylisting.
 
 CONFIG.json of ``inbound``: ``{"greylisting": {enable, greylisting-delay,
 whitelist-clients, whitelist-recipients}, "spf": {enable, nameservers,
-timeout}, "trusted-clients": [address or network], "node-addresses":
-[address], "size-limits": {domain: bytes}, "database": path, "log-file":
-path, "receiver": the node's name}``.
+timeout}, "trusted-clients": [address or network: the partition's own,
+loopback, a relay node's backends], "size-limits": {domain: bytes},
+"database": path, "log-file": path, "receiver": the partition's name}``.
 
 ``outbound`` (policy; a relay node's submission port, at RCPT): the client
 must be a backend, recognised as its domain shared instance says
@@ -80,8 +80,7 @@ class InboundChecks:
     def __init__(self, config):
         self.config = config
         self.grey = config['greylisting']
-        self.trusted = list(config.get('trusted-clients', ())) + list(
-            config.get('node-addresses', ()))
+        self.trusted = config.get('trusted-clients', ())
         self.size_limits = config.get('size-limits', {})
         self.log_file = config.get('log-file')
         self.lock = threading.Lock()
