@@ -6,10 +6,13 @@ Postfix's smtp-source:
             a bare backend Postfix delivering over LMTP into Dovecot's
             Maildir: two hand-written configurations, nothing else;
 - bundle:   the same path through the mail bundle deployed in an embedded
-            SlapOS with its production defaults (TLS between relay and
-            backend, spam filter on, greylisting and SPF on, the generator
-            whitelisted as the node's own address), until every message
-            sits in the backend's Maildir.
+            SlapOS with its production defaults (the backend ordering its
+            domain from the relay, TLS between relay and backend with the
+            node's client certificate, spam filter on, greylisting and SPF
+            on, the generator exempt as the node's own address from them,
+            from postscreen and from the rate limits; the size policy and
+            the header check in the path), until every message sits in
+            the backend's Maildir.
 
 The bare baseline and the bundle alternate over rounds (default 5), each
 bundle round compared with the mean of the baseline rounds before and after
@@ -268,9 +271,10 @@ def start_bundle(slapos, relay_config=None, backend_parameters=None):
     """Supply both releases and deploy a relay cluster of one node and a
     backend for DOMAIN (its test account), which orders its domain from
     the relay (found as urn:slapos:mail-relay; the relay verifies it by its
-    MX, asking a stand-in DNS server meanwhile). Returns the Postfix build,
-    the backend's and the node's partitions, the node's address and
-    testmail's home."""
+    MX, asking a stand-in DNS server meanwhile; inbound-relay: the relay's
+    node alone delivers to it, known by its certificate). Returns the
+    Postfix build, the backend's and the node's partitions, the node's
+    address and testmail's home."""
     slapos.supply(MAIL_SERVER)
     slapos.supply(RELAY)
     slapos.wait_software()

@@ -14,8 +14,9 @@ One room per kind of code, in the order a message meets them
   instance/   the buildout recipes of the instance profiles: options in,
               decisions and stores called, options out
   software/   the buildout recipes of the software profiles
-  programs/   what runs in a partition: the relay's policy daemon, the spam
-              filter, the password page, the password command, the
-              scheduler, the backups, the log rotation's reopening
+  programs/   what runs in a partition: the policy daemon (policies and
+              milters), the spam filter, the password page, the password
+              command, the scheduler, the backups, the log rotation's
+              reopening
   promises/   the SlapOS promise plugins
 """

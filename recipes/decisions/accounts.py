@@ -17,6 +17,15 @@ The steps of ``decide``, in order:
    mailbox and do not loop;
 5. ``publish``: what each shared instance gets; ``senders``: who may send
    as what.
+
+The postmaster (RFC 5321: ``postmaster`` bare and at every hosted domain
+must reach someone): ``postmaster_address`` says where its mail goes.
+When that address is in a hosted domain and no shared instance claims it,
+the backend keeps a mailbox there itself (an account without a password
+and without a shared instance, like the test account); the first account
+shared instance that claims the address takes that mailbox over, its mail
+included: that is how the operator reads it. ``postmaster@<domain>`` of
+every hosted domain whose address nobody claims is an alias to it.
 """
 import dataclasses
 import urllib.parse
@@ -66,10 +75,11 @@ def home_of(address):
 
 
 def decide(domains, shared_instances, state, default_quota, test_account,
-           now, password_url=''):
+           now, password_url='', postmaster=None):
     """The database for the shared instances (``[{reference, parameters}]``
     in the master's order) given the previous ``state`` (``{}`` the first
-    time). ``now`` is a Unix time."""
+    time). ``now`` is a Unix time; ``postmaster``: where the postmaster's
+    mail goes (``postmaster_address``), or None for no postmaster."""
     now = int(now)
     domains = [d.lower() for d in domains]
     hosted = set(domains)
@@ -77,9 +87,14 @@ def decide(domains, shared_instances, state, default_quota, test_account,
     requests = read_requests(domains, shared_instances, test_account, errors)
     claims, kinds, owned = settle_claims(
         requests, state.get('claims', {}), hosted, errors)
+    kept = {postmaster} if postmaster and domain_of(postmaster) in hosted \
+        and postmaster not in claims else set()
     accounts, accounts_state, removed = open_accounts(
-        owned, state.get('accounts', {}), claims, kinds, default_quota, now)
+        owned, state.get('accounts', {}), claims, kinds, default_quota, now,
+        kept)
     aliases = settle_aliases(owned, hosted, accounts, kinds, errors)
+    aliases.update(postmaster_aliases(postmaster, domains, claims, accounts,
+                                      aliases))
     return Database(
         domains=domains,
         accounts=accounts,
@@ -174,17 +189,35 @@ def claimed_error(request, owner_kind):
 
 # --- 3. the accounts ---------------------------------------------------------------
 
-def open_accounts(owned, old_accounts, claims, kinds, default_quota, now):
+def open_accounts(owned, old_accounts, claims, kinds, default_quota, now,
+                  kept=()):
     """``(accounts, accounts state, removed)``: each owned account with its
-    state carried over; the accounts whose claim went, to move aside."""
+    state carried over, and the mailboxes the backend keeps itself
+    (``kept``: the postmaster's, while nobody claims it); the accounts whose
+    claim went, to move aside. A kept mailbox that an account claims is
+    handed over to it, mail included."""
     accounts_state, removed = {}, []
     for address, entry in old_accounts.items():
-        if (claims.get(address, False) == entry['reference']
+        owner = claims.get(address, False)
+        if entry.get('kept') and address in kept:
+            accounts_state[address] = entry
+        elif entry.get('kept') and owner and kinds.get(address) == 'account':
+            accounts_state[address] = {
+                key: value for key, value in entry.items() if key != 'kept'}
+            accounts_state[address]['reference'] = owner
+        elif (not entry.get('kept') and owner == entry['reference']
                 and kinds.get(address) == 'account'):
             accounts_state[address] = entry
         else:
             removed.append({'address': address, 'home': home_of(address)})
-    accounts = {}
+    for address in kept:
+        accounts_state.setdefault(address, {
+            'reference': None, 'kept': True, 'created': now,
+            'password': None, 'password-set': None, 'tokens': [],
+            'reset-seen': []})
+    accounts = {address: {'reference': None, 'quota': default_quota,
+                          'suspended': False, 'home': home_of(address),
+                          'password': None} for address in kept}
     for r in owned:
         if r.kind != 'account':
             continue
@@ -299,6 +332,35 @@ def drop_unknown_destinations(aliases, hosted, accounts, kinds, errors):
                 changed = True
 
 
+def postmaster_address(parameter, domains):
+    """Where the postmaster's mail goes: the ``postmaster`` parameter
+    (normalised), by default ``postmaster@`` the first hosted domain.
+    Raises ValueError when the parameter is not an address."""
+    if not parameter:
+        return 'postmaster@%s' % domains[0].lower()
+    address, why = normalise_address(parameter)
+    if why:
+        raise ValueError('postmaster %r is not an address (%s): give the '
+                         'address that receives the postmaster\'s mail'
+                         % (parameter, why))
+    return address
+
+
+def postmaster_aliases(postmaster, domains, claims, accounts, aliases):
+    """``{postmaster@<domain>: (None, [postmaster])}`` for each hosted
+    domain whose postmaster address nobody claims, when the postmaster's
+    address reaches a mailbox (an account, a working alias, or an address
+    elsewhere)."""
+    if not postmaster or (domain_of(postmaster) in domains
+                          and postmaster not in accounts
+                          and postmaster not in aliases):
+        return {}
+    return {'postmaster@' + domain: (None, [postmaster])
+            for domain in domains
+            if 'postmaster@' + domain not in claims
+            and 'postmaster@' + domain != postmaster}
+
+
 # --- 5. what is published, who sends as what ----------------------------------
 
 def publish(accounts, accounts_state, aliases, errors, shared_instances,
@@ -324,6 +386,8 @@ def publish(accounts, accounts_state, aliases, errors, shared_instances,
                                                      {'user': address,
                                                       'token': token}))
     for key, (reference, destinations) in aliases.items():
+        if reference is None:       # the postmaster's, nobody's to see
+            continue
         published[reference] = {'alias': key, 'destinations': destinations}
     for reference, message in errors.items():
         published[reference] = {'error': message}

@@ -34,3 +34,26 @@ def inbound_ipv4(address):
             or ip.is_link_local or ip.is_multicast:
         return ''
     return str(ip)
+
+
+def networks(entries):
+    """Each address or network of ``entries`` as a network in CIDR notation
+    (an address as its /32 or /128), without repeats nor empty entries:
+    whom a partition trusts as itself."""
+    found = []
+    for entry in entries:
+        entry = (entry or '').strip().strip('[]')
+        if not entry:
+            continue
+        network = str(ipaddress.ip_network(entry, strict=False))
+        if network not in found:
+            found.append(network)
+    return found
+
+
+def postfix_networks(entries):
+    """``networks(entries)`` in the syntax of Postfix's network lists
+    (``mynetworks``): an IPv6 network in brackets, ``[fd00::2]/128``."""
+    return ' '.join(
+        '[%s]/%s' % tuple(n.split('/')) if ':' in n else n
+        for n in networks(entries))

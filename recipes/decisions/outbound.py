@@ -1,9 +1,11 @@
 """How a mail backend's outbound mail leaves: through the relay that answered
-its domain request, through a smarthost, or directly.
+its domain request, through a smarthost, or directly; and which relay nodes
+may deliver its inbound mail.
 
 ``route`` decides from the ``outbound-relay`` parameter and the relays'
 answers (one per hosted domain, empty until the relay answered);
-``recipes.instance.outbound`` hands the decision to the Postfix template.
+``relay_fingerprints`` gives the certificates of the relay nodes;
+``recipes.instance.outbound`` hands both to the Postfix template.
 """
 import json
 
@@ -16,6 +18,18 @@ def _json_list(text):
     except ValueError:
         return []
     return value if isinstance(value, list) else []
+
+
+def relay_fingerprints(answers):
+    """The certificate fingerprints of every relay node that answered for a
+    hosted domain (current and next of each), without repeats: the only
+    clients that deliver to the backend's SMTP port without logging in."""
+    found = []
+    for answer in answers:
+        for fingerprint in _json_list(answer.get('tls-fingerprints')):
+            if fingerprint not in found:
+                found.append(fingerprint)
+    return found
 
 
 def route(outbound, answers):

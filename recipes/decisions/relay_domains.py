@@ -109,7 +109,8 @@ def node_domains(accepted, creds):
     for domain in accepted:
         entry = {key: domain[key] for key in (
             'reference', 'name', 'mail-server-host', 'mail-server-port',
-            'authentication', 'fingerprints') if key in domain}
+            'email-size-limit', 'authentication', 'fingerprints')
+            if key in domain}
         if domain['reference'] in creds:
             entry['outbound-user'] = creds[domain['reference']]['user']
             entry['outbound-password-hash'] = \

@@ -40,7 +40,11 @@ def identified_domains(request, domains):
 
 def outbound_action(request, domains):
     """The policy answer for a recipient on the submission port."""
-    mine = identified_domains(request, domains)
+    return sender_action(request, identified_domains(request, domains))
+
+
+def sender_action(request, mine):
+    """The policy answer for a client proven to own the domains ``mine``."""
     if not mine:
         return REJECT_STRANGER
     sender = request.get('sender', '')

@@ -9,6 +9,9 @@
   default-quota = 1024                       (MiB)
   test-account = false
   password-url = https://[...]:8081/password
+  postmaster = admin@example.com             (optional: the parameter; by
+                                             default postmaster@ the first
+                                             domain)
 
 The shared instances come from the partition's parameters file
 (``recipes.instance.slapconfiguration``), where their reset tokens are; the
@@ -20,6 +23,9 @@ each shared instance gets, setup tokens included: for
 updated on install and on update."""
 import os
 
+from zc.buildout import UserError
+
+from ..decisions.accounts import postmaster_address
 from ..stores import accounts
 from .slapconfiguration import partition_parameters
 
@@ -31,6 +37,11 @@ class Recipe:
         self.options = options
         for option, filename in accounts.FILES.items():
             options[option] = os.path.join(options['directory'], filename)
+        try:
+            self.postmaster = postmaster_address(options.get('postmaster'),
+                                                 options['domains'].split())
+        except ValueError as e:
+            raise UserError(str(e))
 
     def install(self):
         o = self.options
@@ -39,7 +50,7 @@ class Recipe:
             partition_parameters(self.buildout, 'valid-shared-instance-list',
                                  []),
             int(o['default-quota']), o.get('test-account') == 'true',
-            o.get('password-url', ''))
+            o.get('password-url', ''), postmaster=self.postmaster)
         return []
 
     update = install

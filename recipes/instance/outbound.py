@@ -19,8 +19,9 @@ class Recipe:
 
     Exports ``mode``, ``relayhost``, ``defer-transports``,
     ``tls-security-level``, ``tls-fingerprints`` (space separated, for
-    smtp_tls_fingerprint_cert_match), ``sasl`` (yes/no) and ``dns-records``
-    (JSON list of every domain's records)."""
+    smtp_tls_fingerprint_cert_match), ``sasl`` (yes/no), ``dns-records``
+    (JSON list of every domain's records) and ``relay-fingerprints`` (space
+    separated: the certificates of every relay node that answered)."""
 
     KEYS = ('outbound-host', 'outbound-smtp-port', 'tls-fingerprints',
             'dns-records')
@@ -38,6 +39,8 @@ class Recipe:
         options['tls-fingerprints'] = ' '.join(decision['tls-fingerprints'])
         options['sasl'] = 'yes' if decision['sasl'] else 'no'
         options['dns-records'] = json.dumps(decision['dns-records'])
+        options['relay-fingerprints'] = ' '.join(
+            outbound.relay_fingerprints(answers))
 
     def install(self):
         return []

@@ -3,6 +3,16 @@ Jinja2 templates that render the partition's parameters into buildout)."""
 import importlib.util
 import json
 
+# the modules of the policy daemon (recipes.programs.relay_policy), which
+# its service's hash restarts it for
+POLICY_DAEMON = (
+    'recipes.programs.relay_policy', 'recipes.programs.milter',
+    'recipes.decisions.greylisting', 'recipes.decisions.spf',
+    'recipes.decisions.relay_policy', 'recipes.decisions.header_from',
+    'recipes.decisions.size_limits', 'recipes.decisions.names',
+    'recipes.decisions.network', 'recipes.stores.greylist',
+    'recipes.stores.accounts', 'recipes.clients.resolver')
+
 
 def json_value(value):
     """``value`` as one line of JSON that buildout takes literally.

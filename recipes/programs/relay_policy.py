@@ -1,42 +1,62 @@
-"""Postfix policy services of a relay node (SMTPD_POLICY_README): one
-daemon per node, run by the partition's supervisor, answering on a unix
-socket per policy (``check_policy_service unix:SOCKET`` in main.cf):
+"""Postfix policy services and milters of a relay node and of a mail
+backend (SMTPD_POLICY_README, MILTER_README): one daemon per partition, run
+by the partition's supervisor, answering on a unix socket per service
+(``check_policy_service unix:SOCKET``, ``smtpd_milters = unix:SOCKET``):
 
-  python -m recipes.programs.relay_policy outbound SOCKET CONFIG.json \\
-      [inbound SOCKET CONFIG.json]
+  python -m recipes.programs.relay_policy MODE SOCKET CONFIG [MODE SOCKET CONFIG]...
 
 Each connection (an smtpd process keeps its own, for many requests) is
-served by a thread of its own; each policy reads its CONFIG.json again when
+served by a thread of its own; each service reads its CONFIG again when
 the file changes (one stat per request), so that a new domain takes effect
 at once and no request is lost to a restart.
 
-``inbound`` (SMTP port, at RCPT): SPF of the sender (``recipes.decisions.spf``:
-refused on ``fail`` only, a ``Received-SPF`` header otherwise), then
-greylisting (``recipes.decisions.greylisting``: a first attempt is deferred with
+``inbound`` (policy; a relay node's inbound port, a backend's SMTP port
+when it is its domains' MX): the size of the message against its
+recipients' backend (``recipes.decisions.size_limits``: at RCPT with the
+announced size, at the end of the data with the real one); SPF of the
+sender (``recipes.decisions.spf``: refused on ``fail`` only, a
+``Received-SPF`` header otherwise), then greylisting
+(``recipes.decisions.greylisting``: a first attempt is deferred with
 ``DEFER_IF_PERMIT 4.7.1``, so that a recipient refused for another reason
-is still refused at once). Clients that are the node itself (its addresses,
-loopback) or a backend of the cluster skip both, as Postfix's own
-``mynetworks`` would; whitelisted clients and recipients skip greylisting.
+is still refused at once). Clients that are the partition itself (its
+addresses, loopback) or a backend of the cluster skip SPF and
+greylisting, as Postfix's own ``mynetworks`` would; whitelisted clients and
+recipients skip greylisting.
 
 CONFIG.json of ``inbound``: ``{"greylisting": {enable, greylisting-delay,
 whitelist-clients, whitelist-recipients}, "spf": {enable, timeout},
 "nameservers": [resolver] (the system's when empty), "trusted-clients":
-[address or network], "node-addresses": [address], "database": path,
-"log-file": path, "receiver": the node's name}``.
+[address or network: the partition's own, loopback, a relay node's
+backends], "size-limits": {domain: bytes}, "database": path, "log-file":
+path, "receiver": the partition's name}``.
 
-``outbound`` (submission port, at RCPT): the client must be a backend,
-recognised as its domain shared instance says (``authentication``: its IP
-address, its SASL login or its TLS client certificate fingerprint), and the
-sender's domain must be one of the domains it is recognised for.
+``outbound`` (policy; a relay node's submission port, at RCPT): the client
+must be a backend, recognised as its domain shared instance says
+(``authentication``: its IP address, its SASL login or its TLS client
+certificate fingerprint), and the sender's domain must be one of the
+domains it is recognised for.
 
 CONFIG.json of ``outbound``: ``{"domains": [{"name", "authentication",
 "mail-server-host", "outbound-user", "fingerprints"}]}`` (the node's
 ``mail-domains``).
 
+``outbound-header`` (milter, after ``outbound`` on the same port): the
+From header may only show addresses of the domains that ``outbound``
+recognised the client for (``recipes.decisions.header_from``), before
+OpenDKIM signs by it. Postfix gives a milter no client certificate, so the
+two share what ``outbound`` found, by the client's address and port.
+CONFIG: the outbound policy's.
+
+``submission-header`` (milter; a backend's submission, SMTPS and SMTP
+ports): an authenticated user's From header may only show addresses its
+login may send as. CONFIG: the account database's ``senders`` map
+(``recipes.stores.accounts``).
+
 When the daemon is down, Postfix answers 4xx
-(``smtpd_policy_service_default_action``): the mail is deferred, neither
-lost nor let through unchecked.
+(``smtpd_policy_service_default_action``, ``milter_default_action``): the
+mail is deferred, neither lost nor let through unchecked.
 """
+import collections
 import json
 import os
 import socketserver
@@ -46,10 +66,12 @@ import threading
 import time
 
 from ..clients.resolver import SPFChecker
-from ..decisions import greylisting
-from ..decisions.relay_policy import outbound_action
+from ..decisions import greylisting, header_from, size_limits
+from ..decisions.relay_policy import identified_domains, sender_action
 from ..decisions.spf import spf_action
+from ..stores import accounts
 from ..stores.greylist import Greylist
+from .milter import ACCEPT, MilterConnection
 
 class InboundChecks:
     """What the ``inbound`` policy of one configuration shares between the
@@ -59,8 +81,8 @@ class InboundChecks:
     def __init__(self, config):
         self.config = config
         self.grey = config['greylisting']
-        self.trusted = list(config.get('trusted-clients', ())) + list(
-            config.get('node-addresses', ()))
+        self.trusted = config.get('trusted-clients', ())
+        self.size_limits = config.get('size-limits', {})
         self.log_file = config.get('log-file')
         self.lock = threading.Lock()
         self.opened = {}
@@ -125,6 +147,7 @@ class Inbound:
         self.checks = checks
         self.headers_for = None      # the message (instance) given its header
         self.spf_checked = (None, None)  # (message and sender, result)
+        self.size_limit = (None, None)   # (message, smallest recipient limit)
 
     def __call__(self, request):
         checks = self.checks()
@@ -134,7 +157,34 @@ class Inbound:
             checks.log(request, 'policy error, mail let through: %r' % e)
             return 'DUNNO'
 
+    def size_refusal(self, checks, request):
+        """At RCPT, the announced size against the recipient's limit (the
+        smallest of the message's recipients is kept); at the end of the
+        data, the real size against it."""
+        instance = request.get('instance')
+        size = int(request.get('size') or 0)
+        if request.get('protocol_state') == 'END-OF-MESSAGE':
+            kept_for, limit = self.size_limit
+            return size_limits.refusal(size, limit if kept_for == instance
+                                       else None)
+        limit = size_limits.recipient_limit(checks.size_limits,
+                                            request.get('recipient', ''))
+        refusal = size_limits.refusal(size, limit)
+        if not refusal and limit:
+            kept_for, kept = self.size_limit
+            if kept_for == instance and kept:
+                limit = min(limit, kept)
+            self.size_limit = (instance, limit)
+        return refusal
+
     def decide(self, checks, request):
+        refusal = self.size_refusal(checks, request)
+        if refusal:
+            checks.log(request, 'too big (%s bytes), refused'
+                       % request.get('size'))
+            return refusal
+        if request.get('protocol_state') == 'END-OF-MESSAGE':
+            return 'DUNNO'
         client = request.get('client_address', '')
         if greylisting.whitelisted_client(checks.trusted, client):
             return 'DUNNO'
@@ -187,14 +237,21 @@ def serve(decide, rfile, wfile):
         request = {}
 
 
-class ConfigFile:
-    """``make(the JSON of path)``, made again when the file changes (a
-    stat per call). A file that cannot be read or parsed (being written)
-    leaves the previous one in force until it changes again."""
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
-    def __init__(self, path, make):
+
+class ConfigFile:
+    """``make(read(path))`` (the JSON of path by default), made again when
+    the file changes (a stat per call). A file that cannot be read or
+    parsed (being written) leaves the previous one in force until it
+    changes again."""
+
+    def __init__(self, path, make, read=read_json):
         self.path = path
         self.make = make
+        self._read = read
         self.lock = threading.Lock()
         self.stamp = None
         stamp = self.current_stamp()
@@ -209,8 +266,7 @@ class ConfigFile:
         return (s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
 
     def read(self):
-        with open(self.path) as f:
-            return json.load(f)
+        return self._read(self.path)
 
     def __call__(self):
         stamp = self.current_stamp()
@@ -246,13 +302,15 @@ class PolicyConnection(socketserver.BaseRequestHandler):
 
 
 class PolicyServer(socketserver.ThreadingUnixStreamServer):
-    """A policy on the unix socket ``path``, readable by the partition's
-    user only; ``new_policy()`` gives each connection its policy."""
+    """A policy (``PolicyConnection``) or a milter (``MilterConnection``) on
+    the unix socket ``path``, readable by the partition's user only;
+    ``new_policy()`` gives each connection (or SMTP session) its policy or
+    check."""
 
     daemon_threads = True
     request_queue_size = 128    # a burst of smtpd processes connecting
 
-    def __init__(self, path, new_policy):
+    def __init__(self, path, new_policy, handler=PolicyConnection):
         self.new_policy = new_policy
         # a socket left by a daemon that was killed would stop the bind
         try:
@@ -260,7 +318,7 @@ class PolicyServer(socketserver.ThreadingUnixStreamServer):
                 os.unlink(path)
         except FileNotFoundError:
             pass
-        super().__init__(path, PolicyConnection)
+        super().__init__(path, handler)
 
     def server_bind(self):
         umask = os.umask(0o177)
@@ -270,39 +328,144 @@ class PolicyServer(socketserver.ThreadingUnixStreamServer):
             os.umask(umask)
 
 
-def outbound_policy(config_path):
+class Identities:
+    """What the outbound policy found the client to be (the domains it owns),
+    by the client's address and port (one SMTP session), for the header
+    check of the same message: the most recent sessions are kept."""
+
+    KEPT = 4096
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.found = collections.OrderedDict()
+
+    def record(self, request, domains):
+        key = (request.get('client_address'), request.get('client_port'))
+        with self.lock:
+            self.found[key] = domains
+            self.found.move_to_end(key)
+            while len(self.found) > self.KEPT:
+                self.found.popitem(last=False)
+
+    def get(self, address, port):
+        with self.lock:
+            return self.found.get((address, str(port)))
+
+
+class HeaderCheck:
+    """The milter check of one SMTP session (``recipes.programs.milter``):
+    collects the From headers; ``refusal(froms)`` decides."""
+
+    def __init__(self):
+        self.client = (None, 0)
+        self.froms = []
+
+    def connect(self, address, port):
+        self.client = (address, port)
+
+    def mail(self, macros):
+        return None
+
+    def header(self, name, value):
+        if name.lower() == 'from':
+            self.froms.append(value)
+
+    def end_of_headers(self):
+        return self.refusal(self.froms)
+
+    def reset(self):
+        self.froms = []
+
+
+class RelayHeaderCheck(HeaderCheck):
+    """``outbound-header``: the From domains are those the outbound policy
+    recognised the client for."""
+
+    def __init__(self, identities):
+        super().__init__()
+        self.identities = identities
+
+    def refusal(self, froms):
+        domains = self.identities.get(*self.client)
+        if domains is None:
+            return ('451 4.7.1 The sender was not recognised before its '
+                    'data: try again')
+        return header_from.relay_refusal(froms, domains)
+
+
+class SubmissionHeaderCheck(HeaderCheck):
+    """``submission-header``: an authenticated user's From addresses are
+    ones its login may send as; other mail (from the relay) is not
+    checked."""
+
+    def __init__(self, senders):
+        super().__init__()
+        self.senders = senders
+        self.login = None
+
+    def mail(self, macros):
+        self.login = macros.get('auth_authen')
+        return None if self.login else ACCEPT
+
+    def refusal(self, froms):
+        return header_from.submission_refusal(froms, self.login,
+                                              self.senders())
+
+
+def outbound_policy(config_path, identities):
     """``new_policy`` of the outbound socket: one for every connection (it
-    keeps nothing between requests)."""
+    keeps nothing between requests); what it finds goes to
+    ``identities``."""
     domains = ConfigFile(config_path, lambda config: config['domains'])
 
     def decide(request):
-        return outbound_action(request, domains())
+        mine = identified_domains(request, domains())
+        identities.record(request, mine)
+        return sender_action(request, mine)
     return lambda: decide
 
 
-def inbound_policy(config_path):
+def inbound_policy(config_path, identities):
     """``new_policy`` of the inbound socket: one ``Inbound`` per
     connection."""
     checks = ConfigFile(config_path, InboundChecks)
     return lambda: Inbound(checks)
 
 
-POLICIES = {'outbound': outbound_policy, 'inbound': inbound_policy}
+def outbound_header_milter(config_path, identities):
+    return lambda: RelayHeaderCheck(identities)
+
+
+def submission_header_milter(senders_path, identities):
+    senders = ConfigFile(senders_path, lambda senders: senders,
+                         read=accounts.read_senders)
+    return lambda: SubmissionHeaderCheck(senders)
+
+
+# mode -> (the maker of new_policy, the connection handler)
+POLICIES = {'outbound': (outbound_policy, PolicyConnection),
+            'inbound': (inbound_policy, PolicyConnection),
+            'outbound-header': (outbound_header_milter, MilterConnection),
+            'submission-header': (submission_header_milter,
+                                  MilterConnection)}
 
 
 def servers(argv):
     """The ``PolicyServer`` of each ``MODE SOCKET CONFIG`` of ``argv``."""
     if not argv or len(argv) % 3:
         raise SystemExit('usage: python -m recipes.programs.relay_policy MODE SOCKET '
-                         'CONFIG.json [MODE SOCKET CONFIG.json]... (MODE: %s)'
-                         % ' or '.join(POLICIES))
+                         'CONFIG [MODE SOCKET CONFIG]... (MODE: %s)'
+                         % ', '.join(POLICIES))
+    identities = Identities()
     found = []
     for i in range(0, len(argv), 3):
         mode, path, config_path = argv[i:i + 3]
         if mode not in POLICIES:
             raise SystemExit('unknown policy %r: %s' % (
-                mode, ' or '.join(POLICIES)))
-        found.append(PolicyServer(path, POLICIES[mode](config_path)))
+                mode, ', '.join(POLICIES)))
+        make, handler = POLICIES[mode]
+        found.append(PolicyServer(path, make(config_path, identities),
+                                  handler))
     return found
 
 

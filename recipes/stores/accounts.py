@@ -101,8 +101,8 @@ from .files import write_atomically
 
 __all__ = ['AccountError', 'InvalidToken', 'UnknownUser', 'WeakPassword',
            'FILES', 'update', 'write', 'set_password', 'change_password',
-           'read_state', 'locked', 'render', 'snapshot', 'read_snapshot',
-           'restore_passwords']
+           'read_state', 'read_senders', 'locked', 'render', 'snapshot',
+           'read_snapshot', 'restore_passwords']
 
 SUSPENSION = 'allow_nets=::/128 nologin=y reason=Account-suspended'
 SUSPENDED_REPLY = '450 4.2.1 Mailbox temporarily suspended'
@@ -195,6 +195,22 @@ def dump(value):
     return json.dumps(value, sort_keys=True, indent=1)
 
 
+def read_senders(path):
+    """The ``senders`` map ``render`` wrote, as ``{address: [logins]}``
+    (``{}`` before the first write): for the check of the From header
+    (``recipes.programs.relay_policy``)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    senders = {}
+    for line in text.splitlines():
+        address, _, logins = line.partition(' ')
+        senders[address] = [login.strip() for login in logins.split(',')]
+    return senders
+
+
 # --- the directory, locked ---------------------------------------------------
 
 @contextlib.contextmanager
@@ -264,12 +280,14 @@ def write(directory, mail_directory, database, now=None):
 
 
 def update(directory, mail_directory, domains, shared_instances,
-           default_quota, test_account, password_url, now=None):
+           default_quota, test_account, password_url, now=None,
+           postmaster=None):
     """Lock, read the state, decide, write; return the Database."""
     now = time.time() if now is None else now
     with locked(directory):
         database = decide(domains, shared_instances, read_state(directory),
-                          default_quota, test_account, now, password_url)
+                          default_quota, test_account, now, password_url,
+                          postmaster)
         _write_locked(directory, mail_directory, database, now)
     return database
 

@@ -36,11 +36,14 @@ def rendered(slapos, dns):
         'submission-port': 11587, 'smtps-port': 11465, 'pop3-port': 11110,
         'pop3s-port': 11995, 'sieve-port': 14191,
         'inbound-relay': {'enable': False}, 'outbound-relay': SMARTHOST,
-        'logs': LOGS, 'backup': BACKUP})
+        'logs': LOGS, 'backup': BACKUP, 'rate-limits': {'messages': 7},
+        'postmaster': 'ops@' + DOMAINS[1]})
     slapos.request(RELAY, 'render-relay', 'cluster', {
         'topology': {'render-node': {'fqdn': 'relay.render.example.com'}},
         'default-relay-config': {'nameservers': [dns.address], 'logs': LOGS,
-                                 'backup': dict(BACKUP, enable=False)}})
+                                 'backup': dict(BACKUP, enable=False),
+                                 'rate-limits': {'connections': 5},
+                                 'postmaster': 'ops@' + DOMAINS[1]}})
     slapos.wait_instance(max_retry=2)
     backend = slapos.connection_parameters(MAIL_SERVER, 'render-backend')
     slapos.request(RELAY, 'render-domain', 'cluster', {
@@ -162,7 +165,7 @@ def test_relay_node_routes_the_accepted_domain(rendered):
     with open(os.path.join(p, 'etc', 'postfix', 'transport')) as f:
         routes = [l for l in f.read().splitlines() if not l.startswith('#')]
         assert ' '.join(routes).split() == [
-            DOMAINS[0], 'smtp:[%s]:11025' % rendered['backend-ipv6']]
+            DOMAINS[0], 'backend:[%s]:11025' % rendered['backend-ipv6']]
 
 
 @pytest.mark.parametrize('partition', ['backend', 'node'])
@@ -197,3 +200,37 @@ def test_the_log_rotation_and_the_schedule_carry_the_parameters(
         assert {'accounts', 'mail', 'bogoutil'} <= set(config)
     else:   # the node's backups are off
         assert 'backup' not in jobs
+
+
+
+
+def test_the_hardening_carries_the_parameters(rendered):
+    backend, node = rendered['backend'], rendered['node']
+    for p in (backend, node):
+        settings = dict(line.split(' = ', 1) for line in postconf(
+            rendered, p, '-x', 'smtpd_forbid_bare_newline',
+            'smtpd_forbid_unauth_pipelining', 'disable_vrfy_command',
+            'smtpd_tls_mandatory_protocols',
+            'smtpd_client_event_limit_exceptions').splitlines())
+        assert settings['smtpd_forbid_bare_newline'] == 'normalize'
+        assert settings['smtpd_forbid_unauth_pipelining'] == 'yes'
+        assert settings['disable_vrfy_command'] == 'yes'
+        assert settings['smtpd_tls_mandatory_protocols'] == '>=TLSv1.2'
+        # the partition itself is exempt from the rate limits
+        assert '127.0.0.0/8' in settings['smtpd_client_event_limit_exceptions']
+    assert postconf(rendered, backend, '-h',
+                    'smtpd_client_message_rate_limit').strip() == '7'
+    assert postconf(rendered, node, '-h',
+                    'smtpd_client_connection_rate_limit').strip() == '5'
+    # its own MX (no inbound-relay): postscreen on the SMTP port
+    smtp = [line.split() for line in postconf(rendered, backend,
+                                              '-M').splitlines()
+            if line.startswith('[%s]:11025 ' % rendered['backend-ipv6'])]
+    assert smtp and smtp[0][7] == 'postscreen', smtp
+    # the postmaster of every domain, and the node's bare one
+    with open(os.path.join(backend, 'srv', 'accounts', 'aliases')) as f:
+        assert 'postmaster@%s ops@%s' % (DOMAINS[0], DOMAINS[1]) in f.read()
+    with open(os.path.join(node, 'etc', 'postfix', 'postmaster')) as f:
+        assert 'postmaster@relay.render.example.com ops@%s' % DOMAINS[1] \
+            in f.read()
+

@@ -374,3 +374,81 @@ def test_find_loops_on_a_long_chain_without_recursion():
     chain['a5000'] = ['a0']
     (loop,) = loops.find_loops(chain)
     assert len(loop) == 5002 and loop[0] == loop[-1] == 'a0'
+
+
+# --- the postmaster ----------------------------------------------------------------
+
+def with_postmaster(shared, state=None, postmaster='postmaster@example.com'):
+    return accounts.decide(DOMAINS, shared, state or {}, 1024, False, NOW,
+                           URL, postmaster)
+
+
+def test_the_postmaster_address_is_the_parameter_or_the_first_domains():
+    assert accounts.postmaster_address('', ['Example.com', 'example.org']) \
+        == 'postmaster@example.com'
+    assert accounts.postmaster_address(' Admin@Example.org ', DOMAINS) == \
+        'admin@example.org'
+    with pytest.raises(ValueError) as refused:
+        accounts.postmaster_address('not an address', DOMAINS)
+    assert str(refused.value).startswith("postmaster 'not an address' is not "
+                                         "an address")
+
+
+def test_the_backend_keeps_the_postmasters_mailbox_until_someone_claims_it():
+    db = with_postmaster([account('_a', 'alice@example.com')])
+    # a mailbox of its own, that nobody can log in to, published to nobody
+    assert db.accounts['postmaster@example.com'] == {
+        'reference': None, 'quota': 1024, 'suspended': False,
+        'home': 'example.com/postmaster', 'password': None}
+    assert db.state['accounts']['postmaster@example.com']['kept'] is True
+    assert 'postmaster@example.com' not in db.state['claims']
+    assert None not in db.published
+    # postmaster@ every hosted domain reaches it
+    assert db.aliases['postmaster@example.org'] == ['postmaster@example.com']
+    assert 'postmaster@example.com' not in db.aliases
+    # the next run keeps it, with nothing moved aside
+    again = with_postmaster([account('_a', 'alice@example.com')], db.state)
+    assert again.removed == [] and 'postmaster@example.com' in again.accounts
+    # the operator orders the account: it takes the mailbox over (the
+    # same home, its mail kept) and gets its setup link
+    claimed = with_postmaster([account('_a', 'alice@example.com'),
+                               account('_p', 'postmaster@example.com')],
+                              again.state)
+    assert claimed.removed == []
+    assert claimed.accounts['postmaster@example.com']['reference'] == '_p'
+    assert claimed.accounts['postmaster@example.com']['home'] == \
+        'example.com/postmaster'
+    assert 'kept' not in claimed.state['accounts']['postmaster@example.com']
+    assert claimed.published['_p']['setup-url'].startswith(URL)
+    assert claimed.aliases['postmaster@example.org'] == [
+        'postmaster@example.com']
+
+
+def test_an_account_or_an_alias_may_receive_the_postmasters_mail():
+    # the parameter names an account: no mailbox of the backend's own
+    db = with_postmaster([account('_a', 'alice@example.com')],
+                         postmaster='alice@example.com')
+    assert set(db.accounts) == {'alice@example.com'}
+    assert db.aliases == {'postmaster@example.com': ['alice@example.com'],
+                          'postmaster@example.org': ['alice@example.com']}
+    # an address elsewhere: forwarded there
+    db = with_postmaster([], postmaster='ops@elsewhere.example')
+    assert db.aliases['postmaster@example.com'] == ['ops@elsewhere.example']
+    # a domain's own postmaster account or alias wins over the parameter
+    db = with_postmaster([account('_p', 'postmaster@example.org'),
+                          alias('_t', 'team@example.com',
+                                'postmaster@example.org')],
+                         postmaster='team@example.com')
+    assert db.aliases['postmaster@example.com'] == ['team@example.com']
+    assert 'postmaster@example.org' not in db.aliases
+    # a name that reaches no mailbox (an alias in error) gives no alias
+    db = with_postmaster([alias('_t', 'team@example.com',
+                                'nobody@example.com')],
+                         postmaster='team@example.com')
+    assert not any(key.startswith('postmaster@') for key in db.aliases)
+    # a kept mailbox whose address is no longer the postmaster's is moved
+    # aside (kept on disk), as a destroyed account's
+    first = with_postmaster([])
+    later = with_postmaster([], first.state, postmaster='ops@elsewhere.example')
+    assert later.removed == [{'address': 'postmaster@example.com',
+                              'home': 'example.com/postmaster'}]

@@ -385,3 +385,28 @@ def test_recipe(db, tmp_path):
     assert passwords.verify_password(db.passwd()['alice@example.com'][1],
                                     PASSWORD)
     assert 'storage=100M' in db.read('passwd')
+    # the postmaster: by default the first domain's, a mailbox nobody logs
+    # in to, and postmaster@ the other domains reaches it
+    assert db.passwd()['postmaster@example.com'][1] == passwords.NO_PASSWORD
+    assert 'postmaster@example.org postmaster@example.com' in \
+        db.lines('aliases')
+    # a postmaster that is no address names the parameter
+    from zc.buildout import UserError
+    with pytest.raises(UserError) as refused:
+        Recipe(buildout, 'accounts', dict(options, postmaster='admin'))
+    assert str(refused.value).startswith("postmaster 'admin' is not an "
+                                         "address")
+
+
+def test_the_senders_map_reads_back(db):
+    db.update([account('_a', 'alice@example.com'),
+               account('_b', 'bob@example.com'),
+               alias('_t', 'team@example.com', 'alice@example.com',
+                     'bob@example.com')])
+    path = os.path.join(db.directory, 'senders')
+    assert accounts.read_senders(path) == {
+        'alice@example.com': ['alice@example.com'],
+        'bob@example.com': ['bob@example.com'],
+        'team@example.com': ['alice@example.com', 'bob@example.com']}
+    assert accounts.read_senders(path + '.none') == {}
+

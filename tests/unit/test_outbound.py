@@ -52,3 +52,11 @@ def test_dns_records_of_every_domain_once():
         ['example.com. MX 10 relay.example.net.', 'example.org. MX 10 r.'])})
     assert outbound.route({'enable': True}, [ANSWER, other, NO_ANSWER])['dns-records'] == [
         'example.com. MX 10 relay.example.net.', 'example.org. MX 10 r.']
+
+
+def test_the_relay_nodes_that_may_deliver_here_are_those_that_answered():
+    other = dict(ANSWER, **{'tls-fingerprints': json.dumps(['CC:DD', 'EE:FF'])})
+    assert outbound.relay_fingerprints([ANSWER, other, NO_ANSWER]) == [
+        'AA:BB', 'CC:DD', 'EE:FF']
+    # whatever the outbound route: mail still comes in through the relay
+    assert outbound.relay_fingerprints([NO_ANSWER]) == []

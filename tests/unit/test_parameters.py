@@ -144,6 +144,10 @@ def test_allof_always_and_anyof_by_required_keys():
 
 
 # -- the releases' schemas ----------------------------------------------------
+RATE_LIMITS = {'connections': 60, 'concurrent-connections': 20,
+               'messages': 120, 'recipients': 600, 'logins': 30}
+
+
 def test_the_relay_node_schema():
     schema, base = release_schema('mail-server-relay',
                                   'instance-relay-input-schema.json')
@@ -163,6 +167,7 @@ def test_the_relay_node_schema():
         'nameservers': [],
         'logs': {'keep': 14, 'max-size': 100, 'alarm-size': 1024},
         'backup': {'enable': True, 'time': '03:00', 'keep': 7},
+        'rate-limits': RATE_LIMITS,
     }
 
 
@@ -206,7 +211,8 @@ def test_the_domain_schema_of_a_relay_cluster():
                                   'mail-server-host': 'fd00::2'},
                          load, base) == {
         'name': 'example.com', 'mail-server-host': 'fd00::2',
-        'mail-server-port': 10025, 'authentication': 'none'}
+        'mail-server-port': 10025, 'email-size-limit': 50,
+        'authentication': 'none'}
 
 
 def test_the_mail_server_schema_has_upstreams_defaults():
@@ -223,6 +229,17 @@ def test_the_mail_server_schema_has_upstreams_defaults():
     assert value['sieve-port'] == 4190
     assert value['logs'] == {'keep': 14, 'max-size': 100, 'alarm-size': 1024}
     assert value['backup'] == {'enable': True, 'time': '03:00', 'keep': 7}
+    # the checks of an MX: greylisting only when configured, SPF on
+    assert value['greylisting'] == {
+        'enable': False, 'greylisting-delay': 60, 'whitelist-clients': [],
+        'whitelist-recipients': []}
+    assert value['spf'] == {'enable': True, 'timeout': 10}
+    assert value['nameservers'] == []
+    assert value['rate-limits'] == RATE_LIMITS
+    assert value['email-size-limit'] == 50 and 'postmaster' not in value
+    assert with_defaults(schema, {'mail-domains': ['example.com'],
+                                  'greylisting': {'greylisting-delay': 5}},
+                         load, base)['greylisting']['enable'] is True
     assert with_defaults(schema, {'mail-domains': ['example.com'],
                                   'inbound-relay': {'enable': False}},
                          load, base)['inbound-relay'] == {

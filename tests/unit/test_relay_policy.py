@@ -1,5 +1,6 @@
 import io
 
+from recipes.decisions.relay_policy import outbound_action
 from recipes.programs import relay_policy
 
 DOMAINS = [
@@ -13,7 +14,7 @@ DOMAINS = [
 
 
 def action(**request):
-    return relay_policy.outbound_action(request, DOMAINS)
+    return outbound_action(request, DOMAINS)
 
 
 def test_each_backend_is_recognised_as_its_domain_says():
@@ -365,11 +366,13 @@ def serving(sockets):
     ``PolicyServer`` of the policy answers on (in this process, as the
     daemon's threads would)."""
     servers = []
+    identities = relay_policy.Identities()   # one daemon's, shared
 
     def serve(mode, config_path):
         path = os.path.join(sockets, '%s-%d.sock' % (mode, len(servers)))
+        make, handler = relay_policy.POLICIES[mode]
         server = relay_policy.PolicyServer(
-            path, relay_policy.POLICIES[mode](config_path))
+            path, make(str(config_path), identities), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return path
@@ -417,12 +420,12 @@ def test_concurrent_connections_are_answered_in_parallel(tmp_path, serving,
     config = tmp_path / 'outbound.json'
     write_json(config, {'domains': DOMAINS})
     path = serving('outbound', config)
-    real = relay_policy.outbound_action
+    real = relay_policy.sender_action
     answers = []
 
-    def slow(request, domains):
+    def slow(request, mine):
         time.sleep(1)
-        return real(request, domains)
+        return real(request, mine)
 
     def one():
         client = Client(path)
@@ -431,7 +434,7 @@ def test_concurrent_connections_are_answered_in_parallel(tmp_path, serving,
                                       sender='a@ip.example'))
         finally:
             client.close()
-    monkeypatch.setattr(relay_policy, 'outbound_action', slow)
+    monkeypatch.setattr(relay_policy, 'sender_action', slow)
     started = time.monotonic()
     threads = [threading.Thread(target=one) for _ in range(20)]
     for t in threads:
@@ -584,3 +587,163 @@ def test_the_promise_asks_each_policy_as_a_trusted_client(
         .startswith('action=REJECT 5.7.1 Relay access denied')
     with pytest.raises(OSError):
         answer(os.path.join(sockets, 'nobody.sock'))
+
+
+# -- inbound: the size of a message against its recipient's backend ------------
+def test_a_message_too_big_for_its_backend_is_refused_during_the_dialogue(
+        tmp_path, dns_server):
+    config = inbound_config(tmp_path, dns_server, enable=False)
+    config['size-limits'] = {'small.example': 1000, 'big.example': 5000}
+    checks = relay_policy.InboundChecks(config)
+    policy = relay_policy.Inbound(lambda: checks)
+
+    def at(state, **request):
+        return policy(dict(dict(client_address='fd00::1', sender='a@x.example',
+                                instance='m1', protocol_state=state),
+                           **request))
+    # announced with MAIL FROM SIZE=: refused at RCPT, for that domain only
+    assert at('RCPT', recipient='a@small.example', size='2000').startswith(
+        '552 5.3.4 Message too big')
+    assert at('RCPT', recipient='a@big.example', size='2000') == 'DUNNO'
+    # not announced: the smallest limit among its recipients, at the end of
+    # the data (a trusted client too: its backend would bounce it all the
+    # same)
+    assert at('RCPT', recipient='a@big.example', size='0',
+              instance='m2') == 'DUNNO'
+    assert at('RCPT', recipient='b@small.example', size='0',
+              instance='m2') == 'DUNNO'
+    assert at('END-OF-MESSAGE', size='1500', instance='m2').startswith(
+        '552 5.3.4 Message too big')
+    assert at('END-OF-MESSAGE', size='900', instance='m2') == 'DUNNO'
+    # the next message starts afresh; a domain without a limit has none
+    assert at('RCPT', recipient='a@big.example', size='0',
+              instance='m3') == 'DUNNO'
+    assert at('END-OF-MESSAGE', size='1500', instance='m3') == 'DUNNO'
+    assert at('RCPT', recipient='a@other.example', size='0',
+              instance='m4') == 'DUNNO'
+    assert at('END-OF-MESSAGE', size='10000000', instance='m4') == 'DUNNO'
+
+
+# -- the header checks (milters) -------------------------------------------------
+from recipes.programs import milter
+
+
+class MTA:
+    """Postfix's side of the milter protocol, over one connection."""
+
+    def __init__(self, path):
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.socket.settimeout(30)
+        self.socket.connect(path)
+        self.stream = self.socket.makefile('rb')
+
+    def send(self, command, data=b''):
+        self.socket.sendall(milter.packet(command, data))
+
+    def reply(self):
+        return milter.read_packet(self.stream)
+
+    def negotiate(self, offered=0x3fffff):
+        import struct
+        self.send(milter.NEGOTIATE, struct.pack('!III', 6, 0x1ff, offered))
+        return struct.unpack('!III', self.reply()[1])
+
+    def connect(self, address, port):
+        import struct
+        self.send(milter.CONNECT, b'client.example\0' + b'6'
+                  + struct.pack('!H', port) + address.encode() + b'\0')
+        return self.reply()
+
+    def mail(self, sender, **macros):
+        self.send(milter.MACRO, b'M' + b''.join(
+            b'{%s}\0%s\0' % (k.encode(), v.encode())
+            for k, v in macros.items()))
+        self.send(milter.MAIL, b'<%s>\0' % sender.encode())
+        return self.reply()
+
+    def headers(self, *lines):
+        """Each header line (no reply asked), then the end of the header."""
+        for name, value in lines:
+            self.send(milter.HEADER, b'%s\0%s\0' % (name.encode(),
+                                                   value.encode()))
+        self.send(milter.END_OF_HEADERS)
+        return self.reply()
+
+    def close(self):
+        self.send(milter.QUIT)
+        self.stream.close()
+        self.socket.close()
+
+
+def test_the_relay_refuses_a_from_header_of_another_backends_domain(
+        tmp_path, serving):
+    config = tmp_path / 'outbound.json'
+    write_json(config, {'domains': DOMAINS})
+    policy = Client(serving('outbound', config))
+    mta = MTA(serving('outbound-header', config))
+    try:
+        # Postfix is told to skip what the check does not read
+        version, actions, protocol = mta.negotiate()
+        assert (version, actions) == (6, 0)
+        assert protocol == milter.SKIPPED
+        assert mta.connect('fd00::2', 4242) == (milter.CONTINUE, b'')
+        # the outbound policy recognised the client at RCPT: ip.example
+        assert policy.ask(client_address='fd00::2', client_port='4242',
+                          sender='a@ip.example') == 'OK'
+        assert mta.mail('a@ip.example') == (milter.CONTINUE, b'')
+        command, text = mta.headers(('Subject', 'hi'),
+                                    ('From', 'Boss <boss@login.example>'))
+        assert command == milter.REPLY_CODE
+        assert text.startswith(b'550 5.7.1 <boss@login.example>: the From '
+                               b'header may only show addresses of your '
+                               b'domains (ip.example)')
+        # the next message of the session, From its own domain
+        mta.send(milter.ABORT)
+        assert mta.mail('a@ip.example') == (milter.CONTINUE, b'')
+        assert mta.headers(('From', 'a@ip.example')) == (milter.CONTINUE, b'')
+        mta.send(milter.END_OF_BODY)
+        assert mta.reply() == (milter.ACCEPT, b'')
+        # another client the policy never saw: try again later
+        mta.send(milter.QUIT_NEW_CONNECTION)
+        mta.negotiate()
+        mta.connect('fd00::2', 5353)
+        mta.mail('a@ip.example')
+        command, text = mta.headers(('From', 'a@ip.example'))
+        assert command == milter.REPLY_CODE and text.startswith(b'451 4.7.1')
+    finally:
+        mta.close()
+        policy.close()
+
+
+def test_a_backend_user_may_only_show_its_own_addresses(tmp_path, serving):
+    senders = tmp_path / 'senders'
+    senders.write_text('alice@mail1.example alice@mail1.example\n'
+                       'team@mail1.example alice@mail1.example, '
+                       'bob@mail1.example\n')
+    mta = MTA(serving('submission-header', senders))
+    try:
+        mta.negotiate()
+        mta.connect('fd00::9', 1234)
+        # mail from the relay (no login): nothing to check in it
+        assert mta.mail('x@outside.example') == (milter.ACCEPT, b'')
+        assert mta.mail('alice@mail1.example',
+                        auth_authen='alice@mail1.example') == (
+                            milter.CONTINUE, b'')
+        assert mta.headers(('From', 'team@mail1.example')) == (
+            milter.CONTINUE, b'')
+        mta.send(milter.END_OF_BODY)
+        assert mta.reply() == (milter.ACCEPT, b'')
+        mta.mail('alice@mail1.example', auth_authen='alice@mail1.example')
+        command, text = mta.headers(('From', 'bob@mail1.example'))
+        assert command == milter.REPLY_CODE and text.startswith(
+            b'550 5.7.1 <bob@mail1.example>')
+        # the account database changed: read again at the next message
+        mta.send(milter.ABORT)
+        write_json_text = 'bob@mail1.example alice@mail1.example\n'
+        senders.with_name('senders.new').write_text(write_json_text)
+        os.rename(str(senders.with_name('senders.new')), str(senders))
+        mta.mail('alice@mail1.example', auth_authen='alice@mail1.example')
+        assert mta.headers(('From', 'bob@mail1.example')) == (
+            milter.CONTINUE, b'')
+    finally:
+        mta.close()
