@@ -183,9 +183,10 @@ fi
 
 # --- (e) source copy and virtual environment -------------------------------
 step "copying the checkout to $ROOT/src"
+# __pycache__ is hidden, not protected: a removed package's goes with it
 rsync -a --delete --chown="$RUN_USER:$RUN_GROUP" \
   --exclude=.git --exclude=/bin/ --exclude=/parts/ --exclude=/eggs/ \
-  --exclude=/develop-eggs/ --exclude=.installed.cfg --exclude=__pycache__ \
+  --exclude=/develop-eggs/ --exclude=.installed.cfg --filter='H __pycache__' \
   --exclude=.pytest_cache --exclude='*.egg-info' --exclude=/build/ \
   "$REPO/" "$ROOT/src/"
 

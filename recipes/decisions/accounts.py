@@ -194,22 +194,8 @@ def open_accounts(owned, old_accounts, claims, kinds, default_quota, now,
     """``(accounts, accounts state, removed)``: each owned account with its
     state carried over, and the mailboxes the backend keeps itself
     (``kept``: the postmaster's, while nobody claims it); the accounts whose
-    claim went, to move aside. A kept mailbox that an account claims is
-    handed over to it, mail included."""
-    accounts_state, removed = {}, []
-    for address, entry in old_accounts.items():
-        owner = claims.get(address, False)
-        if entry.get('kept') and address in kept:
-            accounts_state[address] = entry
-        elif entry.get('kept') and owner and kinds.get(address) == 'account':
-            accounts_state[address] = {
-                key: value for key, value in entry.items() if key != 'kept'}
-            accounts_state[address]['reference'] = owner
-        elif (not entry.get('kept') and owner == entry['reference']
-                and kinds.get(address) == 'account'):
-            accounts_state[address] = entry
-        else:
-            removed.append({'address': address, 'home': home_of(address)})
+    claim went, to move aside."""
+    accounts_state, removed = carry_over(old_accounts, claims, kinds, kept)
     for address in kept:
         accounts_state.setdefault(address, {
             'reference': None, 'kept': True, 'created': now,
@@ -237,6 +223,28 @@ def open_accounts(owned, old_accounts, claims, kinds, default_quota, now,
             'password': entry['password'],
         }
     return accounts, accounts_state, removed
+
+
+def carry_over(old_accounts, claims, kinds, kept):
+    """``(accounts state, removed)``: the state of each account whose owner
+    still claims it as an account, and of each kept mailbox; the others'
+    homes, to move aside. A kept mailbox that an account claims is handed
+    over to it, mail included."""
+    accounts_state, removed = {}, []
+    for address, entry in old_accounts.items():
+        owner = claims.get(address, False)
+        if entry.get('kept') and address in kept:
+            accounts_state[address] = entry
+        elif entry.get('kept') and owner and kinds.get(address) == 'account':
+            accounts_state[address] = {
+                key: value for key, value in entry.items() if key != 'kept'}
+            accounts_state[address]['reference'] = owner
+        elif (not entry.get('kept') and owner == entry['reference']
+                and kinds.get(address) == 'account'):
+            accounts_state[address] = entry
+        else:
+            removed.append({'address': address, 'home': home_of(address)})
+    return accounts_state, removed
 
 
 def refresh_tokens(entry, address, reset_token, now, needs_setup):

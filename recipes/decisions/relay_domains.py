@@ -44,22 +44,7 @@ def accept(shared_instances, claims, conflicts, verify):
     ``errors`` maps a reference to ``{domain, error}``; ``unverified`` maps
     a reference to ``{domain, why}``; ``claims`` is what to keep for the
     next run."""
-    asks, errors = [], {}
-    for shared in shared_instances:
-        reference, parameters = shared['reference'], shared['parameters']
-        given = parameters.get('name', '')
-        name = normalise_domain(given)
-        why = domain_error(name)
-        if why:
-            errors[reference] = {'domain': given, 'error': (
-                'name %r is not a domain name (%s): give the domain, for '
-                'example mail.example.com' % (given, why))}
-        elif not parameters.get('mail-server-host'):
-            errors[reference] = {'domain': name, 'error': (
-                'mail-server-host is missing: give the address of the '
-                'backend that hosts %s' % name)}
-        else:
-            asks.append((reference, name))
+    asks, errors = asked(shared_instances)
     claimed = {name for name, reference in claims.items()
                if (reference, name) in asks}
     verified, why_not = verify([name for _, name in asks
@@ -78,6 +63,29 @@ def accept(shared_instances, claims, conflicts, verify):
             accepted.append(dict(by_reference[reference], name=name,
                                  reference=reference))
     return accepted, errors, unverified, claims
+
+
+def asked(shared_instances):
+    """``(asks, errors)``: ``[(reference, normalised name)]`` of the shared
+    instances that name a domain and its backend, in the master's order;
+    ``{reference: {domain, error}}`` of the others."""
+    asks, errors = [], {}
+    for shared in shared_instances:
+        reference, parameters = shared['reference'], shared['parameters']
+        given = parameters.get('name', '')
+        name = normalise_domain(given)
+        why = domain_error(name)
+        if why:
+            errors[reference] = {'domain': given, 'error': (
+                'name %r is not a domain name (%s): give the domain, for '
+                'example mail.example.com' % (given, why))}
+        elif not parameters.get('mail-server-host'):
+            errors[reference] = {'domain': name, 'error': (
+                'mail-server-host is missing: give the address of the '
+                'backend that hosts %s' % name)}
+        else:
+            asks.append((reference, name))
+    return asks, errors
 
 
 # -- outbound credentials ----------------------------------------------------

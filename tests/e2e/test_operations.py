@@ -27,9 +27,10 @@ import uuid
 
 import pytest
 
-from tests.deployment import (ACCOUNTS, MAIL1, MAIL2, MAIL_SERVER,
+from tests.deployment import (ACCOUNTS, DNS_PORT, MAIL1, MAIL2, MAIL_SERVER,
                               OUTSIDE_RECIPIENT, OUTSIDE_SENDER,
-                              RELAY_INBOUND_PORT, deploy_reference_topology,
+                              REFERENCE_MX, RELAY_INBOUND_PORT,
+                              deploy_reference_topology, mx_dns,
                               http_request, imaps_login_works,
                               imaps_subjects, reference_smarthost, send,
                               set_password, sieve_file_into, smtp_submit,
@@ -53,10 +54,12 @@ DELIVERED_WITHIN = 60   # seconds after mail2 is back
 
 @pytest.fixture(scope='module')
 def topology(slapos, tmp_path_factory):
-    """The reference topology, with its smarthost (``smarthost``), the spam
-    filter in the path of every delivery."""
+    """The reference topology, with its smarthost (``smarthost``) and the
+    DNS server that verifies mail2, the spam filter in the path of every
+    delivery."""
     with reference_smarthost(str(tmp_path_factory.mktemp('smarthost')),
-                             SMARTHOST_LOGIN) as smarthost:
+                             SMARTHOST_LOGIN) as smarthost, \
+            mx_dns(REFERENCE_MX, DNS_PORT):
         deployed = deploy_reference_topology(
             slapos, SMARTHOST_LOGIN, PASSWORDS,
             backend_parameters={'bogofilter': {'enable': True}})
@@ -89,8 +92,16 @@ def subjects_of(topology, address, folder='INBOX'):
 @pytest.fixture(scope='module')
 def outage(slapos, topology):
     """mail2's Postfix stopped, as an operator would, and mail for charlie
-    sent to the relay meanwhile: it waits in the relay's queue."""
+    sent to the relay meanwhile: it waits in the relay's queue. Charlie
+    got mail before, as a mailbox does: the relay verified him then and
+    remembers it (a recipient it never verified is deferred, 450, while
+    his backend is down)."""
     mail2 = partition(topology, 'mail2')
+    first = 'before the outage %s' % uuid.uuid4()
+    send(topology['node'], RELAY_INBOUND_PORT, OUTSIDE_SENDER, [CHARLIE],
+         first)
+    wait_for(lambda: first in subjects_of(topology, CHARLIE),
+             'the first message for charlie delivered', 120)
     slapos.service(mail2, 'postfix', 'stop')
     since = time.time()
     subjects = ['outage %d %s' % (i, uuid.uuid4()) for i in range(10)]
@@ -323,8 +334,10 @@ PASSWORDS3 = {'alice@' + MAIL3: 'alice password 3',
 
 
 def deploy_mail3(slapos):
+    # on its own, its mail sent to it directly: the relay plays no part
     guid = slapos.request(MAIL_SERVER, 'mail3', 'default',
-                          {'mail-domains': [MAIL3]}).getId()
+                          {'mail-domains': [MAIL3],
+                           'inbound-relay': {'enable': False}}).getId()
     for reference, address in USERS3.items():
         slapos.request(MAIL_SERVER, reference, 'default',
                        {'address': address}, shared=True,

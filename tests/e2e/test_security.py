@@ -137,7 +137,7 @@ def deployment(slapos, outside):
         set_password(slapos, reference, PASSWORD,
                      backends[backend]['password-url'])
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
-    node = json.loads(relay['relay-hosts'])[0]
+    node = relay['relay-hosts'][0]
     return {
         'slapos': slapos, 'node': node, 'backends': backends,
         'node-partition': slapos.partition_of_address(node),

@@ -94,9 +94,10 @@ def certificate(tmp_path_factory):
         return k.read() + c.read()
 
 
-def cluster_parameters(dns, certificate):
+def cluster_parameters(dns, certificate, relay_url):
     """Every key of upstream's cluster schema, and keys its open objects
-    accept that this release does not use."""
+    accept that this release does not use; its node's ``sr-url`` the
+    relay's URL (``relay_url``)."""
     return {
         'default-relay-config': {
             'proxy-map': {
@@ -115,7 +116,7 @@ def cluster_parameters(dns, certificate):
         'relay-domain': RELAY_DOMAIN,
         'topology': {'relay-one': {
             'fqdn': RELAY_FQDN, 'sla': {'computer_guid': 'local'},
-            'sr-url': os.path.abspath(RELAY), 'software-type': 'relay',
+            'sr-url': relay_url, 'software-type': 'relay',
             'state': 'started',
             'config': {'greylisting': {'greylisting-delay': 5},
                        'monitor-password': 'not used'},
@@ -135,7 +136,8 @@ def deployment(slapos, dns, certificate):
     slapos.supply(RELAY)
     slapos.wait_software()
     slapos.request(RELAY, 'relay', 'cluster',
-                   cluster_parameters(dns, certificate))
+                   cluster_parameters(dns, certificate,
+                                      slapos.software_url(RELAY)))
     # nothing but its domains
     backend = slapos.request(MAIL_SERVER, 'backend', 'default',
                              {'mail-domains': [BACKEND_DOMAIN]})
@@ -163,7 +165,7 @@ def upstream_read(slapos, software, reference, software_type='default',
     them: ``json.loads(instance.getConnectionParameterDict()['_'])``."""
     instance = slapos._request(**dict(
         slapos._requests[reference, shared],
-        software_release=os.path.abspath(software),
+        software_release=slapos.software_url(software),
         software_type=software_type))
     return json.loads(instance.getConnectionParameterDict()['_'])
 
@@ -333,6 +335,9 @@ def test_managesieve_on_4190_and_bogofilter_by_default(deployment, slapos):
     finally:
         sieve.close()
     subject = 'filtered %s' % uuid.uuid4()
-    send(host, 10025, 'etienne@hotmail.example', [ALICE], subject)
+    # from the Internet, through the relay (the backend takes its domain's
+    # mail from its relay only)
+    send(cluster(slapos)['relay-hosts'][0], 10025, 'etienne@hotmail.example',
+         [ALICE], subject)
     message = imaps_find(host, 10993, ALICE, PASSWORD, subject)
     assert 'X-Bogosity: ' in message

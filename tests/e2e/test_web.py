@@ -33,7 +33,9 @@ from tests.deployment import (MAIL_SERVER, http_request as request,
 DOMAIN = 'web.example.com'
 ACCOUNT = 'alice@' + DOMAIN
 TEST_ACCOUNT = ('testmail@' + DOMAIN, 'password123')
-PARAMETERS = {'mail-domains': [DOMAIN], 'test-account': True}
+# mail is sent to the backend directly: no relay in front of it
+PARAMETERS = {'mail-domains': [DOMAIN], 'test-account': True,
+              'inbound-relay': {'enable': False}}
 
 
 @pytest.fixture(scope='module')

@@ -26,7 +26,9 @@ ALICE, BOB, CAROL = ('%s@%s' % (name, DOMAIN)
 PASSWORDS = {ALICE: 'alice-in-wonderland', BOB: 'bob-the-builder',
              CAROL: 'carol-of-the-bells'}
 OUTSIDE = 'etienne@hotmail.com'
-PARAMETERS = {'mail-domains': [DOMAIN], 'bogofilter': {'enable': True}}
+# mail is sent to the backend directly: no relay in front of it
+PARAMETERS = {'mail-domains': [DOMAIN], 'bogofilter': {'enable': True},
+              'inbound-relay': {'enable': False}}
 
 
 @pytest.fixture(scope='module')
