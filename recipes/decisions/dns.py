@@ -110,6 +110,14 @@ def parse_nameserver(text):
     return address, int(port or 53)
 
 
+def resolvers(config):
+    """The resolvers a relay configuration (or a backend's parameters)
+    names: its ``nameservers``, else ``spf.nameservers``, where
+    interface.md first put them; [] for the system's resolver."""
+    return list(config.get('nameservers')
+                or (config.get('spf') or {}).get('nameservers') or ())
+
+
 def nameserver_error(text):
     """Why ``text`` is not a resolver the relay can ask, or None."""
     try:

@@ -50,6 +50,7 @@ from zc.buildout import UserError
 
 from ..clients.resolver import domain_lookup
 from ..decisions import domain_verification, relay_domains, smarthosts
+from ..decisions.dns import resolvers
 from ..decisions.passwords import hash_password, verify_password
 from ..stores import relay_domains as state
 from ..stores.files import read_json
@@ -58,9 +59,8 @@ from .publish import publish_changed
 
 def lookup_of(parameters):
     """The DNS lookup of the cluster: ``default-relay-config``'s
-    nameservers, the system's resolver without them."""
-    return domain_lookup(parameters['default-relay-config'].get(
-        'nameservers', ()))
+    resolvers, the system's without them."""
+    return domain_lookup(resolvers(parameters['default-relay-config']))
 
 
 class Domains:

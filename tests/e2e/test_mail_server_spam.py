@@ -220,7 +220,7 @@ def test_a_failing_filter_never_loses_mail(backend):
 
 def test_without_its_spam_filter_process_dovecot_runs_bogofilter(backend,
                                                                  slapos):
-    """Dovecot reaches the long-running spam filter (recipes/spam_filter.py)
+    """Dovecot reaches the long-running spam filter (recipes/programs/spam_filter.py)
     through its socket. Stopped, it takes its socket away and Dovecot runs
     bogofilter itself: spam is still filed into Junk, moves still learnt."""
     socket_path = os.path.join(backend.partition, 'var', 'run', 'dovecot',

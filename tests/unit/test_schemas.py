@@ -136,3 +136,30 @@ def test_logs_and_backup_parameters(release, name, wrap):
                        ({'logs': {'rotate': 1}}, "'rotate'")):
         found = errors(s, wrap(bad))
         assert found and any(where in e for e in found), (bad, found)
+
+
+@pytest.mark.parametrize('release, name, wrap', [
+    ('mail-server', 'instance-default-input-schema.json',
+     lambda p: dict({'mail-domains': ['example.com']}, **p)),
+    ('mail-server-relay', 'instance-relay-input-schema.json',
+     lambda p: dict({'fqdn': 'relay.example.com'}, **p)),
+    ('mail-server-relay', 'instance-cluster-input-schema.json',
+     lambda p: {'topology': {'n': {'fqdn': 'r.example.com'}},
+                'default-relay-config': p})])
+def test_the_resolvers_where_interface_md_first_put_them(release, name,
+                                                         wrap):
+    """spf.nameservers (interface.md's first place) as nameservers beside
+    spf: both accepted, both checked."""
+    from recipes.decisions.dns import resolvers
+    s = schema(release, name)
+    for given in ({'spf': {'enable': True, 'nameservers': ['192.0.2.53'],
+                           'timeout': 5}},
+                  {'nameservers': ['192.0.2.53']}):
+        assert errors(s, wrap(given)) == []
+        assert resolvers(given) == ['192.0.2.53']
+    assert errors(s, wrap({'spf': {'nameservers': 'not a list'}}))
+    # nameservers of its own win; none at all: the system's resolver
+    assert resolvers({'nameservers': ['[2001:db8::53]:5353'],
+                      'spf': {'nameservers': ['192.0.2.53']}}) == [
+        '[2001:db8::53]:5353']
+    assert resolvers({'nameservers': [], 'spf': {}}) == []

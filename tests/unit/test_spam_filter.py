@@ -1,4 +1,4 @@
-"""The spam filter (recipes/spam_filter.py): Dovecot's program
+"""The spam filter (recipes/programs/spam_filter.py): Dovecot's program
 protocol, the verdict line as bogofilter -v writes it, and a real
 bogofilter behind a real socket."""
 import os
