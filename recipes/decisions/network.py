@@ -36,6 +36,17 @@ def inbound_ipv4(address):
     return str(ip)
 
 
+def address_error(text):
+    """Why ``text`` is not one IPv6 or IPv4 address, or None."""
+    if not text:
+        return 'is missing'
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return '%r is not an IP address' % text
+    return None
+
+
 def networks(entries):
     """Each address or network of ``entries`` as a network in CIDR notation
     (an address as its /32 or /128), without repeats nor empty entries:

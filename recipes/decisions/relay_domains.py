@@ -21,6 +21,7 @@ from . import dns, smarthosts
 from .claims import first_claims
 from .domain_verification import UNVERIFIED
 from .names import domain_error, normalise_domain
+from .network import address_error
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 24
@@ -75,14 +76,15 @@ def asked(shared_instances):
         given = parameters.get('name', '')
         name = normalise_domain(given)
         why = domain_error(name)
+        host_error = address_error(parameters.get('mail-server-host'))
         if why:
             errors[reference] = {'domain': given, 'error': (
                 'name %r is not a domain name (%s): give the domain, for '
                 'example mail.example.com' % (given, why))}
-        elif not parameters.get('mail-server-host'):
+        elif host_error:
             errors[reference] = {'domain': name, 'error': (
-                'mail-server-host is missing: give the address of the '
-                'backend that hosts %s' % name)}
+                'mail-server-host %s: give the IPv6 or IPv4 address of the '
+                'backend that hosts %s' % (host_error, name))}
         else:
             asks.append((reference, name))
     return asks, errors

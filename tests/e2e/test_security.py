@@ -25,6 +25,7 @@ import imaplib
 import json
 import os
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -36,7 +37,7 @@ import uuid
 import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
-                              set_password, software_binary)
+                              set_password, software_binary, wait_for)
 from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
@@ -330,6 +331,64 @@ def test_as_its_own_mx_a_backend_checks_as_the_relay_does(deployment):
     imaps_find(host(deployment, 'mx'), port(deployment, 'mx', 'imaps'), mx,
                'password123', subject)
 
+
+
+def myhostname(partition):
+    with open(os.path.join(partition, 'etc', 'postfix', 'main.cf')) as f:
+        return re.search(r'^myhostname = (\S+)$', f.read(), re.M).group(1)
+
+
+def test_the_verification_address_leads_nowhere(deployment, outside):
+    """RCPT TO:<double-bounce@$myhostname> passes every restriction (Postfix
+    lets its own address verification's probes through): what a stranger
+    sends there is discarded, neither delivered, relayed nor bounced."""
+    for server, smtp_port, partition in (
+            (deployment['node'], 10025, deployment['node-partition']),
+            (host(deployment, 'mail1'), port(deployment, 'mail1', 'smtp'),
+             deployment['partitions']['mail1'])):
+        recipient = 'double-bounce@' + myhostname(partition)
+        subject = 'to %s %s' % (recipient, uuid.uuid4())
+        with smtplib.SMTP(server, smtp_port, timeout=60,
+                          source_address=(STRANGER, 0)) as smtp:
+            smtp.sendmail(OUTSIDE_SENDER, [recipient],
+                          'From: %s\r\nSubject: %s\r\n\r\nHi.\r\n'
+                          % (OUTSIDE_SENDER, subject))
+        log = os.path.join(partition, 'var', 'log', 'postfix.log')
+        wait_for(lambda: re.search(
+            r'to=<%s>, relay=none, .*status=sent \(double-bounce\)'
+            % re.escape(recipient), open(log).read()),
+            'the message to %s discarded' % recipient, 60)
+    assert_no_bounce(deployment, outside)
+    assert not [m for m, _ in outside['smarthost'].messages()
+                if 'double-bounce' in ' '.join(m['rcpt-tos'])]
+
+
+def test_a_domains_backend_address_is_not_trusted_inbound(deployment,
+                                                           slapos):
+    """A domain's mail-server-host is whatever its orderer wrote: it does
+    not make that address a client the relay trusts on its inbound port
+    (no SPF, no postscreen, no rate limit), and an address that is not one
+    is an error of that domain alone."""
+    claimed = partition_ipv6(17)
+    slapos.request(RELAY, 'domain-claimed', 'cluster', {
+        'name': 'claimed.example', 'mail-server-host': claimed},
+        shared=True)
+    slapos.request(RELAY, 'domain-broken', 'cluster', {
+        'name': 'broken.example', 'mail-server-host': '1.2.3'}, shared=True)
+    slapos.wait_instance(max_retry=4)
+    relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
+    assert 'claimed.example' in relay['backend-domains'].splitlines()
+    broken = slapos.connection_parameters(RELAY, 'domain-broken', 'cluster',
+                                          shared=True)
+    assert "mail-server-host '1.2.3' is not an IP address" in \
+        broken['error'], broken
+    # the claimed address sends as spf.example, whose SPF allows another
+    with smtplib.SMTP(deployment['node'], 10025, timeout=60,
+                      source_address=(claimed, 0)) as smtp:
+        smtp.ehlo('claimed.example')
+        assert smtp.mail('a@spf.example')[0] == 250
+        reply_code, text = smtp.rcpt('alice@' + MAIL1)
+    assert reply_code == 550 and b'5.7.23' in text, (reply_code, text)
 
 # -- 2. nobody signs as another tenant -----------------------------------------
 def test_a_header_from_of_another_tenant_is_refused_and_never_signed(

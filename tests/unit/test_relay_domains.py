@@ -69,6 +69,18 @@ def test_invalid_name_and_missing_host_are_errors_of_that_instance_only():
     assert 'mail-server-host' in errors['nohost']['error']
 
 
+def test_a_host_that_is_not_an_address_is_an_error_of_that_instance_only():
+    # the schema's pattern lets '1.2.3' through; the node's profile would
+    # fail on it for every domain
+    accepted, errors, _, _ = accept([
+        shared('bad', 'bad.example.net', '1.2.3'),
+        shared('good', 'good.example.net', '192.0.2.25')])
+    assert [d['name'] for d in accepted] == ['good.example.net']
+    assert errors['bad'] == {'domain': 'bad.example.net', 'error': (
+        "mail-server-host '1.2.3' is not an IP address: give the IPv6 or "
+        "IPv4 address of the backend that hosts bad.example.net")}
+
+
 def test_only_a_verified_domain_is_claimed_and_it_stays_claimed():
     asked = []
 
