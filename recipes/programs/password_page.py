@@ -28,8 +28,7 @@ STATUSES = {
     404: '404 Not Found', 405: '405 Method Not Allowed',
     413: '413 Payload Too Large', 500: '500 Internal Server Error',
 }
-ERROR_STATUSES = {accounts.WeakPassword: 400, accounts.InvalidToken: 403,
-                  accounts.UnknownUser: 404}
+ERROR_STATUSES = {accounts.WeakPassword: 400, accounts.InvalidToken: 403}
 HEADERS = [
     ('Content-Type', 'text/html; charset=utf-8'),
     # the token is in the URL: keep it out of caches and Referer headers
@@ -122,17 +121,27 @@ def handle(environ, directory):
             % DIRECTORY_VARIABLE))
     try:
         accounts.set_password(directory, user, token, password)
+    except accounts.UnknownUser:
+        # who has an account is nobody's business (as VRFY): an address
+        # without one reads as a wrong token
+        return refused(user, token, accounts.InvalidToken(
+            accounts.WRONG_TOKEN))
     except accounts.AccountError as e:
-        status = ERROR_STATUSES[type(e)]
-        # a weak password can be tried again with the same token
-        again = form(user, token) if status == 400 else ''
-        return page(status, 'Password not set',
-                    error_message('Password not set for %s: %s.' % (user, e))
-                    + again)
+        return refused(user, token, e)
     # upstream's words, which its users' scripts look for
     return page(200, 'Password set', '<p>Password updated successfully: %s '
                 'can now log in with the new password.</p>\n'
                 % html.escape(user.strip().lower()))
+
+
+def refused(user, token, e):
+    """The page of a refused change: its status, and the form again for a
+    weak password, which can be tried again with the same token."""
+    status = ERROR_STATUSES[type(e)]
+    again = form(user, token) if status == 400 else ''
+    return page(status, 'Password not set',
+                error_message('Password not set for %s: %s.' % (user, e))
+                + again)
 
 
 def application(environ, start_response):

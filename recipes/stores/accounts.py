@@ -100,6 +100,7 @@ from ..decisions.passwords import (AccountError, InvalidToken, UnknownUser,
 from .files import write_atomically
 
 __all__ = ['AccountError', 'InvalidToken', 'UnknownUser', 'WeakPassword',
+           'WRONG_TOKEN',
            'FILES', 'update', 'write', 'set_password', 'change_password',
            'read_state', 'read_senders', 'locked', 'render', 'snapshot',
            'read_snapshot', 'restore_passwords']
@@ -340,6 +341,9 @@ def _take_hashes(directory, state, hashes):
         write_atomically(published_path, dump(published))
 
 
+WRONG_TOKEN = 'this token is wrong or was already used'
+
+
 def _account(state, address):
     entry = state.get('accounts', {}).get(address)
     if entry is None:
@@ -360,7 +364,7 @@ def set_password(directory, address, token, password, now=None):
         match = next((t for t in entry.get('tokens', [])
                       if hmac.compare_digest(t['hash'], digest)), None)
         if match is None:
-            raise InvalidToken('this token is wrong or was already used')
+            raise InvalidToken(WRONG_TOKEN)
         if match['expires'] <= now:
             raise InvalidToken('this token has expired; ask for a new one')
         passwords.check_password(address, password)
