@@ -776,6 +776,11 @@ def test_vrfy_tells_nobody_who_exists(deployment):
         with smtplib.SMTP(*server, timeout=30,
                           source_address=(OUTSIDER, 0)) as smtp:
             assert smtp.verify('alice@' + MAIL1)[0] == 502, server
+            # nor may a stranger ask for a queue run, nor send without
+            # saying who it is
+            assert smtp.docmd('ETRN', MAIL1)[0] >= 500, server
+            assert smtp.docmd('MAIL FROM:<%s>' % OUTSIDE_SENDER)[0] == 503, \
+                server
 
 
 # -- 7. rate limits --------------------------------------------------------------

@@ -184,7 +184,8 @@ def test_the_log_rotation_and_the_schedule_carry_the_parameters(
     assert 'rotate 5\n' in text and 'maxsize 20M\n' in text
     logs = [line.split()[0] for line in text.splitlines()
             if line.endswith(' {')]
-    expected = {'backend': ['apache-error.log', 'dovecot.log', 'php-fpm.log',
+    expected = {'backend': ['apache-error.log', 'dovecot.log',
+                            'inbound-policy.log', 'php-fpm.log',
                             'postfix.log', 'scheduler.log', 'snappymail.log'],
                 'node': ['dovecot.log', 'inbound-policy.log', 'postfix.log',
                          'scheduler.log']}[partition]
