@@ -234,7 +234,9 @@ def software_binary(slapos, *path):
 
 def rcpt_code(smtp, sender, recipient):
     """The reply code to MAIL FROM ``sender``, or else to RCPT TO
-    ``recipient``: 2xx means the server would take the message."""
+    ``recipient``: 2xx means the server would take the message. The client
+    greets first, as every client does (again after STARTTLS, RFC 3207)."""
+    smtp.ehlo_or_helo_if_needed()
     code, _ = smtp.mail(sender)
     if code >= 400:
         return code

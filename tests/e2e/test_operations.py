@@ -242,8 +242,10 @@ def test_every_daemon_killed_comes_back_and_no_accepted_mail_is_lost(
                 name, BACK_WITHIN, slow)
         # and they serve: mail moves on every path again
         time.sleep(20)
+    # a daemon runs a few seconds before it serves (Postfix's master starts
+    # its listeners, the policy daemon binds its socket): 10 s under load
     after = [ok for _, _, ok, when in trickle.sent
-             if when > killed + max(back.values()) + 5]
+             if when > killed + max(back.values()) + 10]
     assert after and all(after), 'mail refused once every daemon was back'
     check_delivered_once(topology, trickle)
     # the web pages are served again

@@ -241,6 +241,7 @@ def test_a_stranger_cannot_deliver_to_a_backend_around_its_relay(deployment):
                 if cert:
                     context.load_cert_chain(*cert)
                 smtp.starttls(context=context)
+            smtp.ehlo('stranger.example')
             assert smtp.mail(OUTSIDE_SENDER)[0] == 250
             reply_code, text = smtp.rcpt('alice@' + MAIL1)
             assert reply_code == 554, (source, tls, text)
