@@ -115,14 +115,19 @@ def test_a_topology_node_needs_its_fqdn():
         s, {'topology': {'node1': {'state': 'started'}}}))
 
 
-@pytest.mark.parametrize('release, name, wrap', [
+# where a relay configuration's (or a backend's) own keys go: each schema,
+# and how a request wraps those keys in it
+CONFIGURATIONS = [
     ('mail-server', 'instance-default-input-schema.json',
      lambda p: dict({'mail-domains': ['example.com']}, **p)),
     ('mail-server-relay', 'instance-relay-input-schema.json',
      lambda p: dict({'fqdn': 'relay.example.com'}, **p)),
     ('mail-server-relay', 'instance-cluster-input-schema.json',
      lambda p: {'topology': {'n': {'fqdn': 'r.example.com'}},
-                'default-relay-config': p})])
+                'default-relay-config': p})]
+
+
+@pytest.mark.parametrize('release, name, wrap', CONFIGURATIONS)
 def test_logs_and_backup_parameters(release, name, wrap):
     s = schema(release, name)
     assert errors(s, wrap({'logs': {'keep': 30, 'max-size': 10,
@@ -138,14 +143,7 @@ def test_logs_and_backup_parameters(release, name, wrap):
         assert found and any(where in e for e in found), (bad, found)
 
 
-@pytest.mark.parametrize('release, name, wrap', [
-    ('mail-server', 'instance-default-input-schema.json',
-     lambda p: dict({'mail-domains': ['example.com']}, **p)),
-    ('mail-server-relay', 'instance-relay-input-schema.json',
-     lambda p: dict({'fqdn': 'relay.example.com'}, **p)),
-    ('mail-server-relay', 'instance-cluster-input-schema.json',
-     lambda p: {'topology': {'n': {'fqdn': 'r.example.com'}},
-                'default-relay-config': p})])
+@pytest.mark.parametrize('release, name, wrap', CONFIGURATIONS)
 def test_the_resolvers_where_interface_md_first_put_them(release, name,
                                                          wrap):
     """spf.nameservers (interface.md's first place) as nameservers beside
