@@ -40,9 +40,7 @@ def address_error(text):
     """Why ``text`` is not one IPv6 or IPv4 address, or None."""
     if not text:
         return 'is missing'
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
+    if ip_address(text) is None:
         return '%r is not an IP address' % text
     return None
 
