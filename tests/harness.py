@@ -42,6 +42,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import pwd
 import pathlib
 import shutil
 import socket
@@ -659,6 +660,16 @@ class EmbeddedSlapOS(object):
 
     def partition_path(self, i):
         return os.path.join(self.base_directory, 'inst', 'slappart%d' % i)
+
+    def run(self, partition, argv, **kw):
+        """``subprocess.run(argv, **kw)`` as the user that owns the
+        partition directory ``partition``, as an operator runs a partition's
+        command (``bin/backup``, ``postqueue -c ...``) on a node; tests use
+        it for every command that reads or writes a partition's files."""
+        owner = pwd.getpwuid(os.stat(partition).st_uid).pw_name
+        if owner != pwd.getpwuid(os.geteuid()).pw_name:
+            argv = ['runuser', '-u', owner, '--'] + list(argv)
+        return subprocess.run(argv, **kw)
 
     def service(self, partition, name, action):
         """``action`` (stop, start) a service of a partition through the
