@@ -9,4 +9,4 @@ set -euo pipefail
 REPO=$(dirname "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")")
 export DEMO_STARTED=$(date +%s.%N)
 [ "${1:-}" = stop ] || echo "==> [   0 s] setting up (scripts/setup.sh)"
-exec bash "$REPO/scripts/as-runtime-user.sh" python scripts/demo.py "$@"
+exec bash "$REPO/scripts/run.sh" python scripts/demo.py "$@"

@@ -1,13 +1,14 @@
 #!/bin/bash
 # Installs everything the SlapOS mail bundle needs on a Debian 12 machine:
-# Debian packages, the runtime user, the directories of DEVELOPERS.md, the
-# Postfix source in the download cache, the virtual environment with this
-# package in develop mode, the SlapOS node's environment (without it), and
-# the partitions' IPv6 addresses.
+# Debian packages, the directories of DEVELOPERS.md, the Postfix source in
+# the download cache, the virtual environment with this package in develop
+# mode, the SlapOS node's environment (without it), and the partitions' IPv6
+# addresses. Everything belongs to root, the embedded node's administrator:
+# the node's software user and partition users are made by `slapos node
+# format` when the embedded SlapOS starts (tests/harness.py).
 #
 # Idempotent: a second run only checks, and takes a few seconds.
-# Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail), SLAPOS_MAIL_USER
-# (default: slapmail when run as root, else the invoking user),
+# Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail),
 # SNAPPYMAIL_ARCHIVE (the Snappymail release tarball; default: the one in
 # ../shared/snappymail/ beside the checkout, when it is there).
 set -euo pipefail
@@ -29,15 +30,12 @@ if [ "$(id -u)" -ne 0 ]; then
   [ -t 0 ] && SUDO=(sudo) || SUDO=(sudo -n)
   rc=0
   "${SUDO[@]}" env SLAPOS_MAIL_ROOT="$ROOT" \
-    SLAPOS_MAIL_USER="${SLAPOS_MAIL_USER:-$(id -un)}" \
+    ${SLAPOS_MAIL_IPV6_PREFIX:+SLAPOS_MAIL_IPV6_PREFIX=$SLAPOS_MAIL_IPV6_PREFIX} \
     SNAPPYMAIL_ARCHIVE="${SNAPPYMAIL_ARCHIVE:-}" bash "$SCRIPT" "$@" || rc=$?
   [ "$rc" -eq 0 ] || echo "setup.sh: failed (as root through sudo, exit $rc): run it as root if sudo cannot be used" >&2
   exit "$rc"
 fi
 
-RUN_USER=${SLAPOS_MAIL_USER:-slapmail}
-[ "$RUN_USER" != root ] \
-  || die "the runtime user cannot be root (slapgrid refuses to run partitions as root)"
 cd "$REPO"
 
 # --- (a) Debian packages ----------------------------------------------------
@@ -113,39 +111,24 @@ if [ -n "$pids" ]; then
 fi
 if [ ${#stopped[@]} -gt 0 ]; then note "stopped: ${stopped[*]}"; else note "none running"; fi
 
-# --- (b) runtime user -------------------------------------------------------
-step "runtime user $RUN_USER"
-if ! id "$RUN_USER" >/dev/null 2>&1; then
-  [ "$RUN_USER" = slapmail ] || die "user $RUN_USER does not exist"
-  mkdir -p "$ROOT"
-  useradd --system --user-group --home-dir "$ROOT/home" --shell /bin/bash slapmail
-  note "created"
-fi
-RUN_GROUP=$(id -gn "$RUN_USER")
-RUN_HOME=$(getent passwd "$RUN_USER" | cut -d: -f6)
-as_user() { runuser -u "$RUN_USER" -- env HOME="$RUN_HOME" USER="$RUN_USER" "$@"; }
-
-# --- (c) directories and buildout defaults --------------------------------
+# --- (b) directories ---------------------------------------------------------
 step "directories under $ROOT"
-for d in "$ROOT" "$ROOT/venv" "$ROOT/src" "$ROOT/download-cache" "$ROOT/slapos" "$RUN_HOME"; do
+# An earlier version of this script made them the runtime user slapmail's:
+# root's now (root runs what is in them).
+for d in "$ROOT" "$ROOT/venv" "$ROOT/src" "$ROOT/download-cache" "$ROOT/slapos"; do
   mkdir -p "$d"
-  [ "$(stat -c %U "$d")" = "$RUN_USER" ] || chown "$RUN_USER:$RUN_GROUP" "$d"
 done
-# Read by buildout when a developer runs it by hand (slapgrid runs buildout
-# with -U and HOME set to the software directory, so it ignores this file).
-default_cfg="$RUN_HOME/.buildout/default.cfg"
-wanted=$(printf '[buildout]\ndownload-cache = %s\n' "$ROOT/download-cache")
-if [ "$(cat "$default_cfg" 2>/dev/null || true)" != "$wanted" ]; then
-  as_user mkdir -p "$RUN_HOME/.buildout"
-  printf '%s\n' "$wanted" | as_user tee "$default_cfg" >/dev/null
-  note "wrote $default_cfg"
-fi
+for d in "$ROOT/venv" "$ROOT/node" "$ROOT/src" "$ROOT/download-cache"; do
+  if [ -d "$d" ] && [ "$(find "$d" -maxdepth 0 \! -user root)" ]; then
+    chown -R root:root "$d"
+    note "$d: now root's"
+  fi
+done
 
 # --- (d) Postfix source -----------------------------------------------------
 step "Postfix source in the download cache"
 if [ -f "$REPO/scripts/fetch-postfix-source.sh" ]; then
   bash "$REPO/scripts/fetch-postfix-source.sh" "$ROOT/download-cache"
-  chown -R "$RUN_USER:$RUN_GROUP" "$ROOT/download-cache"
 else
   note "scripts/fetch-postfix-source.sh is not there yet: skipped"
 fi
@@ -169,7 +152,7 @@ else
     if cmp -s "$SNAPPYMAIL_ARCHIVE" "$SNAPPYMAIL_TARGET"; then
       note "already there ($SNAPPYMAIL_ARCHIVE)"
     else
-      install -m 0644 -o "$RUN_USER" -g "$RUN_GROUP" "$SNAPPYMAIL_ARCHIVE" "$SNAPPYMAIL_TARGET"
+      install -m 0644 "$SNAPPYMAIL_ARCHIVE" "$SNAPPYMAIL_TARGET"
       note "copied $SNAPPYMAIL_ARCHIVE to $SNAPPYMAIL_TARGET (sha256 $(sha256sum < "$SNAPPYMAIL_TARGET" | cut -d' ' -f1))"
     fi
   elif [ -n "${SNAPPYMAIL_ARCHIVE:-}" ]; then
@@ -184,7 +167,7 @@ fi
 # --- (e) source copy and virtual environment -------------------------------
 step "copying the checkout to $ROOT/src"
 # __pycache__ is hidden, not protected: a removed package's goes with it
-rsync -a --delete --chown="$RUN_USER:$RUN_GROUP" \
+rsync -a --delete --chown=root:root \
   --exclude=.git --exclude=/bin/ --exclude=/parts/ --exclude=/eggs/ \
   --exclude=/develop-eggs/ --exclude=.installed.cfg --filter='H __pycache__' \
   --exclude=.pytest_cache --exclude='*.egg-info' --exclude=/build/ \
@@ -201,10 +184,7 @@ if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11
   note "broken or foreign virtual environment: recreating"
   find "$VENV" -mindepth 1 -delete
 fi
-if [ "$(find "$VENV" \! -user "$RUN_USER" -print -quit)" ]; then
-  chown -R "$RUN_USER:$RUN_GROUP" "$VENV"
-fi
-[ -e "$PY" ] || as_user /usr/bin/python3 -m venv "$VENV"
+[ -e "$PY" ] || /usr/bin/python3 -m venv "$VENV"
 # Does the venv hold exactly the pinned versions? (fast: no pip involved)
 pins_ok() {
   "$PY" - "$CONSTRAINTS" <<'EOF'
@@ -227,8 +207,8 @@ EOF
 if pins_ok; then
   note "pinned packages already installed"
 else
-  as_user "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pip setuptools wheel
-  as_user "$VENV/bin/pip" install -q -c "$CONSTRAINTS" "${REQUIREMENTS[@]}"
+  "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pip setuptools wheel
+  "$VENV/bin/pip" install -q -c "$CONSTRAINTS" "${REQUIREMENTS[@]}"
   pins_ok || die "the virtual environment does not match scripts/constraints.txt"
 fi
 
@@ -258,8 +238,8 @@ install_shim() {  # PYTHON: in its site-packages
   local site
   site=$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   if [ "$(cat "$site/slapos_mail_compat.py" 2>/dev/null || true)" != "$SHIM" ]; then
-    printf '%s\n' "$SHIM" | as_user tee "$site/slapos_mail_compat.py" >/dev/null
-    echo 'import slapos_mail_compat' | as_user tee "$site/slapos_mail_compat.pth" >/dev/null
+    printf '%s\n' "$SHIM" > "$site/slapos_mail_compat.py"
+    echo 'import slapos_mail_compat' > "$site/slapos_mail_compat.pth"
     note "installed the importlib.resources.files() shim in $site"
   fi
 }
@@ -273,8 +253,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" = "$digest" ] \
     && "$PY" -c 'from importlib import metadata; metadata.distribution("slapos.mailbundle")' 2>/dev/null; then
   note "already installed"
 else
-  (cd "$ROOT/src" && as_user env PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT/src")
-  echo "$digest" | as_user tee "$stamp" >/dev/null
+  (cd "$ROOT/src" && env PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT/src")
+  echo "$digest" > "$stamp"
 fi
 
 # --- (e2) slapgrid's watchdog ----------------------------------------------
@@ -339,25 +319,25 @@ if [ "$(cat "$node_stamp" 2>/dev/null || true)" = "$node_digest" ] && [ -x "$NOD
   note "already there"
 else
   rm -rf "$NODE"
-  mkdir -p "$NODE" && chown "$RUN_USER:$RUN_GROUP" "$NODE"
-  as_user /usr/bin/python3 -m venv --without-pip "$NODE"
-  as_user "$VENV/bin/pip" --python "$NODE_PY" install -q -c "$CONSTRAINTS" slapos.core slapos.libnetworkcache
-  as_user "$VENV/bin/pip" --python "$NODE_PY" uninstall -q -y "${BUILDOUT_DISTS[@]}"
-  as_user "$VENV/bin/pip" install -q -c "$NODE_CONSTRAINTS" --no-deps --target "$NODE_BUILDOUT" "${BUILDOUT_DISTS[@]}"
+  mkdir -p "$NODE"
+  /usr/bin/python3 -m venv --without-pip "$NODE"
+  "$VENV/bin/pip" --python "$NODE_PY" install -q -c "$CONSTRAINTS" slapos.core slapos.libnetworkcache
+  "$VENV/bin/pip" --python "$NODE_PY" uninstall -q -y "${BUILDOUT_DISTS[@]}"
+  "$VENV/bin/pip" install -q -c "$NODE_CONSTRAINTS" --no-deps --target "$NODE_BUILDOUT" "${BUILDOUT_DISTS[@]}"
   # zc is a namespace that eggs share (zc.recipe.egg): declared as in the
   # zc.buildout egg of a node, not by pip's nspkg.pth, which only a site
   # directory runs
   echo "__import__('pkg_resources').declare_namespace(__name__)" \
-    | as_user tee "$NODE_BUILDOUT/zc/__init__.py" >/dev/null
+    > "$NODE_BUILDOUT/zc/__init__.py"
   node_site=$("$NODE_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  echo "$NODE_BUILDOUT" | as_user tee "$node_site/zc_buildout.pth" >/dev/null
+  echo "$NODE_BUILDOUT" > "$node_site/zc_buildout.pth"
   install_shim "$NODE_PY"
   "$NODE_PY" -c 'import slapos.slap, zc.buildout.buildout' \
     || die "the node's environment $NODE is broken"
   if (cd / && "$NODE_PY" -c "import recipes" 2>/dev/null); then
     die "slapos.mailbundle must not be in the node's environment $NODE"
   fi
-  echo "$node_digest" | as_user tee "$node_stamp" >/dev/null
+  echo "$node_digest" > "$node_stamp"
 
 fi
 
@@ -400,4 +380,4 @@ cat /etc/hosts.slapos-mail > /etc/hosts && rm /etc/hosts.slapos-mail
 flock -u 8
 
 # --- (g) summary ------------------------------------------------------------
-step "done in $((SECONDS - START)) s: user $RUN_USER, root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"
+step "done in $((SECONDS - START)) s: root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"

@@ -69,30 +69,64 @@ SOFTWARE_PRODUCTS = {'mail-relay': str(CHECKOUT / 'software' /
 # (each given by the URL it is served at: EmbeddedSlapOS.served_url)
 
 
-@contextlib.contextmanager
-def software_products(products):
-    """While it lasts, StandaloneSlapOS writes slapproxy's configuration with
-    ``software_product_list`` (one ``<product> <release URL>`` a line),
-    which it has no argument for: slapproxy reads it when it starts."""
-    from slapos.slap import standalone
-    original = standalone.SlapOSConfigWriter
+def node_users(prefix, partition_count):
+    """The users of the node of an IPv6 prefix, as ``slapos node format``
+    makes them: the software user, who builds the software releases, and
+    one user per partition, who runs its buildout and its services (a
+    member of the software user's group, which reads the software). Named
+    after the prefix's last group (``fd6d:6169:6c00``: ``sm6c00-soft``,
+    ``sm6c00-user0``...), so that several nodes share a machine."""
+    tag = 'sm' + prefix.rstrip(':').split(':')[-1]
+    return tag + '-soft', ['%s-user%d' % (tag, i)
+                           for i in range(partition_count)]
 
-    class Writer(original):
+
+@contextlib.contextmanager
+def node_configuration(products, software_user, partition_users):
+    """While it lasts, StandaloneSlapOS configures its node as a SlapOS
+    node is (it has no argument for either): slapproxy knows the Software
+    Products (``software_product_list``, one ``<product> <release URL>`` a
+    line), and ``slapos node format`` creates the software user and one
+    user per partition (``alter_user``), owner of its directory."""
+    from slapos.slap import standalone
+    originals = (standalone.SlapOSConfigWriter,
+                 standalone.SlapformatDefinitionWriter)
+
+    class ConfigWriter(originals[0]):
         def writeConfig(self, path):
             super().writeConfig(path)
             with open(path) as f:
                 text = f.read()
             listed = ''.join('\n  %s %s' % item
                              for item in sorted(products.items()))
+            text = text.replace(
+                '[slapproxy]\n', '[slapproxy]\nsoftware_product_list =%s\n'
+                % listed, 1)
+            text = text.replace('alter_user = false', 'alter_user = true', 1)
             with open(path, 'w') as f:
-                f.write(text.replace(
-                    '[slapproxy]\n', '[slapproxy]\nsoftware_product_list =%s\n'
-                    % listed, 1))
-    standalone.SlapOSConfigWriter = Writer
+                f.write(text)
+
+    class DefinitionWriter(originals[1]):
+        def writeConfig(self, path):
+            super().writeConfig(path)
+            with open(path) as f:
+                text = f.read()
+            text = text.replace('[computer]\n', '[computer]\nsoftware_user = %s\n'
+                                % software_user, 1)
+            me = 'user = %s\n' % pwd.getpwuid(os.getuid()).pw_name
+            for user in partition_users:
+                text = text.replace(me, 'user = %s\n' % user, 1)
+            assert me not in text, text
+            with open(path, 'w') as f:
+                f.write(text)
+
+    standalone.SlapOSConfigWriter, standalone.SlapformatDefinitionWriter = (
+        ConfigWriter, DefinitionWriter)
     try:
         yield
     finally:
-        standalone.SlapOSConfigWriter = original
+        (standalone.SlapOSConfigWriter,
+         standalone.SlapformatDefinitionWriter) = originals
 
 
 # where slapgrid runs its watchdog from (WATCHDOG_PATH of
@@ -212,15 +246,18 @@ class EmbeddedSlapOS(object):
 
     def __init__(self, root=None, port=None, partition_count=10,
                  node_loop=True):
-        if os.geteuid() == 0:
+        if os.geteuid() != 0:
             raise RuntimeError(
-                'the embedded SlapOS cannot run as root (slapgrid refuses to '
-                'run partitions as root): run the tests with scripts/test.sh, '
-                'which runs them as the runtime user')
+                'the embedded SlapOS runs as a SlapOS node does, as root '
+                '(slapgrid builds the software as the software user and runs '
+                'each partition as its own user): run the tests with '
+                'scripts/test.sh, as root')
         self.root = root or os.environ.get('SLAPOS_MAIL_ROOT', DEFAULT_ROOT)
         self.base_directory = os.path.join(self.root, 'slapos')
         self.port = int(port or os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000))
         self.partition_count = partition_count
+        self.software_user, self.partition_users = node_users(
+            IPV6_RANGE.split('/')[0], partition_count)
         # the node's periodic runs; a benchmark that measures one run, or
         # CPU, goes without them
         self.node_loop = node_loop
@@ -269,8 +306,9 @@ class EmbeddedSlapOS(object):
                     os.unlink(path)
         log('starting SlapOS in %s (slapproxy on %s:%s)'
             % (self.base_directory, IPV4, self.port))
-        with software_products({product: self.served_url(path) for
-                                product, path in SOFTWARE_PRODUCTS.items()}):
+        with node_configuration({product: self.served_url(path) for
+                                 product, path in SOFTWARE_PRODUCTS.items()},
+                                self.software_user, self.partition_users):
             self.standalone = StandaloneSlapOS(
                 self.base_directory, IPV4, self.port,
                 slapos_bin=self.slapos_bin)
@@ -388,14 +426,20 @@ class EmbeddedSlapOS(object):
             raise RuntimeError('could not stop %r' % alive)
 
     def processes(self):
-        """Our processes that run from or in the SlapOS directory."""
+        """The node's processes (root's: slapproxy, supervisord, slapgrid;
+        its users': the partitions' services) that run from or in the
+        SlapOS directory."""
         me = {os.getpid()} | {p.pid for p in psutil.Process().parents()}
         base = self.base_directory + os.sep
+        uids = {0}
+        for user in [self.software_user] + self.partition_users:
+            with contextlib.suppress(KeyError):
+                uids.add(pwd.getpwnam(user).pw_uid)
         found = []
         for p in psutil.process_iter(['pid', 'uids', 'cmdline', 'cwd']):
             info = p.info
             if info['pid'] in me or not info['uids'] \
-                    or info['uids'].real != os.getuid():
+                    or info['uids'].real not in uids:
                 continue
             if base in ' '.join(info['cmdline'] or ()) + ' ' \
                     or (info['cwd'] or '').startswith(base):
@@ -509,6 +553,7 @@ class EmbeddedSlapOS(object):
         node to PyPI for everything else."""
         software = self._software_path(url)
         os.makedirs(software, exist_ok=True)
+        self._give_to_software_user(software)
         shared = os.path.join(self.base_directory, 'shared')
         with open(os.path.join(software, 'buildout.cfg'), 'w') as f:
             f.write('[buildout]\nextends = %s\nshared-part-list = %s\n'
@@ -517,6 +562,19 @@ class EmbeddedSlapOS(object):
                     'download-cache = %s\nindex = http://%s:%s/simple/\n'
                     % (url, shared, os.path.join(software, 'download-cache'),
                        IPV4, self.server_port))
+
+    def _give_to_software_user(self, path):
+        """Makes the software user own ``path`` and what is in it (what the
+        harness made as root), as ``slapos node format`` does the software root;
+        nothing to do on a node run by an unprivileged user (slapos.testing's)."""
+        if os.geteuid() != 0:
+            return
+        user = pwd.getpwnam(self.software_user)
+        for directory, _, names in os.walk(path):
+            for name in ['.'] + names:
+                name = os.path.join(directory, name)
+                if os.lstat(name).st_uid != user.pw_uid:
+                    os.lchown(name, user.pw_uid, user.pw_gid)
 
     def _forget_changed_content(self, url):
         """A node takes a software URL, and an egg version, for immutable;
@@ -533,6 +591,9 @@ class EmbeddedSlapOS(object):
         os.makedirs(cache, exist_ok=True)
         shared = os.path.join(self.root, 'download-cache')
         os.makedirs(os.path.join(shared, 'dist'), exist_ok=True)
+        # the software user's buildout writes what it downloads there
+        self._give_to_software_user(cache)
+        self._give_to_software_user(os.path.join(shared, 'dist'))
         for name in os.listdir(cache):
             path = os.path.join(cache, name)
             if not os.path.islink(path):
@@ -661,12 +722,18 @@ class EmbeddedSlapOS(object):
     def partition_path(self, i):
         return os.path.join(self.base_directory, 'inst', 'slappart%d' % i)
 
+    @staticmethod
+    def partition_user(partition):
+        """The user of a partition (``slapos node format`` made it the
+        owner of its directory), who runs its services."""
+        return pwd.getpwuid(os.stat(partition).st_uid).pw_name
+
     def run(self, partition, argv, **kw):
         """``subprocess.run(argv, **kw)`` as the user that owns the
         partition directory ``partition``, as an operator runs a partition's
         command (``bin/backup``, ``postqueue -c ...``) on a node; tests use
         it for every command that reads or writes a partition's files."""
-        owner = pwd.getpwuid(os.stat(partition).st_uid).pw_name
+        owner = self.partition_user(partition)
         if owner != pwd.getpwuid(os.geteuid()).pw_name:
             argv = ['runuser', '-u', owner, '--'] + list(argv)
         return subprocess.run(argv, **kw)

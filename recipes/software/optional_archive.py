@@ -95,6 +95,11 @@ def unpack(archive, location, required_file):
                             % (archive, required_file))
         shutil.rmtree(location, ignore_errors=True)
         os.rename(root, location)
+        # mkdtemp's 0700, when the archive had no single top directory:
+        # the partitions' users (the software user's group) read it
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(location, 0o777 & ~umask)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

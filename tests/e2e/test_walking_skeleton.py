@@ -4,7 +4,6 @@ The domain is ordered by hand (the backend orders none: inbound-relay
 disabled), and verified by its MX, which the relay asks a stand-in DNS
 server."""
 import os
-import pwd
 import uuid
 
 import psutil
@@ -80,9 +79,9 @@ def test_inbound_mail_crosses_the_relay_to_the_backend(deployment):
     assert len(received) >= 2
 
 
-def test_daemons_run_as_the_unprivileged_user(deployment, slapos):
-    me = pwd.getpwuid(os.getuid()).pw_name
-    assert me != 'root'
+def test_daemons_run_as_their_partitions_users(deployment, slapos):
+    """As on a SlapOS node: each partition's daemons run as the partition's
+    own user, neither root nor the software user who built them."""
     masters = {'postfix': [], 'dovecot': []}
     for process in psutil.process_iter(['cmdline']):
         cmdline = ' '.join(process.info['cmdline'] or [])
@@ -95,9 +94,18 @@ def test_daemons_run_as_the_unprivileged_user(deployment, slapos):
     # the relay node's Postfix and the backend's; the backend's Dovecot (and
     # the relay node's, which authenticates backends)
     assert len(masters['postfix']) == 2 and len(masters['dovecot']) >= 1
+    users = set()
     for master in masters['postfix'] + masters['dovecot']:
+        partition = next(os.path.join(slapos.base_directory, 'inst', name)
+                         for name in os.listdir(os.path.join(
+                             slapos.base_directory, 'inst'))
+                         if '/inst/%s/' % name in ' '.join(master.cmdline()))
+        user = slapos.partition_user(partition)
+        assert user not in ('root', slapos.software_user)
         tree = [master] + master.children(recursive=True)
-        assert {p.username() for p in tree} == {me}, master.cmdline()
+        assert {p.username() for p in tree} == {user}, master.cmdline()
+        users.add(user)
+    assert len(users) == 2  # the relay node's and the backend's
 
 
 def test_a_wrong_parameter_names_itself(deployment, slapos):

@@ -12,7 +12,6 @@ import imaplib
 import json
 import os
 import poplib
-import pwd
 import random
 import re
 import smtplib
@@ -160,10 +159,11 @@ def web_masters(partition):
     return found
 
 
-def test_web_daemons_run_as_the_partition_user(deployment):
+def test_web_daemons_run_as_the_partition_user(deployment, slapos):
     masters = web_masters(deployment['partition'])
     assert set(masters) == {'httpd', 'php-fpm'}, masters
-    me = pwd.getpwuid(os.getuid()).pw_name
+    me = slapos.partition_user(deployment['partition'])
+    assert me not in ('root', slapos.software_user)
     for master in masters.values():
         # under the partition's supervisor (not a daemon of its own)
         assert 'supervisord' in ' '.join(master.parent().cmdline())
