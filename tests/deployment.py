@@ -4,12 +4,16 @@ as a user would."""
 import base64
 import contextlib
 import email
+import grp
 import http.client
 import imaplib
+import json
 import os
 import pathlib
+import pwd
 import smtplib
 import socket
+import subprocess
 import time
 import urllib.parse
 import uuid
@@ -230,6 +234,52 @@ def software_binary(slapos, *path):
         if os.path.exists(candidate):
             return candidate
     raise AssertionError('%s not built' % os.path.join(*path))
+
+
+def postfix(slapos, partition, command, *args, check=True):
+    """A Postfix command (``postqueue``, ``postconf``, ``postfix``...) on a
+    partition's Postfix, as the partition's user runs it; the completed
+    process, its output as text."""
+    return slapos.run(partition, [
+        software_binary(slapos, 'postfix', 'sbin', command), '-c',
+        os.path.join(partition, 'etc', 'postfix')] + list(args),
+        capture_output=True, text=True, check=check)
+
+
+def postfix_queue(slapos, partition):
+    """The messages in a partition's Postfix queue (``postqueue -j``)."""
+    return [json.loads(line) for line in postfix(
+        slapos, partition, 'postqueue', '-j').stdout.splitlines()
+        if line.strip()]
+
+
+def hand_over(slapos, partition, directory):
+    """A copy of ``directory`` in the partition's ``srv``, its user's, as an
+    operator puts a snapshot where the partition's user reads it
+    (docs/operations.md); returns its path."""
+    user = slapos.partition_user(partition)
+    copy = os.path.join(partition, 'srv', 'handed-over-%s' % uuid.uuid4().hex)
+    subprocess.run(['rsync', '-aH', '--chown=%s:%s' % (user, grp.getgrgid(
+        pwd.getpwnam(user).pw_gid).gr_name), directory + '/', copy + '/'],
+        check=True)
+    return copy
+
+
+def word_list(slapos, partition, address):
+    """``(spam, ham)`` message counts of a user's bogofilter word list
+    (``bogoutil -d``, as the partition's user: bogofilter's database takes
+    a lock beside it), ``None`` when the user has none."""
+    local, domain = address.split('@')
+    path = os.path.join(partition, 'srv', 'mail', domain, local,
+                        '.bogofilter', 'wordlist.db')
+    if not os.path.exists(path):
+        return None
+    dump = slapos.run(partition, ['bogoutil', '-d', path], check=True,
+                      capture_output=True, text=True).stdout
+    for line in dump.splitlines():
+        if line.startswith('.MSG_COUNT '):
+            return tuple(int(n) for n in line.split()[1:3])
+    return 0, 0
 
 
 def rcpt_code(smtp, sender, recipient):

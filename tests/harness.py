@@ -738,6 +738,37 @@ class EmbeddedSlapOS(object):
             argv = ['runuser', '-u', owner, '--'] + list(argv)
         return subprocess.run(argv, **kw)
 
+    # slapgrid's promise launcher, as it runs a partition's promises
+    PROMISE_RUNNER = """
+import logging, sys
+from slapos.grid.promise import PromiseError, PromiseLauncher
+partition, name, anomaly = sys.argv[1], sys.argv[2], sys.argv[3] == 'anomaly'
+try:
+    PromiseLauncher(config={
+        'partition-folder': partition,
+        'promise-folder': partition + '/etc/plugin',
+        'log-folder': partition + '/.slapgrid/promise/log',
+        'force': True, 'check-anomaly': anomaly, 'promise-timeout': 60,
+        'run-only-promise-list': [name + '.py']},
+        logger=logging.getLogger('promise')).run()
+except PromiseError:
+    pass
+"""
+
+    def run_promise(self, partition, name, anomaly=False):
+        """Runs one promise of the partition now, as slapgrid does: its
+        promise launcher, with the node's Python, as the partition's user,
+        in a fresh interpreter as slapgrid's is (the plugin reloads slapos'
+        modules), with slapgrid's log folder, where a promise finds its
+        earlier results; returns its result ``{'failed', 'message'}``."""
+        self.run(partition, [os.path.join(self.bin_directory, 'python3'),
+                             '-c', self.PROMISE_RUNNER, partition, name,
+                             'anomaly' if anomaly else 'test'],
+                 check=True, capture_output=True, timeout=120)
+        with open(os.path.join(partition, '.slapgrid', 'promise', 'result',
+                               name + '.status.json')) as f:
+            return json.load(f)['result']
+
     def service(self, partition, name, action):
         """``action`` (stop, start) a service of a partition through the
         instance supervisor, as an operator would, e.g.

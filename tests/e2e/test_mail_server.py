@@ -10,17 +10,19 @@ import poplib
 import socket
 import smtplib
 import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 
 from recipes.stores import certificates
-from recipes.promises import deferred_queue, smtp_certificate
+from recipes.promises import smtp_certificate
 from tests.deployment import (MAIL_SERVER, assert_no_secret_in_records,
                               imaps_find, imaps_subjects, insecure_tls,
-                              post_form, send, set_password, sieve_file_into,
-                              smtp_submit, software_binary, wait_for)
+                              post_form, postfix, postfix_queue, send,
+                              set_password, sieve_file_into, smtp_submit,
+                              software_binary, wait_for)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -119,8 +121,6 @@ class Backend:
         self.published = slapos.connection_parameters(MAIL_SERVER, 'backend')
         self.host = self.published['imap-smtp-ipv6']
         self.partition = slapos.partition_of_address(self.host)
-        self.postfix_config = os.path.join(self.partition, 'etc', 'postfix')
-        self.postqueue = software_binary(slapos, 'postfix', 'sbin', 'postqueue')
         self.passwords = {}
 
     def port(self, name):
@@ -142,13 +142,10 @@ class Backend:
         self.passwords[address] = password
 
     def queue(self):
-        out = subprocess.run([self.postqueue, '-c', self.postfix_config, '-j'],
-                             check=True, capture_output=True, text=True).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        return postfix_queue(self.slapos, self.partition)
 
     def flush(self):
-        subprocess.run([self.postqueue, '-c', self.postfix_config, '-f'],
-                       check=True, capture_output=True)
+        postfix(self.slapos, self.partition, 'postqueue', '-f')
 
 
 @pytest.fixture(scope='module')
@@ -576,9 +573,15 @@ def test_promises_watch_ports_certificate_and_queue(backend):
         os.path.join(backend.partition, 'etc', 'ssl', 'current.crt'))
     assert smtp_certificate.served_fingerprint(
         backend.host, backend.port('smtp')) == current
-    assert deferred_queue.deferred_count(
-        backend.postqueue, backend.postfix_config) == len(
-            [m for m in backend.queue() if m['queue_name'] == 'deferred'])
+    counted = backend.slapos.run(backend.partition, [
+        sys.executable, '-c', 'import sys\n'
+        'from recipes.promises.deferred_queue import deferred_count\n'
+        'print(deferred_count(*sys.argv[1:]))',
+        software_binary(backend.slapos, 'postfix', 'sbin', 'postqueue'),
+        os.path.join(backend.partition, 'etc', 'postfix')],
+        capture_output=True, text=True, check=True).stdout
+    assert int(counted) == len(
+        [m for m in backend.queue() if m['queue_name'] == 'deferred'])
 
 
 # --- reset token (last: dave gets another password) ---------------------------

@@ -6,16 +6,14 @@ its outbound mail through the relay (TLS, known by its certificate's
 fingerprint, the relay pinned by its own), and publishes the DNS records the
 relay gives."""
 import imaplib
-import json
 import os
-import subprocess
 import time
 import uuid
 
 import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
-                              mx_dns, send, smtp_submit, software_binary)
+                              mx_dns, postfix_queue, send, smtp_submit)
 
 DOMAIN = 'relayed.example.com'
 USER = 'testmail@' + DOMAIN
@@ -46,18 +44,13 @@ def deployment(slapos, dns):
     slapos.wait_instance(max_retry=6)
     backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
-    postfix = software_binary(slapos, 'postfix', 'sbin')
-    return {'backend': backend, 'relay': relay, 'postfix': postfix,
+    return {'backend': backend, 'relay': relay, 'slapos': slapos,
             'partition': slapos.partition_of_address(
                 backend['imap-smtp-ipv6'])}
 
 
 def queue(deployment, partition):
-    out = subprocess.run(
-        [os.path.join(deployment['postfix'], 'postqueue'), '-c',
-         os.path.join(partition, 'etc', 'postfix'), '-j'],
-        check=True, capture_output=True, text=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return postfix_queue(deployment['slapos'], partition)
 
 
 def test_the_relay_accepted_the_domain_and_its_records_are_published(

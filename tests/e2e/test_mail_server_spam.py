@@ -10,14 +10,13 @@ import os
 import re
 import smtplib
 import stat
-import subprocess
 import uuid
 
 import psutil
 import pytest
 
+from tests import deployment
 from tests.deployment import MAIL_SERVER, imaps_find, insecure_tls, send
-from tests.e2e.test_relay_inbound import run_promise
 from tests.e2e.test_mail_server import (Backend, PASSWORD,
                                         activate_sieve_script,
                                         imaps_subjects, wait_for)
@@ -86,20 +85,7 @@ def deliver(backend, user, subject, body, folder='INBOX'):
 
 
 def word_list(backend, user):
-    """``(spam, ham)`` message counts of the user's bogofilter word list
-    (``bogoutil -d``), ``None`` when the user has none."""
-    local, domain = user.split('@')
-    path = os.path.join(backend.partition, 'srv', 'mail', domain, local,
-                        '.bogofilter', 'wordlist.db')
-    if not os.path.exists(path):
-        return None
-    dump = subprocess.run(['bogoutil', '-d', path], check=True,
-                          capture_output=True, text=True).stdout
-    for line in dump.splitlines():
-        if line.startswith('.MSG_COUNT '):
-            spam, ham = line.split()[1:3]
-            return int(spam), int(ham)
-    return 0, 0
+    return deployment.word_list(backend.slapos, backend.partition, user)
 
 
 def dovecot_master(backend):
@@ -204,9 +190,10 @@ def test_a_failing_filter_never_loses_mail(backend):
     local, domain = BOB.split('@')
     path = os.path.join(backend.partition, 'srv', 'mail', domain, local,
                         '.bogofilter', 'wordlist.db')
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
-        f.write(b'not a Berkeley DB file\n')
+    # written as the user would, through the partition's user
+    backend.slapos.run(backend.partition, [
+        'sh', '-c', 'mkdir -p "${1%/*}" && echo "not a Berkeley DB file" > "$1"',
+        'sh', path], check=True)
     try:
         message = deliver(backend, BOB, 'unclassified %s' % uuid.uuid4(),
                           SPAM)
@@ -214,7 +201,7 @@ def test_a_failing_filter_never_loses_mail(backend):
         assert 'not classified' in message['X-Bogosity']
         assert message.get_payload().startswith('Buy cheap pills')
     finally:
-        os.unlink(path)
+        backend.slapos.run(backend.partition, ['rm', path], check=True)
     assert not [m for m in backend.queue() if m['queue_name'] == 'deferred']
 
 
@@ -227,7 +214,7 @@ def test_without_its_spam_filter_process_dovecot_runs_bogofilter(backend,
                                'spam-filter', 'bogofilter')
     assert stat.S_ISSOCK(os.stat(socket_path).st_mode)
     promise = 'spam-filter-answering'
-    assert not run_promise(backend.partition, promise, anomaly=True)['failed']
+    assert not slapos.run_promise(backend.partition, promise, anomaly=True)['failed']
     served = deliver(backend, ALICE, 'pills %s' % uuid.uuid4(), SPAM, 'Junk')
     assert served['X-Bogosity'].startswith('Spam,'), served['X-Bogosity']
     slapos.service(backend.partition, 'spam-filter', 'stop')
@@ -235,7 +222,7 @@ def test_without_its_spam_filter_process_dovecot_runs_bogofilter(backend,
         assert not os.path.exists(socket_path)
         # the promise says so (an alarm, never a failed deployment: mail
         # is still classified)
-        result = run_promise(backend.partition, promise, anomaly=True)
+        result = slapos.run_promise(backend.partition, promise, anomaly=True)
         assert 'spam filter does not answer' in result['message'], result
         run = deliver(backend, ALICE, 'pills %s' % uuid.uuid4(), SPAM, 'Junk')
         assert run['X-Bogosity'].startswith('Spam,'), run['X-Bogosity']

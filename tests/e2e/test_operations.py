@@ -17,7 +17,6 @@ that bangs a partition whose service died):
 import email
 import glob
 import gzip
-import json
 import os
 import signal
 import subprocess
@@ -34,8 +33,9 @@ from tests.deployment import (ACCOUNTS, DNS_PORT, MAIL1, MAIL2, MAIL_SERVER,
                               deploy_reference_topology, mx_dns,
                               http_request, imaps_login_works,
                               imaps_subjects, reference_smarthost, send,
-                              set_password, sieve_file_into, smtp_submit,
-                              software_binary, wait_for)
+                              hand_over, postfix_queue, set_password,
+                              sieve_file_into,
+                              smtp_submit, wait_for)
 
 SMARTHOST_LOGIN = ('relay', 'smarthost secret')
 ALICE, BOB, CHARLIE = (ACCOUNTS[r][0] for r in ('alice', 'bob', 'charlie'))
@@ -73,12 +73,7 @@ def partition(topology, name):
 
 
 def relay_queue(slapos, topology):
-    postqueue = software_binary(slapos, 'postfix', 'sbin', 'postqueue')
-    out = subprocess.run(
-        [postqueue, '-c', os.path.join(topology['node-partition'], 'etc',
-                                       'postfix'), '-j'],
-        capture_output=True, text=True, check=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return postfix_queue(slapos, topology['node-partition'])
 
 
 def subjects_of(topology, address, folder='INBOX'):
@@ -285,8 +280,8 @@ def test_a_forced_rotation_loses_nothing(slapos, topology):
         time.sleep(3)
         for p in partitions:
             start = time.time()
-            result = subprocess.run([os.path.join(p, 'bin', 'rotate-logs'),
-                                     '-f'], capture_output=True, text=True)
+            result = slapos.run(p, [os.path.join(p, 'bin', 'rotate-logs'),
+                                    '-f'], capture_output=True, text=True)
             assert result.returncode == 0, result.stderr
             # no daemon kept its old file open until the helper gave up
             assert time.time() - start < 30
@@ -374,8 +369,8 @@ def test_a_backend_is_restored_into_a_new_instance(slapos, topology,
 
     # a backup, pulled elsewhere as a backup server would (rsync -aH)
     old = slapos.partition_of_address(host)
-    result = subprocess.run([os.path.join(old, 'bin', 'backup'), 'create'],
-                            capture_output=True, text=True)
+    result = slapos.run(old, [os.path.join(old, 'bin', 'backup'), 'create'],
+                        capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     snapshot = os.path.realpath(os.path.join(old, 'srv', 'backup', 'latest'))
     pulled = str(tmp_path / 'pulled')
@@ -394,8 +389,9 @@ def test_a_backend_is_restored_into_a_new_instance(slapos, topology,
     early = 'arrived before the restore %s' % uuid.uuid4()
     send(host, mail3['smtp-port'], 'shop@seller.example', [bob], early)
 
-    result = subprocess.run([os.path.join(new, 'bin', 'backup'), 'restore',
-                             pulled], capture_output=True, text=True)
+    result = slapos.run(new, [os.path.join(new, 'bin', 'backup'), 'restore',
+                              hand_over(slapos, new, pulled)],
+                        capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     said = result.stdout
     assert 'accounts: the password of alice@%s, bob@%s restored' % (
@@ -426,8 +422,8 @@ def test_a_backend_is_restored_into_a_new_instance(slapos, topology,
 def test_a_relay_node_backs_up_its_dkim_keys_and_certificates(slapos,
                                                               topology):
     node = topology['node-partition']
-    result = subprocess.run([os.path.join(node, 'bin', 'backup'), 'create'],
-                            capture_output=True, text=True)
+    result = slapos.run(node, [os.path.join(node, 'bin', 'backup'), 'create'],
+                        capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     latest = os.path.join(node, 'srv', 'backup', 'latest')
     assert sorted(os.listdir(os.path.join(latest, 'dkim'))) == [
@@ -435,15 +431,15 @@ def test_a_relay_node_backs_up_its_dkim_keys_and_certificates(slapos,
     assert sorted(os.listdir(os.path.join(latest, 'certificates'))) == [
         'current.crt', 'current.key', 'next.crt', 'next.key']
     # restored onto the node it was taken from: nothing to replace
-    result = subprocess.run([os.path.join(node, 'bin', 'backup'), 'restore',
-                             latest], capture_output=True, text=True)
+    result = slapos.run(node, [os.path.join(node, 'bin', 'backup'), 'restore',
+                               latest], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert 'replaced' not in result.stdout, result.stdout
     # a backend's snapshot is refused here
-    mail1_latest = os.path.join(partition(topology, 'mail1'), 'srv',
-                                'backup', 'latest')
-    result = subprocess.run([os.path.join(node, 'bin', 'backup'), 'restore',
-                             mail1_latest], capture_output=True, text=True)
+    mail1_latest = hand_over(slapos, node, os.path.join(
+        partition(topology, 'mail1'), 'srv', 'backup', 'latest'))
+    result = slapos.run(node, [os.path.join(node, 'bin', 'backup'), 'restore',
+                               mail1_latest], capture_output=True, text=True)
     assert result.returncode != 0
     assert 'is a snapshot of mail-server, this partition is ' \
         'mail-server-relay' in result.stderr

@@ -6,7 +6,6 @@ import os
 import smtplib
 import socket
 import ssl
-import subprocess
 import time
 import uuid
 
@@ -16,7 +15,8 @@ import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY,
                               assert_no_secret_in_records, imaps_find,
-                              insecure_tls, mx_dns, rcpt_code, send)
+                              insecure_tls, mx_dns, postfix, postfix_queue,
+                              rcpt_code, send)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -98,16 +98,6 @@ def deployment(slapos, smarthost, dns):
                 backend1['imap-smtp-ipv6']),
             'backend2-partition': slapos.partition_of_address(
                 backend2['imap-smtp-ipv6'])}
-
-
-def postfix_tool(slapos, name):
-    software = os.path.join(slapos.base_directory, 'soft')
-    for directory in sorted(os.listdir(software)):
-        path = os.path.join(software, directory, 'parts', 'postfix', 'sbin',
-                            name)
-        if os.path.exists(path):
-            return path
-    raise AssertionError('no %s built' % name)
 
 
 def message(sender, recipient, subject):
@@ -374,11 +364,7 @@ def test_backend_down_mail_queued_then_all_delivered(deployment, slapos):
                 smtp.sendmail('etienne@hotmail.com', ['testmail@' + MAIL1],
                               message('etienne@hotmail.com',
                                       'testmail@' + MAIL1, '%s #%d' % (batch, i)))
-        queue = subprocess.run(
-            [postfix_tool(slapos, 'postqueue'), '-c',
-             os.path.join(deployment['node-partition'], 'etc', 'postfix'),
-             '-j'], capture_output=True, text=True, check=True).stdout
-        assert len(queue.splitlines()) >= 100
+        assert len(postfix_queue(slapos, deployment['node-partition'])) >= 100
     finally:
         with slapos.standalone.instance_supervisor_rpc as supervisor:
             supervisor.startProcess(names[0])
@@ -391,9 +377,7 @@ def test_backend_down_mail_queued_then_all_delivered(deployment, slapos):
         except OSError:
             assert time.time() < deadline
             time.sleep(0.5)
-    subprocess.run([postfix_tool(slapos, 'postqueue'), '-c',
-                    os.path.join(deployment['node-partition'], 'etc',
-                                 'postfix'), '-f'], check=True)
+    postfix(slapos, deployment['node-partition'], 'postqueue', '-f')
     import imaplib
     deadline = time.time() + 120
     while True:
@@ -412,20 +396,16 @@ def test_backend_down_mail_queued_then_all_delivered(deployment, slapos):
 
 # -- the generated configuration ------------------------------------------------
 def test_postfix_check_accepts_the_relay_configuration(deployment, slapos):
-    config = os.path.join(deployment['node-partition'], 'etc', 'postfix')
-    result = subprocess.run([postfix_tool(slapos, 'postfix'), '-c', config,
-                             'check'], capture_output=True, text=True)
+    result = postfix(slapos, deployment['node-partition'], 'postfix', 'check',
+                     check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr == '', result.stderr
 
 
 def test_backends_are_reached_over_tls_only(deployment, slapos):
-    config = os.path.join(deployment['node-partition'], 'etc', 'postfix')
-
     def postconf(*args):
-        return subprocess.run([postfix_tool(slapos, 'postconf'), '-c', config]
-                              + list(args), capture_output=True, text=True,
-                              check=True).stdout
+        return postfix(slapos, deployment['node-partition'], 'postconf',
+                       *args).stdout
     # transport backend (see the transport map) requires TLS and shows the
     # node's certificate, which the backends know it by; only direct
     # delivery to the Internet is opportunistic
@@ -433,7 +413,8 @@ def test_backends_are_reached_over_tls_only(deployment, slapos):
     assert postconf('-h', 'default_transport').strip() == 'direct'
     assert 'smtp_tls_security_level=may' in postconf('-M', 'direct/unix')
     assert 'smtp_tls_cert_file=' in postconf('-M', 'backend/unix')
-    with open(os.path.join(config, 'transport')) as f:
+    with open(os.path.join(deployment['node-partition'], 'etc', 'postfix',
+                           'transport')) as f:
         routes = [l.split()[1] for l in f if l.strip() and l[0] != '#']
     assert routes and all(r.startswith('backend:[') for r in routes)
 

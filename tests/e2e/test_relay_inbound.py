@@ -17,17 +17,15 @@ records what it receives), a third-party smarthost and a DNS server.
 - check-mx: a domain without an MX gets a warning, and is still accepted
   and works (exempt from domain verification: the proxy-map lists it).
 """
-import json
 import os
 import smtplib
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 
-from tests.deployment import RELAY, assert_no_secret_in_records
+from tests.deployment import RELAY, assert_no_secret_in_records, postfix
 from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
 from tests.smarthost import Recorder, Smarthost
@@ -149,36 +147,6 @@ def delivered(outside, subject, timeout=60):
     return message.decode()
 
 
-PROMISE_RUNNER = """
-import logging, sys
-from slapos.grid.promise import PromiseError, PromiseLauncher
-partition, name, anomaly = sys.argv[1], sys.argv[2], sys.argv[3] == 'anomaly'
-try:
-    PromiseLauncher(config={
-        'partition-folder': partition,
-        'promise-folder': partition + '/etc/plugin',
-        'log-folder': partition + '/.slapgrid/promise/log',
-        'force': True, 'check-anomaly': anomaly, 'promise-timeout': 60,
-        'run-only-promise-list': [name + '.py']},
-        logger=logging.getLogger('promise')).run()
-except PromiseError:
-    pass
-"""
-
-
-def run_promise(partition, name, anomaly=False):
-    """Run one promise of the partition now, as slapgrid does (its promise
-    launcher, in a fresh interpreter as slapgrid's is: the plugin reloads
-    slapos' modules; with slapgrid's log folder, where a promise finds its
-    earlier results); return its result ``{'failed', 'message'}``."""
-    subprocess.run([sys.executable, '-c', PROMISE_RUNNER, partition, name,
-                    'anomaly' if anomaly else 'test'], check=True,
-                   capture_output=True, timeout=120)
-    with open(os.path.join(partition, '.slapgrid', 'promise', 'result',
-                           name + '.status.json')) as f:
-        return json.load(f)['result']
-
-
 # -- greylisting ---------------------------------------------------------------
 def test_a_first_attempt_is_greylisted_and_its_retry_delivered(
         deployment, outside):
@@ -259,8 +227,8 @@ def test_the_custom_certificate_is_served_on_the_inbound_port_only(
 
 
 def test_a_promise_warns_that_the_custom_certificate_expires_soon(
-        deployment):
-    result = run_promise(deployment['partition'], 'inbound-certificate',
+        deployment, slapos):
+    result = slapos.run_promise(deployment['partition'], 'inbound-certificate',
                          anomaly=True)
     assert result['failed'], result
     assert 'custom-inbound-certificate expires on' in result['message']
@@ -268,13 +236,13 @@ def test_a_promise_warns_that_the_custom_certificate_expires_soon(
 
 
 def test_a_refused_custom_certificate_leaves_the_self_signed_one_served(
-        deployment):
+        deployment, slapos):
     from recipes.stores.certificates import fingerprint
     partition = deployment['partition2']
     self_signed = fingerprint(os.path.join(partition, 'etc', 'ssl',
                                            'current.crt'))
     assert served_on(deployment['node2'], 10025) == self_signed
-    result = run_promise(partition, 'inbound-certificate', anomaly=True)
+    result = slapos.run_promise(partition, 'inbound-certificate', anomaly=True)
     assert result['failed'], result
     assert ('custom-inbound-certificate refused: the private key does not '
             'match the first certificate') in result['message']
@@ -282,26 +250,26 @@ def test_a_refused_custom_certificate_leaves_the_self_signed_one_served(
 
 
 # -- promises ----------------------------------------------------------------------
-def test_the_served_certificate_and_queue_promises_pass(deployment):
+def test_the_served_certificate_and_queue_promises_pass(deployment, slapos):
     plugins = os.listdir(os.path.join(deployment['partition'], 'etc', 'plugin'))
     for name in ('smtp-certificate', 'deferred-queue', 'smarthost-provider',
                  'smtp-port-listening', 'submission-port-listening',
                  'inbound-policy-answering', 'outbound-policy-answering'):
         assert name + '.py' in plugins, plugins
     for mode in ('inbound', 'outbound'):
-        result = run_promise(deployment['partition'],
+        result = slapos.run_promise(deployment['partition'],
                              mode + '-policy-answering')
         assert not result['failed'], result
-    result = run_promise(deployment['partition'], 'smtp-certificate')
+    result = slapos.run_promise(deployment['partition'], 'smtp-certificate')
     assert not result['failed'], result
-    result = run_promise(deployment['partition'], 'deferred-queue',
+    result = slapos.run_promise(deployment['partition'], 'deferred-queue',
                          anomaly=True)
     assert not result['failed'], result
 
 
 def test_the_smarthost_promise_checks_the_login(deployment, outside, slapos):
     partition = deployment['partition']
-    result = run_promise(partition, 'smarthost-provider', anomaly=True)
+    result = slapos.run_promise(partition, 'smarthost-provider', anomaly=True)
     assert not result['failed'], result
     assert 'accepts the login of relay-user' in result['message']
     # the provider changed the password: the promise says which entry
@@ -309,8 +277,8 @@ def test_the_smarthost_promise_checks_the_login(deployment, outside, slapos):
     logins = outside['smarthost'].logins
     logins[b'relay-user'] = b'changed-by-the-provider'
     try:
-        run_promise(partition, 'smarthost-provider', anomaly=True)
-        result = run_promise(partition, 'smarthost-provider', anomaly=True)
+        slapos.run_promise(partition, 'smarthost-provider', anomaly=True)
+        result = slapos.run_promise(partition, 'smarthost-provider', anomaly=True)
         # ... and the partition's deployment is not failed for it: what the
         # partition cannot fix never keeps it from settling
         slapos.wait_instance(force=True)
@@ -354,23 +322,17 @@ def test_with_check_mx_a_domain_without_mx_is_accepted(deployment):
 
 
 def test_the_node_configuration_passes_postfix_check(deployment, slapos):
-    from tests.e2e.test_relay import postfix_tool
-    config = os.path.join(deployment['partition'], 'etc', 'postfix')
-    result = subprocess.run([postfix_tool(slapos, 'postfix'), '-c', config,
-                             'check'], capture_output=True, text=True)
+    result = postfix(slapos, deployment['partition'], 'postfix', 'check',
+                     check=False)
     assert result.returncode == 0 and result.stderr == '', result.stderr
 
 
 def test_the_submission_port_never_greylists_nor_checks_spf(deployment, slapos):
     """Backends relay through submission: its restrictions are the outbound
     policy's alone, the inbound policy is the SMTP port's."""
-    from tests.e2e.test_relay import postfix_tool
-    config = os.path.join(deployment['partition'], 'etc', 'postfix')
-
     def postconf(*args):
-        return subprocess.run([postfix_tool(slapos, 'postconf'), '-c', config]
-                              + list(args), capture_output=True, text=True,
-                              check=True).stdout
+        return postfix(slapos, deployment['partition'], 'postconf',
+                       *args).stdout
     services = postconf('-P').splitlines()
     submission = [l for l in services if ':10587/inet/' in l]
     assert 'smtpd_recipient_restrictions=' in [

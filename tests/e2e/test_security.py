@@ -22,14 +22,12 @@ import base64
 import email
 import warnings
 import imaplib
-import json
 import os
 import poplib
 import re
 import smtplib
 import socket
 import ssl
-import subprocess
 import time
 import urllib.parse
 import uuid
@@ -37,7 +35,7 @@ import uuid
 import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
-                              set_password, software_binary, wait_for)
+                              postfix_queue, set_password, wait_for)
 from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
@@ -165,13 +163,7 @@ def certificate(deployment, reference):
 
 
 def queue(deployment, partition):
-    """The messages in a partition's Postfix queue (postqueue -j)."""
-    out = subprocess.run(
-        [software_binary(deployment['slapos'], 'postfix', 'sbin',
-                         'postqueue'), '-c',
-         os.path.join(partition, 'etc', 'postfix'), '-j'],
-        check=True, capture_output=True, text=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return postfix_queue(deployment['slapos'], partition)
 
 
 def inbox(host_, imaps_port, user, password=PASSWORD):

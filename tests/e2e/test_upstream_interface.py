@@ -31,7 +31,6 @@ from tests.deployment import (MAIL_SERVER, RELAY, http_request, imaps_find,
                               post_form, send)
 from tests.dns_server import DNSServer
 from tests.deployment import ManageSieve
-from tests.e2e.test_relay_inbound import run_promise
 from tests.harness import partition_ipv6
 
 RELAY_FQDN = 'relay1.example.net'
@@ -215,8 +214,8 @@ def test_a_smarthost_that_does_not_answer_is_an_alarm_only(
     # the deployment settled (the fixture's runs succeeded) with no
     # smarthost answering; the promise says so, each time it is asked
     node = slapos.partition_of_address(cluster(slapos)['relay-hosts'][0])
-    run_promise(node, 'smarthost-provider-a', anomaly=True)
-    result = run_promise(node, 'smarthost-provider-a', anomaly=True)
+    slapos.run_promise(node, 'smarthost-provider-a', anomaly=True)
+    result = slapos.run_promise(node, 'smarthost-provider-a', anomaly=True)
     assert result['failed'], result
     assert 'does not answer' in result['message'], result
 

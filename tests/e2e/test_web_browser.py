@@ -6,8 +6,6 @@ admin panel. On failure, a screenshot of the page and of the inbox goes to
 the test's output directory (pytest's tmp_path, named in the failure)."""
 import contextlib
 import imaplib
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -16,6 +14,7 @@ import pytest
 
 from recipes.decisions.passwords import MIN_PASSWORD_LENGTH
 
+from tests import deployment
 from tests.browser import Snappymail, chromium
 from tests.deployment import (MAIL_SERVER, imaps_login_works, insecure_tls,
                               send, set_password)
@@ -49,6 +48,7 @@ def backend(slapos):
     for address, password in PASSWORDS.items():
         set_password(slapos, 'browser-' + address.split('@')[0], password,
                      published['password-url'])
+    published['slapos'] = slapos
     published['partition'] = slapos.partition_of_address(
         published['imap-smtp-ipv6'])
     return published
@@ -168,18 +168,8 @@ def test_a_suspended_account_cannot_log_in(backend, webmail, slapos):
 
 
 def word_list(backend, address):
-    """``(spam, ham)`` counts of the user's bogofilter word list."""
-    local, domain = address.split('@')
-    path = os.path.join(backend['partition'], 'srv', 'mail', domain, local,
-                        '.bogofilter', 'wordlist.db')
-    if not os.path.exists(path):
-        return (0, 0)
-    dump = subprocess.run(['bogoutil', '-d', path], check=True,
-                          capture_output=True, text=True).stdout
-    for line in dump.splitlines():
-        if line.startswith('.MSG_COUNT '):
-            return tuple(int(n) for n in line.split()[1:3])
-    return (0, 0)
+    return deployment.word_list(backend['slapos'], backend['partition'],
+                                address) or (0, 0)
 
 
 def test_spam_goes_to_junk_and_teaches_the_filter(backend, webmail):
