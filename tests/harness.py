@@ -463,7 +463,7 @@ class EmbeddedSlapOS(object):
             url = software_cfg_path
         else:
             path = os.path.abspath(software_cfg_path)
-            url = self._serve(path) if served else path
+            url = self._serve(path) if served else self._develop(path)
             self._urls[path] = url
         log('supplying %s%s' % (url, '' if state == 'available' else
                                 ' (%s)' % state))
@@ -539,6 +539,20 @@ class EmbeddedSlapOS(object):
             build_sdist(copy, os.path.join(self.served_directory, 'index'))
             self._served_fresh = True
         return self.served_url(path)
+
+    @property
+    def develop_checkout(self):
+        return os.path.join(self.base_directory, 'checkout')
+
+    def _develop(self, path):
+        """The path of ``path`` (a file of the checkout) in the software
+        user's own copy of the checkout, as in a development VM, where the
+        checkout is the user's who builds the software (the build installs
+        the bundle from it in develop mode, writing its egg-info there)."""
+        clean_copy(checkout_root(path), self.develop_checkout)
+        self._give_to_software_user(self.develop_checkout)
+        return os.path.join(self.develop_checkout,
+                            os.path.relpath(path, checkout_root(path)))
 
     def _software_path(self, url):
         return os.path.join(self.standalone.software_directory,

@@ -177,9 +177,11 @@ def test_a_stale_checksum_fails_the_build_naming_the_file(slapos, urls):
 
 def test_from_a_local_path_the_bundle_is_the_checkout_in_develop_mode(
         slapos, urls):
-    """A development VM's way: the same profile, given as a path."""
+    """A development VM's way: the same profile, given as a path (of the
+    software user's checkout)."""
     path = slapos.supply(RELAY, served=False)
-    assert path == os.path.abspath(RELAY)
+    assert path == os.path.join(slapos.develop_checkout, 'software',
+                                'mail-server-relay', 'software.cfg')
     slapos.wait_software()
     software = software_path(slapos, path)
     links = glob.glob(os.path.join(software, 'develop-eggs',

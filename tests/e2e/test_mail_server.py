@@ -9,7 +9,6 @@ import os
 import poplib
 import socket
 import smtplib
-import subprocess
 import sys
 import time
 import uuid
@@ -532,12 +531,14 @@ def test_certificate_rotation_keeps_connections(backend, slapos):
     imap = imaplib.IMAP4_SSL(backend.host, backend.port('imaps'),
                              ssl_context=insecure_tls())
     imap.login('testmail@' + DOMAIN, 'password123')
-    # the current certificate is about to expire
-    openssl = subprocess.run(['which', 'openssl'], capture_output=True,
-                             text=True).stdout.strip()
-    certificates.generate(openssl, os.path.join(ssl_directory, 'current.key'),
-                          os.path.join(ssl_directory, 'current.crt'), DOMAIN,
-                          days=1)
+    # the current certificate is about to expire (made so by the
+    # partition's user, whose files these are)
+    slapos.run(backend.partition, [
+        sys.executable, '-c', 'import sys\n'
+        'from recipes.stores import certificates\n'
+        'certificates.generate("openssl", *sys.argv[1:4], days=1)',
+        os.path.join(ssl_directory, 'current.key'),
+        os.path.join(ssl_directory, 'current.crt'), DOMAIN], check=True)
     # slapgrid runs each partition again at least daily; here, at once
     slapos.standalone._force_slapos_node_instance_all = True
     try:
