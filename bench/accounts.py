@@ -14,7 +14,7 @@ Prints:
   2. the time of one instance run in the embedded SlapOS with 500 account
      shared instances (``instance_run``): the run that creates them and the
      next one; baseline, the same partition's run without any. Needs the
-     runtime user and its embedded SlapOS (scripts/as-runtime-user.sh),
+     runtime user and its embedded SlapOS (scripts/run.sh),
      which it starts afresh.
 """
 import argparse

@@ -12,8 +12,8 @@ periodic runs):
    delay it causes to the mail (from a message's first try to its
    delivery); every accepted message delivered exactly once.
 
-Run as the runtime user (what scripts/as-runtime-user.sh does):
-  bash scripts/as-runtime-user.sh python bench/failover.py [messages]
+Run as root, the embedded node's administrator (what scripts/run.sh does):
+  bash scripts/run.sh python bench/failover.py [messages]
 It deploys in the embedded SlapOS the tests use (started clean, stopped at
 the end): do not run it beside the demo or the tests.
 """

@@ -18,8 +18,8 @@ The bare baseline and the bundle alternate over rounds (default 5), each
 bundle round compared with the mean of the baseline rounds before and after
 it; both are started once and kept, each mailbox emptied between rounds.
 
-Run as the runtime user (what scripts/as-runtime-user.sh does):
-  bash scripts/as-runtime-user.sh python bench/throughput.py [messages [rounds]]
+Run as root, the embedded node's administrator (what scripts/run.sh does):
+  bash scripts/run.sh python bench/throughput.py [messages [rounds]]
 It deploys in the embedded SlapOS the tests use (started clean, stopped at
 the end): do not run it beside the demo or the tests.
 """

@@ -178,7 +178,7 @@ PY=$VENV/bin/python
 CONSTRAINTS=$ROOT/src/scripts/constraints.txt
 REQUIREMENTS=(zc.buildout slapos.core slapos.cookbook slapos.recipe.template
   slapos.recipe.build jinja2 libpass pytest slapos.libnetworkcache nxdbom
-  zc.recipe.egg aiosmtpd dkimpy pyspf selenium)
+  zc.recipe.egg aiosmtpd dkimpy pyspf selenium pytest-xdist)
 step "virtual environment $VENV"
 if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
   note "broken or foreign virtual environment: recreating"
@@ -342,42 +342,12 @@ else
 fi
 
 # --- (f) IPv6 addresses of the partitions ----------------------------------
-# Partition i has <prefix>::<i+2> (hexadecimal), for 32 partitions, the
-# prefix being SLAPOS_MAIL_IPV6_PREFIX (default fd6d:6169:6c00): a second
-# embedded SlapOS on the same machine uses another prefix (and root, port).
+# Partition i has <prefix>::<i+2>, the prefix being SLAPOS_MAIL_IPV6_PREFIX
+# (default fd6d:6169:6c00): a second embedded SlapOS on the same machine
+# uses another prefix (and root, port).
 IPV6_PREFIX=${SLAPOS_MAIL_IPV6_PREFIX:-fd6d:6169:6c00}
 step "IPv6 addresses on lo"
-if [ "$(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null || echo 1)" != 0 ]; then
-  sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.lo.disable_ipv6=0 \
-    || die "IPv6 is disabled on lo and cannot be enabled (net.ipv6.conf.lo.disable_ipv6)"
-fi
-present=$(ip -6 addr show dev lo)
-added=0
-for n in $(seq 2 33); do
-  addr=$(printf '%s::%x' "$IPV6_PREFIX" "$n")
-  grep -q "inet6 $addr/" <<<"$present" && continue
-  ip -6 addr add "$addr/128" dev lo nodad
-  added=$((added + 1))
-done
-note "$added added, $((32 - added)) already there"
-
-# Names for those addresses, as a real node's addresses have: smtpd looks
-# up the name of every client, and with no name (no DNS here) each lookup
-# costs seconds, which would throttle the daemons and the benchmarks.
-exec 8>/var/lock/slapos-mail-hosts.lock
-flock 8
-begin="# slapos-mail $IPV6_PREFIX (scripts/setup.sh)"
-end="# end slapos-mail $IPV6_PREFIX"
-hosts=$(awk -v b="$begin" -v e="$end" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' /etc/hosts)
-{
-  printf '%s\n' "$hosts" "$begin"
-  for n in $(seq 2 33); do
-    printf '%s::%x p%x-%s.slapos-mail.test\n' "$IPV6_PREFIX" "$n" "$n" "${IPV6_PREFIX//:/-}"
-  done
-  printf '%s\n' "$end"
-} > /etc/hosts.slapos-mail
-cat /etc/hosts.slapos-mail > /etc/hosts && rm /etc/hosts.slapos-mail
-flock -u 8
+bash "$REPO/scripts/addresses.sh" "$IPV6_PREFIX"
 
 # --- (g) summary ------------------------------------------------------------
 step "done in $((SECONDS - START)) s: root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"

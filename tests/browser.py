@@ -2,7 +2,7 @@
 through chromium-driver by Selenium (both installed by scripts/setup.sh;
 nothing is downloaded at run time), and what a user does in Snappymail.
 
-Chromium runs as the runtime user, with a fresh profile and the flags that
+Chromium runs with a fresh profile and the flags that
 keep it from calling the Internet (this machine has none: without them it
 floods refused connections)."""
 import contextlib
@@ -51,7 +51,7 @@ def chromium(log_path=None):
     options.binary_location = binary
     # Selenium Manager would look for a driver online: it is given here.
     # Chromium's caches (fontconfig, dconf) go to the profile, not the
-    # runtime user's home.
+    # home of whoever runs the tests.
     environment = dict(os.environ, HOME=profile,
                        XDG_CACHE_HOME=os.path.join(profile, 'cache'),
                        XDG_CONFIG_HOME=os.path.join(profile, 'config'))

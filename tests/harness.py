@@ -12,8 +12,18 @@ SlapOS master (slapproxy), slapgrid and supervisord under
         slapos.wait_instance()
         slapos.connection_parameters('/path/to/software.cfg', 'main')
 
-It runs as the unprivileged runtime user (slapgrid refuses to run partitions
-as root): use ``scripts/test.sh``, which runs ``scripts/setup.sh`` first.
+It is laid out and run as a SlapOS node is: root runs slapproxy, slapgrid
+and supervisord; ``slapos node format`` makes the software user
+(``SOFTWARE_USER``), who builds the software releases, and one user per
+partition (a member of the software user's group, with umask 027 as
+slapgrid sets it), who runs the partition's buildout and services; the
+shared parts are built once per root, in ``$SLAPOS_MAIL_ROOT/shared-parts``.
+A file a partition's user cannot read fails here as on a node. Run as root:
+use ``scripts/test.sh`` or ``scripts/run.sh``, which run
+``scripts/setup.sh`` first. Commands on a partition's files run as its
+user (``run``, ``run_promise``). Several nodes share a machine, each with
+its own root directory name, proxy port and IPv6 prefix (the test
+workers': tests/conftest.py).
 
 It builds the way a SlapOS node does: slapgrid and buildout run from the
 node's environment (``$SLAPOS_MAIL_ROOT/node``: slapos.core and zc.buildout,
@@ -69,15 +79,21 @@ SOFTWARE_PRODUCTS = {'mail-relay': str(CHECKOUT / 'software' /
 # (each given by the URL it is served at: EmbeddedSlapOS.served_url)
 
 
+# the software user of every embedded node of the machine: the nodes share
+# what they build once (the shared parts: Postfix)
+SOFTWARE_USER = 'smsoft'
+
+
 def node_users(prefix, partition_count):
     """The users of the node of an IPv6 prefix, as ``slapos node format``
     makes them: the software user, who builds the software releases, and
     one user per partition, who runs its buildout and its services (a
-    member of the software user's group, which reads the software). Named
-    after the prefix's last group (``fd6d:6169:6c00``: ``sm6c00-soft``,
-    ``sm6c00-user0``...), so that several nodes share a machine."""
+    member of the software user's group, which reads the software). The
+    partitions' users are named after the prefix's last group
+    (``fd6d:6169:6c00``: ``sm6c00-user0``...), so that several nodes share
+    a machine."""
     tag = 'sm' + prefix.rstrip(':').split(':')[-1]
-    return tag + '-soft', ['%s-user%d' % (tag, i)
+    return SOFTWARE_USER, ['%s-user%d' % (tag, i)
                            for i in range(partition_count)]
 
 
@@ -139,9 +155,9 @@ def log(message):
           file=sys.stderr, flush=True)
 
 
-def partition_ipv6(i):
+def partition_ipv6(i, ipv6_range=IPV6_RANGE):
     """The IPv6 address of partition ``i`` (``fd6d:6169:6c00::<i+2>``)."""
-    network = ipaddress.IPv6Network(IPV6_RANGE)
+    network = ipaddress.IPv6Network(ipv6_range)
     return str(network.network_address + i + 2)
 
 
@@ -245,7 +261,7 @@ class SlapOSCommandFailed(RuntimeError):
 class EmbeddedSlapOS(object):
 
     def __init__(self, root=None, port=None, partition_count=10,
-                 node_loop=True):
+                 node_loop=True, prefix=None, name=None):
         if os.geteuid() != 0:
             raise RuntimeError(
                 'the embedded SlapOS runs as a SlapOS node does, as root '
@@ -253,11 +269,14 @@ class EmbeddedSlapOS(object):
                 'each partition as its own user): run the tests with '
                 'scripts/test.sh, as root')
         self.root = root or os.environ.get('SLAPOS_MAIL_ROOT', DEFAULT_ROOT)
-        self.base_directory = os.path.join(self.root, 'slapos')
+        # a further node of the same root (a test worker's) is named apart
+        self.base_directory = os.path.join(
+            self.root, name or os.environ.get('SLAPOS_MAIL_NODE', 'slapos'))
+        self.ipv6_range = '%s::/112' % prefix if prefix else IPV6_RANGE
         self.port = int(port or os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000))
         self.partition_count = partition_count
         self.software_user, self.partition_users = node_users(
-            IPV6_RANGE.split('/')[0], partition_count)
+            self.ipv6_range.split('/')[0], partition_count)
         # the node's periodic runs; a benchmark that measures one run, or
         # CPU, goes without them
         self.node_loop = node_loop
@@ -311,13 +330,16 @@ class EmbeddedSlapOS(object):
                                 self.software_user, self.partition_users):
             self.standalone = StandaloneSlapOS(
                 self.base_directory, IPV4, self.port,
+                shared_part_root=self.shared_part_root,
                 slapos_bin=self.slapos_bin)
-            self.standalone.format(self.partition_count, IPV4, IPV6_RANGE)
-        address, prefixlen = IPV6_RANGE.split('/')
+            self.standalone.format(self.partition_count, IPV4,
+                                   self.ipv6_range)
+        address, prefixlen = self.ipv6_range.split('/')
         for i in range(self.partition_count):
             given = getPartitionIpv6Addr(
                 {'addr': address, 'prefixlen': int(prefixlen)}, i)['addr']
-            assert given == partition_ipv6(i), (i, given)
+            assert given == self.partition_ipv6(i), (i, given)
+        self._give_to_software_user(self.shared_part_root)
         log('%d partitions formatted' % self.partition_count)
         self._start_software_server()
         if self.node_loop:
@@ -385,18 +407,33 @@ class EmbeddedSlapOS(object):
             log('slapos node %s of the node loop runs: waiting for it'
                 % self.NODE_COMMANDS[program])
 
-    def _check_addresses(self):
+    def partition_ipv6(self, i):
+        return partition_ipv6(i, self.ipv6_range)
+
+    def _missing_addresses(self):
         missing = []
         for i in range(self.partition_count):
             with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
                 try:
-                    s.bind((partition_ipv6(i), 0))
+                    s.bind((self.partition_ipv6(i), 0))
                 except OSError:
-                    missing.append(partition_ipv6(i))
+                    missing.append(self.partition_ipv6(i))
+        return missing
+
+    def _check_addresses(self):
+        """The partitions' addresses are local (scripts/addresses.sh makes
+        them so, run here for a node whose prefix setup.sh did not do)."""
+        if self._missing_addresses():
+            subprocess.run(['bash', os.path.join(CHECKOUT, 'scripts',
+                                                 'addresses.sh'),
+                            self.ipv6_range.split('::/')[0]], check=True,
+                           stdout=subprocess.DEVNULL)
+        missing = self._missing_addresses()
         if missing:
             raise RuntimeError(
-                'the partitions\' IPv6 addresses are not on this machine (%s): '
-                'run scripts/setup.sh as root' % ', '.join(missing))
+                'the partitions\' IPv6 addresses are not on this machine '
+                '(%s): scripts/addresses.sh did not add them'
+                % ', '.join(missing))
 
     def stop(self):
         """Stops slapproxy, slapgrid, the instance supervisord and every
@@ -541,6 +578,13 @@ class EmbeddedSlapOS(object):
         return self.served_url(path)
 
     @property
+    def shared_part_root(self):
+        """Where the nodes of this root build their shared parts once (the
+        SlapOS way: ``shared = true`` parts, the node's
+        ``shared-part-list``)."""
+        return os.path.join(self.root, 'shared-parts')
+
+    @property
     def develop_checkout(self):
         return os.path.join(self.base_directory, 'checkout')
 
@@ -568,7 +612,7 @@ class EmbeddedSlapOS(object):
         software = self._software_path(url)
         os.makedirs(software, exist_ok=True)
         self._give_to_software_user(software)
-        shared = os.path.join(self.base_directory, 'shared')
+        shared = self.shared_part_root
         with open(os.path.join(software, 'buildout.cfg'), 'w') as f:
             f.write('[buildout]\nextends = %s\nshared-part-list = %s\n'
                     'build-time-part-list =\n'
@@ -830,7 +874,7 @@ except PromiseError:
 
     def partition_of_address(self, ipv6):
         """The directory of the partition that has this IPv6 address."""
-        network = ipaddress.IPv6Network(IPV6_RANGE)
+        network = ipaddress.IPv6Network(self.ipv6_range)
         return self.partition_path(
             int(ipaddress.IPv6Address(ipv6)) - int(network.network_address) - 2)
 
@@ -841,3 +885,20 @@ except PromiseError:
             raise SlapOSCommandFailed('%s failed (full log: %s.log):\n%s' % (
                 program, os.path.join(self.base_directory, 'var', 'log',
                                       program), e)) from None
+
+
+def build():
+    """Builds both software releases on the first node of the root and
+    stops it (scripts/test.sh, before the test workers start: their nodes
+    then find the shared parts built, and the first one the software)."""
+    from tests.deployment import MAIL_SERVER, RELAY
+    with EmbeddedSlapOS(node_loop=False) as slapos:
+        slapos.supply(MAIL_SERVER)
+        slapos.supply(RELAY)
+        slapos.wait_software()
+
+
+if __name__ == '__main__':
+    if sys.argv[1:] != ['build']:
+        sys.exit('usage: python -m tests.harness build')
+    build()
