@@ -98,15 +98,27 @@ def node_users(prefix, partition_count):
 
 
 @contextlib.contextmanager
-def node_configuration(products, software_user, partition_users):
+def node_configuration(products, software_user, partition_users,
+                       proxy=True):
     """While it lasts, StandaloneSlapOS configures its node as a SlapOS
     node is (it has no argument for either): slapproxy knows the Software
     Products (``software_product_list``, one ``<product> <release URL>`` a
     line), and ``slapos node format`` creates the software user and one
-    user per partition (``alter_user``), owner of its directory."""
+    user per partition (``alter_user``), owner of its directory. Without
+    ``proxy``, the node runs no slapproxy: a further computer of a SlapOS
+    whose master runs elsewhere."""
     from slapos.slap import standalone
     originals = (standalone.SlapOSConfigWriter,
-                 standalone.SlapformatDefinitionWriter)
+                 standalone.SlapformatDefinitionWriter,
+                 standalone.SupervisorConfigWriter)
+
+    class SupervisorWriter(originals[2]):
+        def _getSupervisorConfigParts(self):
+            for part in super()._getSupervisorConfigParts():
+                if not proxy and '[program:slapos-proxy]' in part:
+                    head, _, tail = part.partition('[program:slapos-proxy]')
+                    part = head + tail[tail.index('\n['):].lstrip('\n')
+                yield part
 
     class ConfigWriter(originals[0]):
         def writeConfig(self, path):
@@ -136,13 +148,14 @@ def node_configuration(products, software_user, partition_users):
             with open(path, 'w') as f:
                 f.write(text)
 
-    standalone.SlapOSConfigWriter, standalone.SlapformatDefinitionWriter = (
-        ConfigWriter, DefinitionWriter)
+    (standalone.SlapOSConfigWriter, standalone.SlapformatDefinitionWriter,
+     standalone.SupervisorConfigWriter) = (ConfigWriter, DefinitionWriter,
+                                           SupervisorWriter)
     try:
         yield
     finally:
-        (standalone.SlapOSConfigWriter,
-         standalone.SlapformatDefinitionWriter) = originals
+        (standalone.SlapOSConfigWriter, standalone.SlapformatDefinitionWriter,
+         standalone.SupervisorConfigWriter) = originals
 
 
 # where slapgrid runs its watchdog from (WATCHDOG_PATH of
@@ -261,13 +274,19 @@ class SlapOSCommandFailed(RuntimeError):
 class EmbeddedSlapOS(object):
 
     def __init__(self, root=None, port=None, partition_count=10,
-                 node_loop=True, prefix=None, name=None):
+                 node_loop=True, prefix=None, name=None, master=None,
+                 computer_id='local'):
         if os.geteuid() != 0:
             raise RuntimeError(
                 'the embedded SlapOS runs as a SlapOS node does, as root '
                 '(slapgrid builds the software as the software user and runs '
                 'each partition as its own user): run the tests with '
                 'scripts/test.sh, as root')
+        # a further computer of a SlapOS (``add_computer``) uses the
+        # master's slapproxy and software
+        self.master = master
+        self.computer_id = computer_id
+        self.computers = []
         self.root = root or os.environ.get('SLAPOS_MAIL_ROOT', DEFAULT_ROOT)
         # a further node of the same root (a test worker's) is named apart
         self.base_directory = os.path.join(
@@ -323,15 +342,19 @@ class EmbeddedSlapOS(object):
                     rmtree(path)
                 elif os.path.exists(path):
                     os.unlink(path)
-        log('starting SlapOS in %s (slapproxy on %s:%s)'
-            % (self.base_directory, IPV4, self.port))
+        log('starting SlapOS in %s (slapproxy on %s:%s, computer %s)'
+            % (self.base_directory, IPV4, self.port, self.computer_id))
+        further = {} if self.master is None else dict(
+            computer_id=self.computer_id, instance_only=True,
+            software_root=self.master.standalone.software_directory)
         with node_configuration({product: self.served_url(path) for
                                  product, path in SOFTWARE_PRODUCTS.items()},
-                                self.software_user, self.partition_users):
+                                self.software_user, self.partition_users,
+                                proxy=self.master is None):
             self.standalone = StandaloneSlapOS(
                 self.base_directory, IPV4, self.port,
                 shared_part_root=self.shared_part_root,
-                slapos_bin=self.slapos_bin)
+                slapos_bin=self.slapos_bin, **further)
             self.standalone.format(self.partition_count, IPV4,
                                    self.ipv6_range)
         address, prefixlen = self.ipv6_range.split('/')
@@ -341,7 +364,8 @@ class EmbeddedSlapOS(object):
             assert given == self.partition_ipv6(i), (i, given)
         self._give_to_software_user(self.shared_part_root)
         log('%d partitions formatted' % self.partition_count)
-        self._start_software_server()
+        if self.master is None:
+            self._start_software_server()
         if self.node_loop:
             self._start_node_loop()
         return self
@@ -435,9 +459,30 @@ class EmbeddedSlapOS(object):
                 '(%s): scripts/addresses.sh did not add them'
                 % ', '.join(missing))
 
+    def add_computer(self, computer_id, prefix, partition_count=10):
+        """Starts a further computer of this SlapOS, as another machine
+        would be: a node with its own partitions, users, IPv6 prefix,
+        supervisord, watchdog and instance runs, attached to this one's
+        slapproxy (no proxy of its own) and using the software this one
+        built (as if each machine had built the same). Requests reach it
+        with ``sla: {'computer_guid': computer_id}``; ``wait_instance``
+        here runs it too; stopped with this one."""
+        computer = EmbeddedSlapOS(
+            root=self.root, port=self.port, partition_count=partition_count,
+            node_loop=self.node_loop, prefix=prefix,
+            name='%s-%s' % (os.path.basename(self.base_directory),
+                            computer_id),
+            master=self, computer_id=computer_id)
+        computer.start()
+        self.computers.append(computer)
+        return computer
+
     def stop(self):
         """Stops slapproxy, slapgrid, the instance supervisord and every
-        partition service, then checks that none of our processes is left."""
+        partition service (of the further computers first), then checks
+        that none of our processes is left."""
+        while self.computers:
+            self.computers.pop().stop()
         if self.standalone is not None:
             log('stopping SlapOS')
             self.standalone.stop()
@@ -728,21 +773,29 @@ class EmbeddedSlapOS(object):
         partitions whose parameters did not change."""
         start = time.time()
         log('instantiating the partitions')
-        instance_log = os.path.join(self.base_directory, 'var', 'log',
-                                    'slapos-node-instance.log')
         for done in range(1, max_passes + 1):
-            offset = os.path.getsize(instance_log) if os.path.exists(
-                instance_log) else 0
-            self.standalone._force_slapos_node_instance_all = \
-                force and done == 1
-            self._run(self.standalone.waitForInstance, 'slapos-node-instance',
-                      max_retry, error_lines)
-            with open(instance_log, 'rb') as f:
-                f.seek(offset)
-                if b'Processing Computer Partition' not in f.read():
-                    break
+            # each computer in turn, as each machine's node runs on its own
+            processed = [computer._instance_pass(force and done == 1,
+                                                 max_retry, error_lines)
+                         for computer in [self] + self.computers]
+            if not any(processed):
+                break
         log('partitions instantiated in %.1f s (%d passes)'
             % (time.time() - start, done))
+
+    def _instance_pass(self, force, max_retry, error_lines):
+        """One ``slapos node instance`` of this computer; whether it
+        processed a partition."""
+        instance_log = os.path.join(self.base_directory, 'var', 'log',
+                                    'slapos-node-instance.log')
+        offset = os.path.getsize(instance_log) if os.path.exists(
+            instance_log) else 0
+        self.standalone._force_slapos_node_instance_all = force
+        self._run(self.standalone.waitForInstance, 'slapos-node-instance',
+                  max_retry, error_lines)
+        with open(instance_log, 'rb') as f:
+            f.seek(offset)
+            return b'Processing Computer Partition' in f.read()
 
     def wait_report(self, max_retry=0, error_lines=100):
         """Runs slapos node report, which destroys what was requested so."""
@@ -827,14 +880,19 @@ except PromiseError:
                                name + '.status.json')) as f:
             return json.load(f)['result']
 
+    def _supervisorctl(self, partition):
+        """supervisorctl of the instance supervisor of the partition's
+        computer."""
+        return [os.path.join(self.bin_directory, 'supervisorctl'), '-c',
+                os.path.join(self.computer_of(partition).base_directory,
+                             'inst', 'etc', 'supervisord.conf')]
+
     def service(self, partition, name, action):
         """``action`` (stop, start) a service of a partition through the
         instance supervisor, as an operator would, e.g.
         ``service(path, 'postfix', 'stop')``; returns supervisorctl's
         output."""
-        command = [os.path.join(self.bin_directory, 'supervisorctl'), '-c',
-                   os.path.join(self.base_directory, 'inst', 'etc',
-                                'supervisord.conf')]
+        command = self._supervisorctl(partition)
         prefix = '%s:%s-' % (os.path.basename(partition), name)
         status = subprocess.run(command + ['status'], capture_output=True,
                                 text=True).stdout.split('\n')
@@ -850,9 +908,7 @@ except PromiseError:
         instance supervisor shows them (``RUNNING``, ``EXITED``...; pid 0
         when not running), named as in ``etc/service`` (``postfix``,
         ``spam-filter``: without the hash of ``hash-existing-files``)."""
-        command = [os.path.join(self.bin_directory, 'supervisorctl'), '-c',
-                   os.path.join(self.base_directory, 'inst', 'etc',
-                                'supervisord.conf'), 'status']
+        command = self._supervisorctl(partition) + ['status']
         prefix = os.path.basename(partition) + ':'
         found = {}
         for line in subprocess.run(command, capture_output=True,
@@ -873,10 +929,23 @@ except PromiseError:
         return found
 
     def partition_of_address(self, ipv6):
-        """The directory of the partition that has this IPv6 address."""
-        network = ipaddress.IPv6Network(self.ipv6_range)
-        return self.partition_path(
-            int(ipaddress.IPv6Address(ipv6)) - int(network.network_address) - 2)
+        """The directory of the partition that has this IPv6 address, on
+        this computer or a further one."""
+        address = ipaddress.IPv6Address(ipv6)
+        for computer in [self] + self.computers:
+            network = ipaddress.IPv6Network(computer.ipv6_range)
+            if address in network:
+                return computer.partition_path(
+                    int(address) - int(network.network_address) - 2)
+        raise ValueError('%s is no partition\'s address' % ipv6)
+
+    def computer_of(self, partition):
+        """The computer (this one or a further one) of a partition
+        directory."""
+        for computer in [self] + self.computers:
+            if partition.startswith(computer.base_directory + os.sep):
+                return computer
+        raise ValueError('%s is no partition of this SlapOS' % partition)
 
     def _run(self, method, program, max_retry, error_lines):
         try:
