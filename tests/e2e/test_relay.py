@@ -419,8 +419,9 @@ def test_backends_are_reached_over_tls_only(deployment, slapos):
     assert routes and all(r.startswith('backend:[') for r in routes)
 
 
-def test_the_node_daemons_run_as_the_unprivileged_user(deployment):
-    me = psutil.Process().username()
+def test_the_node_daemons_run_as_the_partitions_user(deployment, slapos):
+    me = slapos.partition_user(deployment['node-partition'])
+    assert me not in ('root', slapos.software_user)
     partition = deployment['node-partition'] + os.sep
     daemons = {}
     for process in psutil.process_iter(['cmdline', 'username']):
