@@ -172,15 +172,7 @@ def take_down():
             subprocess.run([slapos, 'node', 'supervisorctl', '--cfg',
                             configuration] + command, capture_output=True,
                            timeout=120)
-    processes = node_processes()
-    for p in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.terminate()
-    _, alive = psutil.wait_procs(processes, timeout=10)
-    for p in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
-    psutil.wait_procs(alive, timeout=5)
+    harness.kill(node_processes(), 'of the README\'s node')
     for family, network in (('-6', NODE_NETWORK), ('-4', IPV4_NETWORK)):
         shown = subprocess.run(['ip', family, '-o', 'addr', 'show', 'dev', 'lo'],
                                capture_output=True, text=True).stdout
@@ -254,6 +246,8 @@ def node():
         with open(os.path.join(stand_in, 'systemctl'), 'w') as f:
             f.write(SYSTEMCTL)
         os.chmod(os.path.join(stand_in, 'systemctl'), 0o755)
+        # what a machine has: /etc/cron.d
+        os.makedirs(os.path.dirname(given['SLAPOS_CRON']))
         env = {k: v for k, v in os.environ.items()
                if k not in ('VIRTUAL_ENV', 'PYTHONPATH', 'PYTHONHOME')}
         env.update(given, PATH=PATH)
