@@ -7,8 +7,9 @@ node, a relay cluster, a backend and an account requested as the README
 says; then a message goes through the relay into the account's mailbox.
 
 Only the README's first block, the values of its variables, is this
-test's own: paths under $SLAPOS_MAIL_ROOT/plainnode, ports from
-$SLAPOS_MAIL_PROXY_PORT + 10, addresses and user names from
+test's own: paths under $SLAPOS_MAIL_ROOT/plainnode, ports
+$SLAPOS_MAIL_PROXY_PORT + 5 to + 7 (the embedded SlapOS of the same
+worker has + 0 and + 1, the next worker's + 10), addresses and user names from
 $SLAPOS_MAIL_IPV6_PREFIX (``fd6d:6169:6c70``: the node's address
 ``fd6d:6169:6c70:1::1/64``, users ``sn6c70-soft``, ``sn6c70-user0``...).
 This machine has no systemd (a container): a ``systemctl`` that disables
@@ -53,7 +54,7 @@ USER_BASE_NAME = 'sn%s-user' % TAG
 PARTITIONS = 4  # the README's partition_amount
 ROOT = os.path.join(os.environ.get('SLAPOS_MAIL_ROOT', harness.DEFAULT_ROOT),
                     'plainnode')
-PORT = int(os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000)) + 10
+PORT = int(os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000)) + 5
 # a root shell's PATH on Debian: the node is not set up from the tests'
 # virtual environment
 PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
