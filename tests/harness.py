@@ -266,6 +266,25 @@ def build_sdist(checkout, index):
         f.write(digest)
 
 
+def kill(processes, why):
+    """Ends ``processes`` (psutil's): TERM, then KILL after 10 s."""
+    if not processes:
+        return
+    log('killing processes %s: %s' % (why, ', '.join(
+        '%s (%s)' % (p.pid, ' '.join(p.cmdline())[:80]) for p in processes)))
+    for p in processes:
+        # a parent may have taken its children with it (php-fpm)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    if alive:
+        raise RuntimeError('could not stop %r' % alive)
+
+
 class SlapOSCommandFailed(RuntimeError):
     """slapos node software, instance or report failed: the message ends
     with the tail of its output."""
@@ -329,7 +348,7 @@ class EmbeddedSlapOS(object):
         from slapos.util import getPartitionIpv6Addr, rmtree
         self._check_addresses()
         if not keep:
-            self._kill(self.processes(), 'left over by an earlier run')
+            kill(self.processes(), 'left over by an earlier run')
         os.makedirs(self.base_directory, exist_ok=True)
         if clean and not keep:
             log_directory = os.path.join(self.base_directory, 'var', 'log')
@@ -487,25 +506,8 @@ class EmbeddedSlapOS(object):
             log('stopping SlapOS')
             self.standalone.stop()
             self.standalone = None
-        self._kill(self.processes(), 'still running')
+        kill(self.processes(), 'still running')
         log('stopped, no process left')
-
-    def _kill(self, processes, why):
-        if not processes:
-            return
-        log('killing processes %s: %s' % (why, ', '.join(
-            '%s (%s)' % (p.pid, ' '.join(p.cmdline())[:80]) for p in processes)))
-        for p in processes:
-            # a parent may have taken its children with it (php-fpm)
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.terminate()
-        _, alive = psutil.wait_procs(processes, timeout=10)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        _, alive = psutil.wait_procs(alive, timeout=5)
-        if alive:
-            raise RuntimeError('could not stop %r' % alive)
 
     def processes(self):
         """The node's processes (root's: slapproxy, supervisord, slapgrid;

@@ -4,11 +4,11 @@ to download, and say so instead of failing when it is missing. The
 software's Python, as a program: nxdbom, which describes a built software
 release, knows SlapOS's usual recipes only.
 
-  python -m recipes.software.optional_archive URL MD5SUM DOWNLOAD_CACHE \
+  python -m recipes.software.optional_archive URL SHA256SUM DOWNLOAD_CACHE \
       LOCATION REQUIRED_FILE
 
   URL            https://.../snappymail-2.38.2.tar.gz
-  MD5SUM         empty when nobody could establish it
+  SHA256SUM      the official archive's; empty when nobody established it
   REQUIRED_FILE  snappymail/v/2.38.2/include.php (relative to LOCATION)
 
 ``Recipe`` does the work, with a buildout recipe's interface (options in,
@@ -16,12 +16,14 @@ release, knows SlapOS's usual recipes only.
 
 Where the archive comes from, in this order:
   - the download cache (``buildout:download-cache``), under the name
-    slapos.recipe.build gives it: the md5 hex digest of the URL;
-  - with an ``md5sum`` only: buildout's downloader (the network, if the node
-    has it). Without a recorded checksum nothing is downloaded: only an
-    archive that the node's operator put into the cache is used.
-An ``md5sum``, when given, is always checked. Without it, the name, size,
-sha256 and md5 of the archive used are written to the buildout log.
+    slapos.recipe.build gives it: the md5 hex digest of the URL. What the
+    node's operator put there is used: the official archive (its sha256 is
+    ``sha256sum``) as verified, another one (an archive rebuilt from the
+    release's tag, on a node that cannot download) as the operator's own,
+    its name, size, sha256 and md5 written to the buildout log;
+  - with a ``sha256sum`` only: buildout's downloader (the network, if the
+    node has it), and the download refused unless its sha256 is that one.
+    Without a recorded checksum nothing is downloaded.
 
 Exports ``location`` and ``archive-md5`` (of the cached archive, or
 ``absent``): an archive put into the cache later changes the options, so
@@ -125,43 +127,61 @@ class Recipe:
             if self.cached and os.path.isfile(self.cached) else 'absent')
 
     def archive(self):
-        """The archive's path, or None with the reason."""
+        """``(path, reason, temporary)``: the archive's path (None, with
+        the reason, when there is none), and whether it is a temporary
+        file to remove once unpacked."""
         o = self.options
-        md5sum = o.get('md5sum', '').strip()
+        sha256sum = o.get('sha256sum', '').strip().lower()
+        name = o['url'].rsplit('/', 1)[-1]
         if o['archive-md5'] != 'absent':
-            if md5sum and o['archive-md5'] != md5sum:
-                raise UserError('[%s] %s: md5 %s, expected %s (md5sum)' % (
-                    self.name, self.cached, o['archive-md5'], md5sum))
-            if not md5sum:
+            found = file_digest(self.cached, 'sha256')
+            if found == sha256sum:
+                logger.info('[%s] %s taken from the download cache (%s): '
+                            'sha256 %s, the official archive\'s', self.name,
+                            name, self.cached, found)
+            else:
                 logger.warning(
                     '[%s] %s (%d bytes, sha256 %s, md5 %s) taken from the '
-                    'download cache (%s) WITHOUT checksum verification (no '
-                    'md5sum recorded)', self.name, o['url'].rsplit('/', 1)[-1],
-                    os.path.getsize(self.cached),
-                    file_digest(self.cached, 'sha256'), o['archive-md5'],
-                    self.cached)
-            return self.cached, None
-        if md5sum:
-            try:
-                path, is_temp = Download(self.buildout['buildout'],
-                                         hash_name=True)(o['url'], md5sum)
-            except Exception as e:
-                return None, 'could not download %s: %s' % (o['url'], e)
-            return path, None
-        return None, ('no archive of %s in the download cache (%s) and no '
-                      'md5sum recorded to download it' % (o['url'], self.cached))
+                    'download cache (%s) is not the official archive (sha256 '
+                    '%s): used as the node operator\'s own, WITHOUT checksum '
+                    'verification', self.name, name,
+                    os.path.getsize(self.cached), found, o['archive-md5'],
+                    self.cached, sha256sum or 'not recorded')
+            return self.cached, None, False
+        if not sha256sum:
+            return None, ('no archive of %s in the download cache (%s) and no '
+                          'sha256sum recorded to download it'
+                          % (o['url'], self.cached)), False
+        try:
+            path, temporary = Download(self.buildout['buildout'],
+                                       hash_name=True)(o['url'])
+        except Exception as e:
+            return None, 'could not download %s: %s' % (o['url'], e), False
+        found = file_digest(path, 'sha256')
+        if found != sha256sum:
+            os.unlink(path)  # never left in the download cache
+            raise UserError('[%s] %s: downloaded an archive whose sha256 is '
+                            '%s, not %s (sha256sum): refused' % (
+                                self.name, o['url'], found, sha256sum))
+        logger.info('[%s] downloaded %s: sha256 %s, as recorded', self.name,
+                    o['url'], found)
+        return path, None, temporary
 
     def install(self):
         o = self.options
-        path, reason = self.archive()
+        path, reason, temporary = self.archive()
         if path is None:
             logger.warning('[%s] SKIPPED: %s. Put the archive there to get '
                            'it (scripts/setup.sh does it from '
                            '$SNAPPYMAIL_ARCHIVE).', self.name, reason)
             mark_unavailable(o['location'], reason)
-        else:
+            return [o['location']]
+        try:
             unpack(path, o['location'], o['required-file'])
-            logger.info('[%s] unpacked into %s', self.name, o['location'])
+        finally:
+            if temporary:
+                os.unlink(path)
+        logger.info('[%s] unpacked into %s', self.name, o['location'])
         return [o['location']]
 
     def update(self):
@@ -174,13 +194,14 @@ class Recipe:
 
 def main(argv=None):
     """The recipe's install, as a program (arguments: see the top)."""
-    url, md5sum, cache, location, required_file = (
+    url, sha256sum, cache, location, required_file = (
         sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     buildout = {'buildout': {'download-cache': cache,
                              'parts-directory': os.path.dirname(location)}}
     Recipe(buildout, os.path.basename(location),
-           {'url': url, 'md5sum': md5sum, 'required-file': required_file,
+           {'url': url, 'sha256sum': sha256sum,
+            'required-file': required_file,
             'location': location}).install()
 
 

@@ -44,7 +44,7 @@ requires = /nonexistent/lmdb.h=liblmdb-dev /usr/bin/make=make
     output = result.stdout + result.stderr
     assert ('this host lacks the Debian packages dovecot-core, dovecot-sieve, '
             'liblmdb-dev, php8.2-curl, ') in output, output
-    assert ('apt-get install --no-install-recommends dovecot-core '
+    assert ('apt-get install -y --no-install-recommends dovecot-core '
             'dovecot-sieve liblmdb-dev php8.2-curl php8.2-gd ') in output
     assert 'make' not in output.split('lacks the Debian packages')[1].split(
         'apt-get')[0]

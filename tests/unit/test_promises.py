@@ -99,3 +99,47 @@ def test_a_smarthost_that_does_not_answer(smarthost):
     with pytest.raises(smarthost_login.SmarthostError) as e:
         smarthost_login.check_login('127.0.0.1', closed, 'relay', 'x', timeout=5)
     assert 'does not answer' in str(e.value)
+
+
+# -- how slapgrid loads a plugin ------------------------------------------------
+import os
+import subprocess
+import sys
+
+PLUGIN = '''
+import sys
+sys.path[0:0] = %r
+# what slapos.cookbook:promise.plugin writes before importing the promise
+for module in list(sys.modules):
+  if 'slapos' in module or 'pkg_resources' in module:
+    del sys.modules[module]
+%s
+'''
+
+
+def test_a_promise_imports_slapos_grid_beside_an_egg_that_declares_slapos(
+        tmp_path):
+    """A node whose slapos.core pip installed (``slapos`` a namespace of
+    site-packages) and an egg built by zc.buildout < 5 (slapos.cookbook's,
+    whose ``slapos/__init__.py`` makes ``slapos`` a pkg_resources namespace
+    of the eggs declaring it, first in the plugin's path): slapos.grid is
+    not found there, a promise of ours still loads."""
+    egg = tmp_path / 'slapos.cookbook-1.0.514-py3.11.egg'
+    (egg / 'slapos' / 'recipe').mkdir(parents=True)
+    # the namespace as pkg_resources.declare_namespace leaves it: a list of
+    # the declaring eggs' directories
+    (egg / 'slapos' / '__init__.py').write_text(
+        '__path__ = [__path__[0]]\n')
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    paths = [str(egg), repo]
+
+    def load(statement):
+        return subprocess.run([sys.executable, '-c', PLUGIN % (
+            paths, statement)], capture_output=True, text=True, cwd=tmp_path)
+
+    bare = load('import slapos.grid.promise.generic')
+    assert "No module named 'slapos.grid'" in bare.stderr, bare.stderr
+    ours = load('from recipes.promises.port_listening import RunPromise\n'
+                'from recipes.promises.policy_answering import RunPromise')
+    assert ours.returncode == 0, ours.stderr
