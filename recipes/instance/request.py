@@ -12,7 +12,10 @@ config-<name>, return; and ``secret-config-<name> = PATH [PATH...]``: the
 parameter ``<name>`` is the value found at the first of these dotted paths
 (``topology.node1.config.proxy-map``) in the partition's own parameters
 file (``recipes.instance.slapconfiguration``), absent when none is there:
-for a value that holds secrets, which never go into an option. Exports ``connection-<name>`` for each name in
+for a value that holds secrets, which never go into an option; and
+``secret-file-config-<name> = PATH``: the parameter ``<name>`` is the text
+of that file (a secret the partition generated: its monitor's password,
+given to a relay cluster's nodes). Exports ``connection-<name>`` for each name in
 ``return`` (JSON unless a string). Fails until they are all published, so
 that slapgrid processes the partition again; with ``optional = true``, it
 does not fail but exports empty values for what is not published yet (for
@@ -33,6 +36,7 @@ from ..clients.master import software_release_url
 from .slapconfiguration import partition_parameters, serialise
 
 SECRET_PREFIX = 'secret-config-'
+SECRET_FILE_PREFIX = 'secret-file-config-'
 
 
 class _DecodeConfig:
@@ -79,10 +83,16 @@ class Recipe:
             if key.startswith(SECRET_PREFIX):
                 value = find(partition_parameters(buildout),
                              values.pop(key).split())
-                if value is not None:
-                    config_key = 'config-' + key[len(SECRET_PREFIX):]
-                    values[config_key] = json.dumps(value)
-                    secret.add(config_key)
+                name = key[len(SECRET_PREFIX):]
+            elif key.startswith(SECRET_FILE_PREFIX):
+                with open(values.pop(key)) as f:
+                    value = f.read().strip()
+                name = key[len(SECRET_FILE_PREFIX):]
+            else:
+                continue
+            if value is not None:
+                values['config-' + name] = json.dumps(value)
+                secret.add('config-' + name)
         values['software-url'] = software_release_url(values,
                                                       values['software-url'])
         optional = values.get('optional', 'false').lower() in ('true', 'yes', '1')

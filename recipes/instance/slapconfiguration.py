@@ -60,7 +60,7 @@ from ..stores.files import read_json, write_atomically
 from .profile_text import json_value
 
 SECRET_KEYS = frozenset(('password', 'reset-token',
-                         'custom-inbound-certificate'))
+                         'custom-inbound-certificate', 'monitor-password'))
 REDACTED = '<secret: see parameters-file>'
 # what the parameters file keeps, secrets included
 KEPT = ('configuration', 'valid-shared-instance-list',

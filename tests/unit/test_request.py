@@ -145,6 +145,22 @@ def test_the_connection_parameters_are_exported(tmp_path, monkeypatch):
     assert options['instance-state'] == 'started'
 
 
+def test_a_secret_from_a_file_is_sent_and_never_an_option(tmp_path,
+                                                         monkeypatch):
+    # a relay cluster gives its nodes its monitor's password, a file
+    master = FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': []}) \
+        .install(monkeypatch)
+    (tmp_path / 'password').write_text('monitor-s3cret\n')
+    buildout, options = request_section(
+        tmp_path, **{'secret-file-config-monitor-password':
+                     str(tmp_path / 'password')})
+    Recipe(buildout, 'request-node1', options)
+    sent = json.loads(master.requests[0]['partition_parameter_kw']['_'])
+    assert sent['monitor-password'] == 'monitor-s3cret'
+    recorded = json.dumps({key: options[key] for key in options.keys()})
+    assert 's3cret' not in recorded
+
+
 def test_no_secret_found_means_no_parameter(tmp_path, monkeypatch):
     master = FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': []}) \
         .install(monkeypatch)
