@@ -44,6 +44,7 @@ setup(
             'dkim-keys = recipes.instance.dkim:Recipe',
             'webmail = recipes.instance.webmail:Recipe',
             'autoconfig = recipes.instance.autoconfig:Recipe',
+            'monitor = recipes.instance.monitor:Recipe',
         ],
     },
 )
