@@ -15,7 +15,9 @@ records what it receives), a third-party smarthost and a DNS server.
   deployment from settling), the policy daemon (run by slapgrid's promise
   launcher on the node's partition);
 - check-mx: a domain without an MX gets a warning, and is still accepted
-  and works (exempt from domain verification: the proxy-map lists it).
+  and works (exempt from domain verification: the proxy-map lists it);
+- the monitors: the cluster's lists its nodes', which open with its
+  password; a node's shows its failing promise and its logs.
 """
 import os
 import smtplib
@@ -25,6 +27,7 @@ import uuid
 
 import pytest
 
+from tests import monitor
 from tests.deployment import RELAY, assert_no_secret_in_records, postfix
 from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
@@ -355,3 +358,46 @@ def test_no_secret_sits_in_buildout_records(deployment, slapos, certificate):
     assert_no_secret_in_records(
         slapos, key_lines + ['smarthost-secret'], expected='relay-in.example.net')
 
+
+# -- the monitors ------------------------------------------------------------------
+def test_the_cluster_monitor_lists_its_nodes_with_one_password(deployment,
+                                                              slapos):
+    relay = deployment['relay']
+    base = relay['monitor-base-url']
+    cluster_auth = monitor.credentials(relay)
+    assert monitor.get(base)[0] == 401
+    assert monitor.get(base, cluster_auth)[0] == 200
+    nodes = [monitor.published_by(slapos, deployment[key])
+             for key in ('partition', 'partition2')]
+    assert [node['monitor-base-url'] for node in nodes] == [
+        'https://[%s]:8196' % deployment[key] for key in ('node', 'node2')]
+    # each node's monitor opens with the cluster's password
+    for node in nodes:
+        assert monitor.credentials(node) == cluster_auth
+        assert monitor.get(node['monitor-base-url'])[0] == 401
+        assert monitor.get(node['monitor-base-url'], cluster_auth)[0] == 200
+    # the web app given the cluster's feeds reads every node's too
+    assert monitor.feeds(base) == [base + '/public/feed'] + [
+        node['monitor-base-url'] + '/public/feed' for node in nodes]
+    assert_no_secret_in_records(slapos, [cluster_auth[1]], expected=base)
+
+
+def test_a_node_monitor_shows_its_failing_promise_and_logs(deployment,
+                                                          slapos):
+    # node2 was given a key that does not match its certificate: its
+    # promise fails, and the node's monitor says why
+    node = monitor.published_by(slapos, deployment['partition2'])
+    base, auth = node['monitor-base-url'], monitor.credentials(node)
+    slapos.run_promise(deployment['partition2'], 'inbound-certificate',
+                       anomaly=True)
+    items = monitor.feed_shows(base, 'inbound-certificate', 'ERROR')
+    assert 'private key does not match' in items['inbound-certificate'][1]
+    for name in ('smtp-port-listening', 'inbound-policy-answering',
+                 'monitor-httpd-listening-on-tcp'):
+        assert items[name][0] == 'OK', (name, items)
+    assert monitor.history(base, 'inbound-certificate')[-1]['status'] == \
+        'ERROR'
+    status, _, listing = monitor.get(base + '/private/log/', auth)
+    assert status == 200
+    for name in ('postfix.log', 'scheduler.log', 'monitor/'):
+        assert 'href="%s"' % name in listing, (name, listing)

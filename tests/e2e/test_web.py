@@ -4,8 +4,9 @@ plain HTTP redirecting to it, the daemons' privileges, graceful reloads;
 Snappymail through the JSON API its page uses (login with its CSRF token,
 Sieve filters through ManageSieve), its data directory never served; the
 mail client autoconfiguration (Thunderbird, Outlook) and the DNS records
-published for it. tests/e2e/test_web_browser.py drives Snappymail in a
-real browser."""
+published for it; the monitor an operator opens from the SlapOS panel
+(the password, the promises and their history, the logs).
+tests/e2e/test_web_browser.py drives Snappymail in a real browser."""
 import hashlib
 import http.cookiejar
 import imaplib
@@ -26,8 +27,10 @@ import xml.etree.ElementTree as ET
 import psutil
 import pytest
 
-from tests.deployment import (MAIL_SERVER, http_request as request,
-                              imaps_find, insecure_tls, post_form, send)
+from tests import monitor
+from tests.deployment import (MAIL_SERVER, assert_no_secret_in_records,
+                              http_request as request, imaps_find,
+                              insecure_tls, post_form, send, wait_for)
 
 DOMAIN = 'web.example.com'
 ACCOUNT = 'alice@' + DOMAIN
@@ -568,3 +571,89 @@ def test_dns_records_lead_clients_to_the_settings(deployment):
         assert (int(srv_port), srv_target) == (int(backend[port]), target)
     assert published[('_autodiscover._tcp.' + DOMAIN, 'SRV')] == (
         '0 1 8081 autodiscover.%s.' % DOMAIN)
+
+
+# --- the monitor (what the SlapOS panel links to) -------------------------------
+
+def test_the_monitor_answers_with_its_password_only(deployment, slapos):
+    backend = deployment['backend']
+    base = backend['monitor-base-url']
+    assert base == 'https://[%s]:8196' % backend['imap-smtp-ipv6']
+    user, password = monitor.credentials(backend)
+    assert backend['monitor-setup-url'] == (
+        'https://monitor.app.officejs.com/#page=ojsm_landing&url=%s/public/'
+        'feeds&username=%s&password=%s' % (base, user, password))
+    assert user == 'admin' and len(password) >= 32
+    for url in (base, base + '/private/log/', base + '/share/private/'):
+        assert monitor.get(url)[0] == 401, url
+        assert monitor.get(url, (user, password + 'x'))[0] == 401, url
+    assert monitor.get(base, (user, password))[0] == 200
+    # the web app lists the folders over WebDAV, read only
+    status, _, text = monitor.get(base + '/share/private/', (user, password),
+                                  'PROPFIND', {'Depth': '1'})
+    assert status == 207 and 'monitor.global.json' in text, (status, text)
+    assert monitor.get(base + '/share/private/log/x', (user, password),
+                       'PUT')[0] == 403
+    # the web app reads it from its own origin, no other site does
+    app = 'https://monitor.app.officejs.com'
+    _, headers, _ = monitor.get(base + '/public/feeds',
+                                headers={'Origin': app})
+    assert headers.get('Access-Control-Allow-Origin') == app
+    assert headers.get('Access-Control-Allow-Credentials') == 'true'
+    _, headers, _ = monitor.get(base + '/public/feeds',
+                                headers={'Origin': 'https://evil.example'})
+    assert 'Access-Control-Allow-Origin' not in headers
+    # the password is published, never recorded
+    assert_no_secret_in_records(slapos, [password], expected=base)
+
+
+def test_the_monitor_lists_the_partition_logs(deployment):
+    backend = deployment['backend']
+    base, auth = backend['monitor-base-url'], monitor.credentials(backend)
+    status, _, listing = monitor.get(base + '/private/log/', auth)
+    assert status == 200, listing[:300]
+    for name in ('postfix.log', 'dovecot.log', 'apache-error.log',
+                 'monitor/'):
+        assert 'href="%s"' % name in listing, (name, listing)
+    status, _, text = monitor.get(base + '/private/log/postfix.log', auth)
+    assert status == 200 and 'postfix' in text
+    # the promises' own logs, as slapgrid writes them
+    status, _, listing = monitor.get(base + '/private/log/monitor/promise/',
+                                     auth)
+    assert status == 200 and 'smtp-port-listening.log' in listing, listing
+
+
+def test_the_monitor_shows_the_promises_and_their_history(deployment,
+                                                         slapos):
+    """The feed the web app reads (public/feeds lists it) gives each
+    promise's state; a failing promise shows as ERROR with its message,
+    in the feed, in its history, in the monitor's global state, and OK
+    again once fixed."""
+    backend, partition = deployment['backend'], deployment['partition']
+    base = backend['monitor-base-url']
+    assert monitor.feeds(base) == [base + '/public/feed']
+    promise = 'spam-filter-answering'
+    items = monitor.feed_shows(base, promise, 'OK')
+    for name in ('smtp-port-listening', 'imaps-port-listening',
+                 'password-page-answering', 'monitor-httpd-listening-on-tcp'):
+        assert items[name][0] == 'OK', (name, items)
+    slapos.service(partition, 'spam-filter', 'stop')
+    try:
+        for _ in range(3):   # an alarm: three failures in a row
+            result = slapos.run_promise(partition, promise, anomaly=True)
+        assert result['failed'], result
+        state, message = monitor.feed_shows(base, promise, 'ERROR')[promise]
+        assert 'spam filter does not answer' in message
+        status, _, text = monitor.get(base + '/public/monitor.global.json')
+        assert json.loads(text)['status'] == 'ERROR'
+        status, _, text = monitor.get(
+            '%s/public/promise/%s.status.json' % (base, promise))
+        assert json.loads(text)['result']['failed'] is True
+    finally:
+        slapos.service(partition, 'spam-filter', 'start')
+    wait_for(lambda: not slapos.run_promise(partition, promise,
+                                            anomaly=True)['failed'],
+             'the spam filter answering again', timeout=30)
+    monitor.feed_shows(base, promise, 'OK')
+    states = [entry['status'] for entry in monitor.history(base, promise)]
+    assert states[-2:] == ['ERROR', 'OK'] and 'OK' in states[:-2], states
