@@ -19,6 +19,7 @@ parameter through them):
               milters), the spam filter, the password page and the mail
               clients' autoconfiguration (CGI), the password command, the
               scheduler, the backups, the log rotation's reopening, the
-              clean start of Apache and PHP-FPM
+              clean start of Apache and PHP-FPM, the monitor (slapos.toolbox's
+              feeds of the promises)
   promises/   the SlapOS promise plugins
 """
