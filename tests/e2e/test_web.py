@@ -607,6 +607,19 @@ def test_the_monitor_answers_with_its_password_only(deployment, slapos):
     assert_no_secret_in_records(slapos, [password], expected=base)
 
 
+def test_the_monitor_runs_as_the_partition_user(deployment, slapos):
+    partition = deployment['partition']
+    configuration = os.path.join(partition, 'etc', 'monitor')
+    users = {}
+    for process in psutil.process_iter(['cmdline', 'username']):
+        cmdline = ' '.join(process.info['cmdline'] or [])
+        if configuration + os.sep in cmdline:
+            name = 'httpd' if 'httpd.conf' in cmdline else 'monitor'
+            users.setdefault(name, set()).add(process.info['username'])
+    assert users == {name: {slapos.partition_user(partition)}
+                     for name in ('httpd', 'monitor')}, users
+
+
 def test_the_monitor_lists_the_partition_logs(deployment):
     backend = deployment['backend']
     base, auth = backend['monitor-base-url'], monitor.credentials(backend)
