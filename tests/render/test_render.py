@@ -184,10 +184,13 @@ def test_the_log_rotation_and_the_schedule_carry_the_parameters(
     assert 'rotate 5\n' in text and 'maxsize 20M\n' in text
     logs = [line.split()[0] for line in text.splitlines()
             if line.endswith(' {')]
+    # the monitor's Apache's (log/monitor/httpd-error.log) among them
     expected = {'backend': ['apache-error.log', 'dovecot.log',
-                            'inbound-policy.log', 'php-fpm.log',
-                            'postfix.log', 'scheduler.log', 'snappymail.log'],
-                'node': ['dovecot.log', 'inbound-policy.log', 'postfix.log',
+                            'inbound-policy.log', 'httpd-error.log',
+                            'php-fpm.log', 'postfix.log', 'scheduler.log',
+                            'snappymail.log'],
+                'node': ['dovecot.log', 'inbound-policy.log',
+                         'httpd-error.log', 'postfix.log',
                          'scheduler.log']}[partition]
     assert [os.path.basename(p) for p in logs] == expected
     with open(os.path.join(etc, 'scheduler.json')) as f:
