@@ -4,7 +4,6 @@ accept and that carry those parameters."""
 import json
 import os
 import stat
-import subprocess
 
 import pytest
 
@@ -61,23 +60,27 @@ def rendered(slapos, dns):
     return {'backend': slapos.partition_of_address(backend['imap-smtp-ipv6']),
             'backend-ipv6': backend['imap-smtp-ipv6'],
             'node': slapos.partition_of_address(node), 'node-ipv6': node,
-            'postfix': components['postfix']}
+            'postfix': components['postfix'], 'slapos': slapos}
 
 
-def run(*command):
-    result = subprocess.run(command, capture_output=True, text=True)
+def run(rendered, partition, *command):
+    """A command as the partition's user, who runs its daemons."""
+    result = rendered['slapos'].run(partition, command, capture_output=True,
+                                    text=True)
     assert result.returncode == 0, (command, result.stdout, result.stderr)
     return result.stdout
 
 
 def postconf(rendered, partition, *args):
-    return run(os.path.join(rendered['postfix'], 'sbin', 'postconf'),
+    return run(rendered, partition,
+               os.path.join(rendered['postfix'], 'sbin', 'postconf'),
                '-c', os.path.join(partition, 'etc', 'postfix'), *args)
 
 
 @pytest.mark.parametrize('partition', ['backend', 'node'])
 def test_postfix_check_accepts_the_configuration(rendered, partition):
-    run(os.path.join(rendered['postfix'], 'sbin', 'postfix'), '-c',
+    run(rendered, rendered[partition],
+        os.path.join(rendered['postfix'], 'sbin', 'postfix'), '-c',
         os.path.join(rendered[partition], 'etc', 'postfix'), 'check')
 
 
@@ -152,7 +155,8 @@ def test_backend_sends_through_the_smarthost_with_its_login(rendered):
 
 def test_dovecot_accepts_the_configuration(rendered):
     conf = os.path.join(rendered['backend'], 'etc', 'dovecot', 'dovecot.conf')
-    output = run('/usr/bin/doveconf', '-c', conf, '-n')
+    output = run(rendered, rendered['backend'], '/usr/bin/doveconf', '-c',
+                 conf, '-n')
     assert rendered['backend-ipv6'] in output
     for port in (11143, 11993, 11110, 11995, 14191):
         assert 'port = %d' % port in output
@@ -176,8 +180,9 @@ def test_the_log_rotation_and_the_schedule_carry_the_parameters(
     # logrotate's own check (-d: nothing is done), as the partition's user
     state = os.path.join(rendered[partition], 'var', 'lib', 'scheduler',
                          'logrotate.status')
-    output = subprocess.run(['logrotate', '-d', '-s', state, conf],
-                            capture_output=True, text=True)
+    output = rendered['slapos'].run(
+        rendered[partition], ['logrotate', '-d', '-s', state, conf],
+        capture_output=True, text=True)
     assert output.returncode == 0, output.stderr
     with open(conf) as f:
         text = f.read()

@@ -6,7 +6,6 @@ import configparser
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
@@ -30,14 +29,16 @@ def rendered(slapos):
         # the first profile it extends: the software release's components
         extends = re.search(r'(?m)^extends =\s*(\S+)', f.read()).group(1)
     components.read(extends)
-    return {'partition': partition, 'ipv6': backend['imap-smtp-ipv6'],
+    return {'slapos': slapos, 'partition': partition,
+            'ipv6': backend['imap-smtp-ipv6'],
             'backend': backend, 'httpd': components['httpd'],
             'php-fpm': components['php-fpm']}
 
 
-def run(*command, env=None):
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env=env)
+def run(rendered, *command, env=None):
+    """A command as the partition's user, who runs its daemons."""
+    result = rendered['slapos'].run(rendered['partition'], command,
+                                    capture_output=True, text=True, env=env)
     assert result.returncode == 0, (command, result.stdout, result.stderr)
     return result.stdout + result.stderr
 
@@ -48,7 +49,7 @@ def path(rendered, *parts):
 
 def test_httpd_accepts_its_configuration(rendered):
     conf = path(rendered, 'etc', 'httpd', 'httpd.conf')
-    assert 'Syntax OK' in run(rendered['httpd']['httpd'], '-t', '-f', conf)
+    assert 'Syntax OK' in run(rendered, rendered['httpd']['httpd'], '-t', '-f', conf)
     with open(conf) as f:
         text = f.read()
     ipv6 = rendered['ipv6']
@@ -76,7 +77,7 @@ def test_php_fpm_accepts_its_configuration(rendered):
     conf = path(rendered, 'etc', 'php', 'php-fpm.conf')
     ini = path(rendered, 'etc', 'php', 'php.ini')
     env = dict(os.environ, PHP_INI_SCAN_DIR=php['ini-dir'])
-    output = run(php['php-fpm'], '-t', '-y', conf, '-c', ini, env=env)
+    output = run(rendered, php['php-fpm'], '-t', '-y', conf, '-c', ini, env=env)
     assert 'test is successful' in output
     with open(conf) as f:
         text = f.read()
@@ -84,7 +85,7 @@ def test_php_fpm_accepts_its_configuration(rendered):
     assert re.search(r'(?m)^listen.mode = 0600$', text)
     assert re.search(r'(?m)^systemd_interval = 0$', text)
     # our php.ini, with the extensions of Debian's conf.d
-    output = run(php['php'], '-c', ini, '-r',
+    output = run(rendered, php['php'], '-c', ini, '-r',
                  'echo ini_get("upload_max_filesize"), " ",'
                  ' ini_get("session.gc_probability"), " ",'
                  ' implode(",", get_loaded_extensions());', env=env)
@@ -104,7 +105,7 @@ def test_snappymail_gets_every_domain(rendered):
         assert settings['SMTP']['port'] == 11465
         assert settings['Sieve']['port'] == 4190
     ini = os.path.join(data, 'configs', 'application.ini')
-    output = run(rendered['php-fpm']['php'], '-n', '-r',
+    output = run(rendered, rendered['php-fpm']['php'], '-n', '-r',
                  'echo json_encode(parse_ini_file($argv[1], true));', ini)
     config = json.loads(output)
     assert config['login']['default_domain'] == DOMAINS[0]
