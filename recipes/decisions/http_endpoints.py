@@ -17,7 +17,6 @@ The protocol the API speaks (docs/http-api.md):
   endpoint with ``?recipient=<address>``): 2xx known, 422 unknown (550
   5.1.1 during the SMTP dialogue), anything else 450 (try later).
 """
-import hashlib
 import ipaddress
 import urllib.parse
 
@@ -84,12 +83,6 @@ def agent_domains(domains):
                                           entry['http-fingerprints']]
         found[domain['name']] = entry
     return found
-
-
-def socket_name(domain):
-    """A short, stable name for something of ``domain`` (a domain may be
-    253 characters long; a unix socket path may not)."""
-    return hashlib.sha256(domain.encode()).hexdigest()[:16]
 
 
 # -- the API's answers as LMTP replies -----------------------------------------

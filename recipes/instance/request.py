@@ -12,7 +12,13 @@ config-<name>, return; and ``secret-config-<name> = PATH [PATH...]``: the
 parameter ``<name>`` is the value found at the first of these dotted paths
 (``topology.node1.config.proxy-map``) in the partition's own parameters
 file (``recipes.instance.slapconfiguration``), absent when none is there:
-for a value that holds secrets, which never go into an option. Exports ``connection-<name>`` for each name in
+for a value that holds secrets, which never go into an option. And
+``secrets-of-shared-instances = <name>...``: the entries of each
+``config-<name>`` (a list of objects with a ``reference``) get back, in
+place of the placeholder ``[slap-configuration]`` put in its options, the
+secrets of the valid shared instance of that reference (an HTTPS API
+domain's ``http-token`` in the ``mail-domains`` a relay node is given).
+Exports ``connection-<name>`` for each name in
 ``return`` (JSON unless a string). Fails until they are all published, so
 that slapgrid processes the partition again; with ``optional = true``, it
 does not fail but exports empty values for what is not published yet (for
@@ -30,7 +36,7 @@ from slapos.recipe.request import (RequestJSONEncoded,
 from zc.buildout import UserError
 
 from ..clients.master import software_release_url
-from .slapconfiguration import partition_parameters, serialise
+from .slapconfiguration import REDACTED, partition_parameters, serialise
 
 SECRET_PREFIX = 'secret-config-'
 
@@ -70,6 +76,18 @@ def find(parameters, paths):
     return None
 
 
+def with_shared_secrets(entries, shared_instances):
+    """``entries`` with each redacted value replaced by the value of the
+    same key in the shared instance of the entry's ``reference``."""
+    by_reference = {s['reference']: s['parameters'] for s in shared_instances}
+    restored = []
+    for entry in entries:
+        real = by_reference.get(entry.get('reference'), {})
+        restored.append({key: real.get(key, value) if value == REDACTED
+                         else value for key, value in entry.items()})
+    return restored
+
+
 class Recipe:
 
     def __init__(self, buildout, name, options):
@@ -83,6 +101,12 @@ class Recipe:
                     config_key = 'config-' + key[len(SECRET_PREFIX):]
                     values[config_key] = json.dumps(value)
                     secret.add(config_key)
+        for name in values.pop('secrets-of-shared-instances', '').split():
+            key = 'config-' + name
+            values[key] = json.dumps(with_shared_secrets(
+                json.loads(values[key]), partition_parameters(
+                    buildout, 'valid-shared-instance-list', [])))
+            secret.add(key)
         values['software-url'] = software_release_url(values,
                                                       values['software-url'])
         optional = values.get('optional', 'false').lower() in ('true', 'yes', '1')
