@@ -95,6 +95,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         mode = self.api.mode
         self.api.count(mode)
+        if mode == 'down':
+            # going down: the request dies with its connection
+            self.close_connection = True
+            return
         if mode == 'hang':
             # holds the connection until the client leaves or the API is
             # told otherwise; what it read is dropped

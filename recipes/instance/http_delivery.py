@@ -8,6 +8,8 @@ written from the partition's parameters (``recipes.decisions.http_endpoints``):
   socket = ${directory:run}/http-delivery.sock      (the agent's LMTP socket)
   answers-file = ${directory:srv}/http-answers.json (each API's last answer)
   node = the node's name
+  probe-sender = double-bounce@<the node's name> (Postfix's address
+                 verification probes: the recipients asked of the API)
 
 The tokens are read from the partition's parameters file
 (``recipes.instance.slapconfiguration``), never passed as an option: they
@@ -31,7 +33,8 @@ class Recipe:
     def install(self):
         o = self.options
         config = {'socket': o['socket'], 'answers-file': o['answers-file'],
-                  'node': o['node'], 'domains': agent_domains(
+                  'node': o['node'], 'probe-sender': o['probe-sender'],
+                  'domains': agent_domains(
                       partition_parameters(self.buildout).get(
                           'mail-domains', []))}
         if read_json(o['output'], None) != config:

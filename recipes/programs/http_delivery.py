@@ -20,6 +20,7 @@ for ``http-timeout`` each.
 
 CONFIG.json (0600: it holds the tokens), read again when it changes:
 ``{"socket": path, "answers-file": path, "node": the node's name,
+"probe-sender": the sender of Postfix's address verification probes,
 "domains": {name: {http-endpoint, http-token, http-ca-certificate,
 http-fingerprints, http-timeout, http-concurrency,
 http-verify-recipients}}}``. The answers file keeps each domain's last
@@ -387,7 +388,11 @@ class Session(socketserver.StreamRequestHandler):
             return
         orcpt = parameters.get('ORCPT', '')
         original = xtext_decode(orcpt.partition(';')[2]) if orcpt else address
-        if endpoint.entry.get('http-verify-recipients'):
+        # Postfix's address verification probes come from its
+        # double-bounce address and stop before DATA; a delivery's
+        # recipient was verified by them already
+        if endpoint.entry.get('http-verify-recipients') and \
+                self.sender == self.agent.config.get('probe-sender'):
             answer = endpoint.verify(original)
         else:
             answer = '250 2.1.5 Ok'
