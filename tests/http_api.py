@@ -25,6 +25,8 @@ import threading
 import time
 import urllib.parse
 
+from tests.smarthost import StoredMessages
+
 PORT = 8443
 PATH = '/v1/email'
 
@@ -111,11 +113,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if not self.authorised():
             return
-        self.api.store(body, dict(self.headers.items()), self.path)
+        self.api.store(body, dict(self.headers.items()))
         self.answer(200, 'stored')
 
 
-class HttpApi:
+class HttpApi(StoredMessages):
+    """``messages()``: ``[(request headers, message bytes)]`` stored so
+    far; ``wait_for(predicate(headers, message))``."""
+
+    what = 'the API'
 
     def __init__(self, host, directory, token, port=PORT, unknown=('unknown',)):
         self.host, self.port = host, port
@@ -148,14 +154,14 @@ class HttpApi:
         with self.lock:
             self.counts[mode] = self.counts.get(mode, 0) + 1
 
-    def store(self, body, headers, path):
+    def store(self, body, headers):
         with self.lock:
             self.stored += 1
             name = os.path.join(self.directory, '%06d' % self.stored)
         with open(name + '.eml', 'wb') as f:
             f.write(body)
         with open(name + '.json', 'w') as f:
-            json.dump({'headers': headers, 'path': path}, f)
+            json.dump(headers, f)
 
     # -- running --------------------------------------------------------------
     def opened(self, connection):
@@ -211,27 +217,6 @@ class HttpApi:
     def __exit__(self, *exc):
         self.stopping = True
         self.stop()
-
-    # -- what it received -----------------------------------------------------
-    def messages(self):
-        """``[(request headers, message bytes)]`` stored so far."""
-        found = []
-        for name in sorted(os.listdir(self.directory)):
-            if name.endswith('.json'):
-                base = os.path.join(self.directory, name[:-5])
-                with open(base + '.json') as f, open(base + '.eml', 'rb') as m:
-                    found.append((json.load(f)['headers'], m.read()))
-        return found
-
-    def wait_for(self, predicate, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for headers, message in self.messages():
-                if predicate(headers, message):
-                    return headers, message
-            time.sleep(0.5)
-        raise AssertionError('the API stored no such message in %ss'
-                             % timeout)
 
 
 def main(argv):
