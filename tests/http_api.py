@@ -54,7 +54,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def setup(self):
-        # TLS in the connection's own thread, not the accepting one
+        # TLS in the connection's own thread, not the accepting one; no
+        # Nagle's algorithm, as web servers do (a response is written in
+        # two parts)
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request.settimeout(30)
         self.request = self.api.context.wrap_socket(self.request,
                                                     server_side=True)
