@@ -638,8 +638,13 @@ def test_the_api_token_is_in_no_record_log_nor_readable_file(
         '.slap-parameters.json', 'http-delivery.json'}, holders
     for path in holders:
         assert os.stat(path).st_mode & 0o077 == 0, path
+    # the partitions' services' logs, and the node's instance runs
     logs = slapos.run(deployment['partition'], [
-        'grep', '-rlF', TOKEN, os.path.join(slapos.base_directory, 'inst',
-                                            'var', 'log')],
+        'grep', '-rlF', TOKEN,
+        os.path.join(slapos.base_directory, 'inst', 'var', 'log')],
         capture_output=True, text=True)
     assert logs.stdout == '', logs.stdout
+    with open(os.path.join(slapos.base_directory, 'var', 'log',
+                           'slapos-node-instance.log')) as f:
+        text = f.read()
+    assert 'in.example.com' in text and TOKEN not in text
