@@ -191,8 +191,9 @@ class Endpoint:
     def deliver(self, message, sender, recipient, key):
         headers = {'Authorization': 'Bearer %s' % self.entry['http-token'],
                    'Content-Type': 'message/rfc822',
-                   'X-Envelope-From': sender, 'X-Envelope-To': recipient,
-                   'Idempotency-Key': key}
+                   'X-Envelope-From': raw(sender),
+                   'X-Envelope-To': raw(recipient),
+                   'Idempotency-Key': raw(key)}
         status, reason = self.request('POST', self.path, message, headers)
         return decide.delivery_reply(status, reason,
                                      'the API of %s' % self.domain)
@@ -206,6 +207,11 @@ class Endpoint:
             {'Authorization': 'Bearer %s' % self.entry['http-token']})
         return decide.verify_reply(status, reason,
                                    'the API of %s' % self.domain)
+
+
+def raw(text):
+    """A header value as its UTF-8 bytes (http.client sends Latin-1)."""
+    return text.encode('utf-8', 'surrogateescape').decode('latin-1')
 
 
 def no_answer(error, timeout):
