@@ -98,7 +98,7 @@ def answer_kind(status):
 
 def describe(status, reason):
     """The endpoint's answer in words: ``401 Unauthorized``, or why there
-    was none (``timed out after 30 s``)."""
+    was none (``no answer within 30 s``)."""
     if status is None:
         return reason
     return ('%d %s' % (status, reason)).strip()
@@ -116,9 +116,9 @@ def delivery_reply(status, reason, endpoint):
         code, enhanced, meaning = PERMANENT[status]
         return '%d %s %s: %s answered %s' % (code, enhanced, meaning,
                                               endpoint, what)
-    return '451 4.4.0 %s answered %s: try again later' % (endpoint, what) \
-        if status is not None else \
-        '451 4.4.1 %s: %s: try again later' % (endpoint, what)
+    if status is None:
+        return '451 4.4.1 %s: %s: try again later' % (endpoint, what)
+    return '451 4.4.0 %s answered %s: try again later' % (endpoint, what)
 
 
 def verify_reply(status, reason, endpoint):
