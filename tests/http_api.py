@@ -11,8 +11,8 @@ Its ``mode`` says how it answers: ``ok`` (200), ``503``, ``hang`` (reads
 the request, never answers, stores nothing), ``down`` (its port closed:
 connections refused). ``token`` may be changed while it runs (a wrong token
 gets 401). A GET with ``?recipient=`` verifies a recipient: 422 for the
-local parts of ``unknown``, 200 otherwise. Also runnable on its own (the
-demo): ``python -m tests.http_api HOST PORT DIRECTORY TOKEN``.
+local parts of ``unknown``, 200 otherwise. The demo runs it as a process
+of its own (``scripts/demo.py api``).
 """
 import http.server
 import json
@@ -20,7 +20,6 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -221,17 +220,3 @@ class HttpApi(StoredMessages):
         self.stopping = True
         self.stop()
 
-
-def main(argv):
-    host, port, directory, token = argv[1:5]
-    api = HttpApi(host, directory, token, port=int(port)).start()
-    print('stand-in API at %s' % api.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        api.stop()
-
-
-if __name__ == '__main__':
-    main(sys.argv)
