@@ -31,6 +31,7 @@ setup(
             'recipes.instance.switch_softwaretype:Recipe',
             'certificate = recipes.instance.certificates:Recipe',
             'custom-certificate = recipes.instance.certificates:CustomRecipe',
+            'http-delivery = recipes.instance.http_delivery:Recipe',
             'smarthost-passwords = '
             'recipes.instance.smarthost_passwords:Recipe',
             'accounts = recipes.instance.accounts:Recipe',

@@ -58,12 +58,12 @@ def postfix_binaries(slapos):
     return found[0]
 
 
-def smtp_source(postfix, host, messages):
+def smtp_source(postfix, host, messages, recipient=RECIPIENT):
     """Run smtp-source against [host]:port; return its duration."""
     start = time.time()
     subprocess.run([os.path.join(postfix, 'bin', 'smtp-source'),
                     '-s', str(SESSIONS), '-l', str(SIZE), '-m', str(messages),
-                    '-f', SENDER, '-t', RECIPIENT, '-M', 'generator.example.net',
+                    '-f', SENDER, '-t', recipient, '-M', 'generator.example.net',
                     'inet:[%s]:%s' % host], check=True)
     return time.time() - start
 
@@ -184,7 +184,7 @@ service director {
 '''
 
 
-def bare_postfix(postfix, directory, name, address, extra):
+def bare_postfix(postfix, directory, name, address, extra, services=''):
     os.makedirs(os.path.join(directory, 'queue'))
     os.makedirs(os.path.join(directory, 'data'))
     values = dict(user=pwd.getpwuid(os.getuid()).pw_name,
@@ -193,7 +193,7 @@ def bare_postfix(postfix, directory, name, address, extra):
     with open(os.path.join(directory, 'main.cf'), 'w') as f:
         f.write(MAIN_CF % values + extra)
     with open(os.path.join(directory, 'master.cf'), 'w') as f:
-        f.write(MASTER_CF % values)
+        f.write(MASTER_CF % values + services)
     subprocess.run([os.path.join(postfix, 'sbin', 'postfix'), '-c',
                     directory, 'check'], check=True)
     return subprocess.Popen([os.path.join(postfix, 'libexec', 'postfix',

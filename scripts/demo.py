@@ -3,10 +3,12 @@
 A relay cluster of one node, a backend for mail1.example.com and one for
 mail2.example.com (each ordering its domain from the relay found as
 urn:slapos:mail-relay), a stand-in third-party smarthost and a stand-in DNS
-server (the relay verifies mail2 by its MX), and the accounts alice and bob
+server (the relay verifies mail2 by its MX), the accounts alice and bob
 on mail1 and charlie on mail2, whose passwords are set through their setup
-links; then the four mail paths of ../shared/interface.md, each found at its
-destination. The deployment keeps running until `demo.sh stop`; the next
+links, and in.example.com, whose mail goes to a stand-in application's
+HTTPS API; then the four mail paths of ../shared/interface.md and the fifth
+(a stranger writes to the application, whose reply leaves through the
+relay), each found at its destination. The deployment keeps running until `demo.sh stop`; the next
 run keeps it (and starts what is stopped) instead of deploying again.
 
     python scripts/demo.py          deploy (or keep), move mail, print
@@ -25,7 +27,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.deployment import (ACCOUNTS, BACKENDS, DNS_HOST,  # noqa: E402
+from tests.deployment import (ACCOUNTS, API_DOMAIN,  # noqa: E402
+                              API_HOST, API_PORT, BACKENDS, DNS_HOST,
                               DNS_PORT, MAIL_SERVER, PATHS, REFERENCE_MX,
                               RELAY, RELAY_FQDN, RELAY_INBOUND_PORT,
                               SMARTHOST_HOST,
@@ -104,6 +107,8 @@ def demo_secrets(root):
         found = {'passwords': {address: secrets.token_urlsafe(12)
                                for address, _ in ACCOUNTS.values()},
                  'smarthost': ['relay', secrets.token_urlsafe(18)]}
+    if 'api-token' not in found:       # (a file of an earlier release)
+        found['api-token'] = secrets.token_urlsafe(24)
         write_atomically(path, json.dumps(found, indent=2) + '\n', mode=0o600)
     return path, found
 
@@ -166,19 +171,28 @@ def run_smarthost(root):
         starttls_port=SMARTHOST_PORT))
 
 
-def mail_paths(topology, passwords, store):
+def run_api(root):
+    """`demo.py api`: the stand-in application's HTTPS API, serving until
+    terminated, from the current directory (its store)."""
+    from tests.http_api import HttpApi
+    _, found = demo_secrets(root)
+    return serve_until_terminated(HttpApi(API_HOST, os.getcwd(),
+                                          found['api-token'], port=API_PORT))
+
+
+def mail_paths(topology, passwords, store, api):
     from tests.smarthost import Smarthost
     smarthost = Smarthost(SMARTHOST_HOST, store, {})   # its store, read
-    with step('the four mail paths'):
+    with step('the five mail paths'):
         for path, (sender, recipient, how) in sorted(PATHS.items()):
             where, _, seconds = move_mail(topology, passwords, smarthost,
-                                          path)
+                                          path, api=api)
             print('    %d. %s -> %s (%s): found in %s after %.2f s'
                   % (path, sender, recipient, how, where, seconds),
                   flush=True)
 
 
-def endpoints(slapos, topology, passwords, secrets_path, store):
+def endpoints(slapos, topology, passwords, secrets_path, store, api):
     print('==> [%4.0f s] ready; to use it by hand (self-signed '
           'certificates):' % (time.time() - STARTED))
     print('    relay node (%s), inbound SMTP: [%s]:%s'
@@ -206,6 +220,13 @@ def endpoints(slapos, topology, passwords, secrets_path, store):
             if backend == reference:
                 print('        account %s, password %s'
                       % (address, passwords[address]))
+    print('    %s: its mail is POSTed to the stand-in application\'s API %s '
+          '(store: %s); the application sends as %s through the relay\'s '
+          'submission port [%s]:%s, password %s' % (
+              API_DOMAIN, api.url, api.directory,
+              topology['api-domain']['outbound-user'], topology['node'],
+              topology['api-domain']['outbound-smtp-port'],
+              topology['api-domain']['outbound-password']))
     print('    passwords kept in %s (0600), the same in every run'
           % secrets_path)
     print('    the smarthost\'s store (what left for the Internet): %s'
@@ -230,6 +251,8 @@ def main(argv):
         return run_smarthost(slapos.root)
     if argv[1:] == ['dns']:
         return serve_until_terminated(mx_dns(REFERENCE_MX, DNS_PORT))
+    if argv[1:] == ['api']:
+        return run_api(slapos.root)
     if argv[1:] not in ([], ['fresh']):
         print(__doc__)
         return 2
@@ -243,27 +266,34 @@ def main(argv):
             if keep else 'deploying from scratch')):
         slapos.start(keep=keep)
     try:
-        with step('starting the stand-in smarthost on [%s]:%s and DNS '
-                  'server on [%s]:%s' % (SMARTHOST_HOST, SMARTHOST_PORT,
-                                         DNS_HOST, DNS_PORT)):
+        with step('starting the stand-in smarthost on [%s]:%s, DNS '
+                  'server on [%s]:%s and application API on [%s]:%s' % (
+                      SMARTHOST_HOST, SMARTHOST_PORT, DNS_HOST, DNS_PORT,
+                      API_HOST, API_PORT)):
             store = start_stand_in(slapos, 'smarthost', lambda: listening(
                 SMARTHOST_HOST, SMARTHOST_PORT))
             start_stand_in(slapos, 'dns', lambda: answering(DNS_HOST,
                                                              DNS_PORT))
+            from tests.http_api import HttpApi
+            # its store and certificate, read (the process serves)
+            api = HttpApi(API_HOST, start_stand_in(
+                slapos, 'api', lambda: listening(API_HOST, API_PORT)),
+                found['api-token'], port=API_PORT)
         # stopped (demo.sh stop, or a reboot) if one of them does not answer
         stopped = keep and not (kept.get('endpoints') and all(
             listening(host, port) for host, port in kept['endpoints']))
         with InstanceProgress(slapos):
             topology = deploy_reference_topology(
                 slapos, found['smarthost'], passwords, step,
-                rebuild=not keep, restart=stopped)
+                rebuild=not keep, restart=stopped, api=api)
         write_atomically(record, json.dumps({'endpoints': [
-            (topology['node'], RELAY_INBOUND_PORT)] + [
+            (topology['node'], RELAY_INBOUND_PORT),
+            (API_HOST, API_PORT)] + [
             (b['imap-smtp-ipv6'], int(b[name]))
             for b in topology['backends'].values()
             for name in ('smtp-port', 'submission-port', 'imaps-port')]})
             + '\n', mode=0o600)
-        mail_paths(topology, passwords, store)
+        mail_paths(topology, passwords, store, api)
     except BaseException:
         # the next run deploys again from scratch
         if os.path.exists(record):
@@ -273,7 +303,7 @@ def main(argv):
               flush=True)
         slapos.stop()
         raise
-    endpoints(slapos, topology, passwords, secrets_path, store)
+    endpoints(slapos, topology, passwords, secrets_path, store, api)
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The reference topology in an embedded SlapOS, left running:
 #   bash scripts/demo.sh          set up, build, deploy (or keep what the
-#                                 last run left), move mail along the four
+#                                 last run left), move mail along the five
 #                                 paths, print the endpoints
 #   bash scripts/demo.sh fresh    the same, deploying again from scratch
 #   bash scripts/demo.sh stop     stop everything the demo started

@@ -357,6 +357,12 @@ SMARTHOST_PORT = 10587
 DNS_HOST = partition_ipv6(29)
 DNS_PORT = 10053
 REFERENCE_MX = {MAIL2: RELAY_FQDN}
+# the fifth path: a domain whose mail goes to an application's HTTPS API
+# (the stand-in tests/http_api.py, on another free address), which answers
+# through the relay's submission port
+API_DOMAIN = 'in.example.com'
+API_HOST = partition_ipv6(25)
+API_PORT = 8443
 
 
 def mx_dns(mx, port=0):
@@ -387,7 +393,7 @@ def _quietly(what):
 
 def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
-                              backend_parameters=None):
+                              backend_parameters=None, api=None):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
@@ -406,7 +412,11 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     ``rebuild``, buildout runs again on built software releases; with
     ``restart``, every partition is processed again, which starts the
     services of a deployment that was stopped. ``backend_parameters`` are
-    added to both backends' parameters."""
+    added to both backends' parameters. With ``api`` (a
+    tests.http_api.HttpApi, started), ``API_DOMAIN`` is ordered from the
+    relay with its ``http-endpoint`` (the proxy-map's smarthost sends its
+    mail out, which exempts it from domain verification) and a login to
+    answer with (``authentication: password``)."""
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
         slapos.supply(MAIL_SERVER)
@@ -419,7 +429,13 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
             'nameservers': ['[%s]:%d' % (DNS_HOST, DNS_PORT)],
             'proxy-map': {'smarthost': {
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
-                'user': user, 'password': password, 'domains': [MAIL1]}}}})
+                'user': user, 'password': password,
+                'domains': [MAIL1, API_DOMAIN]}}}})
+    if api is not None:
+        slapos.request(RELAY, 'domain-' + API_DOMAIN, 'cluster', {
+            'name': API_DOMAIN, 'http-endpoint': api.url,
+            'http-token': api.token, 'http-ca-certificate': api.ca_certificate,
+            'authentication': 'password'}, shared=True)
     partitions = {}
     for reference, domain in BACKENDS.items():
         partitions[reference] = slapos.request(
@@ -456,6 +472,9 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
                                               passwords[address]):
                     raise
     return {'relay': relay, 'node': node, 'backends': backends,
+            'api-domain': slapos.connection_parameters(
+                RELAY, 'domain-' + API_DOMAIN, 'cluster', shared=True)
+            if api is not None else None,
             'partitions': {reference: slapos.partition_of_address(
                                b['imap-smtp-ipv6'])
                            for reference, b in backends.items()},
@@ -476,18 +495,26 @@ PATHS = {
         'backend 1, relay, third-party smarthost'),
     4: (OUTSIDE_SENDER, 'alice@' + MAIL1,
         'relay inbound port, routed by domain to backend 1'),
+    5: (OUTSIDE_SENDER, 'support@' + API_DOMAIN,
+        'relay inbound port, POSTed to the API; its reply through the '
+        'relay to the smarthost'),
 }
 
 
-def move_mail(topology, passwords, smarthost, path, timeout=60):
-    """Sends a message along mail path ``path`` (1 to 4, ``PATHS``) as its
+def move_mail(topology, passwords, smarthost, path, timeout=60, api=None):
+    """Sends a message along mail path ``path`` (1 to 5, ``PATHS``) as its
     sender would, and waits for it where it must arrive: the recipient's
-    INBOX read over IMAPS, or the store of ``smarthost`` (a
-    tests.smarthost.Smarthost, started or not). Returns ``(where it was
-    found, the message, seconds)``."""
+    INBOX read over IMAPS, the store of ``smarthost`` (a
+    tests.smarthost.Smarthost, started or not), or for path 5 the store
+    of ``api`` (a tests.http_api.HttpApi, started or not), then the
+    application's reply in the smarthost's store. Returns ``(where it was
+    found, the message, seconds)``: for path 5, the reply."""
     sender, recipient, _ = PATHS[path]
     subject = 'path %d %s' % (path, uuid.uuid4())
     start = time.time()
+    if path == 5:
+        return answer_through_the_api(topology, smarthost, api, subject,
+                                      timeout)
     if sender == OUTSIDE_SENDER:
         send(topology['node'], RELAY_INBOUND_PORT, sender, [recipient],
              subject)
@@ -506,3 +533,23 @@ def move_mail(topology, passwords, smarthost, path, timeout=60):
                        passwords[recipient], subject, timeout)
     return ('INBOX of %s over IMAPS on %s' % (recipient, backend), found,
             time.time() - start)
+
+
+def answer_through_the_api(topology, smarthost, api, subject, timeout):
+    """Path 5: a stranger writes to ``API_DOMAIN``; the application, which
+    receives it from the API, answers through the relay's submission port
+    with the login its domain was published."""
+    sender, recipient, _ = PATHS[5]
+    start = time.time()
+    send(topology['node'], RELAY_INBOUND_PORT, sender, [recipient], subject)
+    headers, _ = api.wait_for(lambda h, data: subject.encode() in data,
+                              timeout)
+    published = topology['api-domain']
+    smtp_submit(topology['node'], published['outbound-smtp-port'],
+                published['outbound-user'], published['outbound-password'],
+                headers['X-Envelope-To'], [headers['X-Envelope-From']],
+                'Re: ' + subject, body='Your ticket is open.\n')
+    _, data = smarthost.wait_for(
+        lambda metadata, data: ('Re: ' + subject).encode() in data, timeout)
+    return ('the API\'s store (%s), its reply in the smarthost\'s store'
+            % api.directory, data.decode(), time.time() - start)

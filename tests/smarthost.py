@@ -43,7 +43,36 @@ Recorder.lock = threading.Lock()
 Recorder.count = 0
 
 
-class Smarthost:
+class StoredMessages:
+    """What a stand-in keeps in ``self.directory``: each message as
+    ``<n>.eml`` with ``<n>.json`` (what it knew of it), read back."""
+
+    what = 'the stand-in'
+
+    def messages(self):
+        """``[(metadata, message bytes)]`` received so far."""
+        found = []
+        for name in sorted(os.listdir(self.directory)):
+            if name.endswith('.json'):
+                base = os.path.join(self.directory, name[:-5])
+                with open(base + '.json') as f, open(base + '.eml', 'rb') as m:
+                    found.append((json.load(f), m.read()))
+        return found
+
+    def wait_for(self, predicate, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for metadata, message in self.messages():
+                if predicate(metadata, message):
+                    return metadata, message
+            time.sleep(0.5)
+        raise AssertionError('%s received no such message in %ss'
+                             % (self.what, timeout))
+
+
+class Smarthost(StoredMessages):
+
+    what = 'the smarthost'
 
     def __init__(self, host, directory, logins, starttls_port=10587,
                  implicit_tls_port=10465):
@@ -103,22 +132,3 @@ class Smarthost:
     def __exit__(self, *exc):
         self.stop()
 
-    def messages(self):
-        """``[(metadata, message bytes)]`` received so far."""
-        found = []
-        for name in sorted(os.listdir(self.directory)):
-            if name.endswith('.json'):
-                base = os.path.join(self.directory, name[:-5])
-                with open(base + '.json') as f, open(base + '.eml', 'rb') as m:
-                    found.append((json.load(f), m.read()))
-        return found
-
-    def wait_for(self, predicate, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for metadata, message in self.messages():
-                if predicate(metadata, message):
-                    return metadata, message
-            time.sleep(0.5)
-        raise AssertionError('the smarthost received no such message in %ss'
-                             % timeout)

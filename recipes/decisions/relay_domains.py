@@ -7,7 +7,8 @@ first shared instance that claimed it once it was verified
 a later claimant gets upstream's ``this domain has already been claimed``,
 a claimant of a domain not verified yet gets upstream's verification error
 with the MX records to set. So does, with its own error, a shared instance
-whose name is not a domain name, whose backend host is missing, or whose
+whose name is not a domain name, whose backend host is missing (or whose
+HTTPS API, ``http-endpoint``, is not an https URL), or whose
 domain is listed under two smarthosts of a ``proxy-map``. Every error is
 published to that shared instance only.
 
@@ -17,7 +18,7 @@ The shared instances come with the schema's defaults applied
 import secrets
 import string
 
-from . import dns, smarthosts
+from . import dns, http_endpoints, smarthosts
 from .claims import first_claims
 from .domain_verification import UNVERIFIED
 from .names import domain_error, normalise_domain
@@ -68,7 +69,8 @@ def accept(shared_instances, claims, conflicts, verify):
 
 def asked(shared_instances):
     """``(asks, errors)``: ``[(reference, normalised name)]`` of the shared
-    instances that name a domain and its backend, in the master's order;
+    instances that name a domain and its backend (or HTTPS API), in the
+    master's order;
     ``{reference: {domain, error}}`` of the others."""
     asks, errors = [], {}
     for shared in shared_instances:
@@ -76,18 +78,35 @@ def asked(shared_instances):
         given = parameters.get('name', '')
         name = normalise_domain(given)
         why = domain_error(name)
-        host_error = address_error(parameters.get('mail-server-host'))
         if why:
             errors[reference] = {'domain': given, 'error': (
                 'name %r is not a domain name (%s): give the domain, for '
                 'example mail.example.com' % (given, why))}
-        elif host_error:
-            errors[reference] = {'domain': name, 'error': (
-                'mail-server-host %s: give the IPv6 or IPv4 address of the '
-                'backend that hosts %s' % (host_error, name))}
+            continue
+        why = destination_error(name, parameters)
+        if why:
+            errors[reference] = {'domain': name, 'error': why}
         else:
             asks.append((reference, name))
     return asks, errors
+
+
+def destination_error(name, parameters):
+    """Why the domain's shared instance names no place for its mail (a
+    backend, ``mail-server-host``, or an HTTPS API, ``http-endpoint``), or
+    None."""
+    host = parameters.get('mail-server-host')
+    endpoint = parameters.get('http-endpoint')
+    if host and endpoint:
+        return ('give mail-server-host (a backend) or http-endpoint (an '
+                'HTTPS API) for %s, not both' % name)
+    if endpoint:
+        why = http_endpoints.endpoint_error(endpoint)
+        return why and 'http-endpoint %s' % why
+    why = address_error(host)
+    return why and ('mail-server-host %s: give the IPv6 or IPv4 address of '
+                    'the backend that hosts %s (or http-endpoint, the HTTPS '
+                    'API that receives its mail)' % (why, name))
 
 
 # -- outbound credentials ----------------------------------------------------
@@ -114,13 +133,16 @@ def credentials(accepted, stored, hash_password, verify_password):
 
 def node_domains(accepted, creds):
     """What every relay node gets as ``mail-domains``: no password, only its
-    hash."""
+    hash; an endpoint domain's ``http-token`` as ``accepted`` has it (in
+    the cluster's options, the placeholder of ``[slap-configuration]``,
+    which the request recipe replaces by the token)."""
     nodes = []
     for domain in accepted:
-        entry = {key: domain[key] for key in (
-            'reference', 'name', 'mail-server-host', 'mail-server-port',
-            'email-size-limit', 'authentication', 'fingerprints')
-            if key in domain}
+        keys = ('reference', 'name', 'email-size-limit', 'authentication',
+                'fingerprints')
+        keys += http_endpoints.ENDPOINT_KEYS if http_endpoints.is_endpoint(
+            domain) else ('mail-server-host', 'mail-server-port')
+        entry = {key: domain[key] for key in keys if key in domain}
         if domain['reference'] in creds:
             entry['outbound-user'] = creds[domain['reference']]['user']
             entry['outbound-password-hash'] = \

@@ -24,7 +24,7 @@ def identified_domains(request, domains):
         method = domain.get('authentication', 'none')
         if method == 'none':
             ok = same_address(request.get('client_address', ''),
-                              domain['mail-server-host'])
+                              domain.get('mail-server-host'))
         elif method == 'password':
             ok = bool(request.get('sasl_username')) and \
                 request['sasl_username'] == domain.get('outbound-user')

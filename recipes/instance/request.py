@@ -12,10 +12,16 @@ config-<name>, return; and ``secret-config-<name> = PATH [PATH...]``: the
 parameter ``<name>`` is the value found at the first of these dotted paths
 (``topology.node1.config.proxy-map``) in the partition's own parameters
 file (``recipes.instance.slapconfiguration``), absent when none is there:
-for a value that holds secrets, which never go into an option; and
+for a value that holds secrets, which never go into an option;
 ``secret-file-config-<name> = PATH``: the parameter ``<name>`` is the text
 of that file (a secret the partition generated: its monitor's password,
-given to a relay cluster's nodes). Exports ``connection-<name>`` for each name in
+given to a relay cluster's nodes); and
+``secrets-of-shared-instances = <name>...``: the entries of each
+``config-<name>`` (a list of objects with a ``reference``) get back, in
+place of the placeholder ``[slap-configuration]`` put in its options, the
+secrets of the valid shared instance of that reference (an HTTPS API
+domain's ``http-token`` in the ``mail-domains`` a relay node is given).
+Exports ``connection-<name>`` for each name in
 ``return`` (JSON unless a string). Fails until they are all published, so
 that slapgrid processes the partition again; with ``optional = true``, it
 does not fail but exports empty values for what is not published yet (for
@@ -33,7 +39,7 @@ from slapos.recipe.request import (RequestJSONEncoded,
 from zc.buildout import UserError
 
 from ..clients.master import software_release_url
-from .slapconfiguration import partition_parameters, serialise
+from .slapconfiguration import REDACTED, partition_parameters, serialise
 
 SECRET_PREFIX = 'secret-config-'
 SECRET_FILE_PREFIX = 'secret-file-config-'
@@ -74,6 +80,18 @@ def find(parameters, paths):
     return None
 
 
+def with_shared_secrets(entries, shared_instances):
+    """``entries`` with each redacted value replaced by the value of the
+    same key in the shared instance of the entry's ``reference``."""
+    by_reference = {s['reference']: s['parameters'] for s in shared_instances}
+    restored = []
+    for entry in entries:
+        real = by_reference.get(entry.get('reference'), {})
+        restored.append({key: real.get(key, value) if value == REDACTED
+                         else value for key, value in entry.items()})
+    return restored
+
+
 class Recipe:
 
     def __init__(self, buildout, name, options):
@@ -83,16 +101,22 @@ class Recipe:
             if key.startswith(SECRET_PREFIX):
                 value = find(partition_parameters(buildout),
                              values.pop(key).split())
-                name = key[len(SECRET_PREFIX):]
+                parameter = key[len(SECRET_PREFIX):]
             elif key.startswith(SECRET_FILE_PREFIX):
                 with open(values.pop(key)) as f:
                     value = f.read().strip()
-                name = key[len(SECRET_FILE_PREFIX):]
+                parameter = key[len(SECRET_FILE_PREFIX):]
             else:
                 continue
             if value is not None:
-                values['config-' + name] = json.dumps(value)
-                secret.add('config-' + name)
+                values['config-' + parameter] = json.dumps(value)
+                secret.add('config-' + parameter)
+        for parameter in values.pop('secrets-of-shared-instances', '').split():
+            key = 'config-' + parameter
+            values[key] = json.dumps(with_shared_secrets(
+                json.loads(values[key]), partition_parameters(
+                    buildout, 'valid-shared-instance-list', [])))
+            secret.add(key)
         values['software-url'] = software_release_url(values,
                                                       values['software-url'])
         optional = values.get('optional', 'false').lower() in ('true', 'yes', '1')

@@ -59,8 +59,10 @@ from ..decisions.parameters import format_errors, ignored_keys, with_defaults
 from ..stores.files import read_json, write_atomically
 from .profile_text import json_value
 
+# (http-ca-certificate is public, but a PEM block: out of the options too)
 SECRET_KEYS = frozenset(('password', 'reset-token',
-                         'custom-inbound-certificate', 'monitor-password'))
+                         'custom-inbound-certificate', 'monitor-password',
+                         'http-token', 'http-ca-certificate'))
 REDACTED = '<secret: see parameters-file>'
 # what the parameters file keeps, secrets included
 KEPT = ('configuration', 'valid-shared-instance-list',

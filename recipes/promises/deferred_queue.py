@@ -14,12 +14,17 @@ from recipes.promises import AlarmPromise
 DEFAULT_RUNS = 4
 
 
-def deferred_count(postqueue, config_directory):
-    """How many messages are in the deferred queue."""
+def deferred_count(postqueue, config_directory, domain=None):
+    """How many messages are in the deferred queue (with ``domain``: for a
+    recipient of that domain)."""
     out = subprocess.run([postqueue, '-c', config_directory, '-j'],
                          check=True, capture_output=True, text=True).stdout
-    return sum(1 for line in out.splitlines()
-               if line.strip() and json.loads(line).get('queue_name') == 'deferred')
+    entries = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return sum(1 for entry in entries
+               if entry.get('queue_name') == 'deferred' and (
+                   domain is None or any(
+                       r.get('address', '').rpartition('@')[2].lower() ==
+                       domain for r in entry.get('recipients', ()))))
 
 
 def keeps_growing(counts, runs):

@@ -3,9 +3,11 @@ function): a relay cluster of one node, backends for mail1.example.com and
 mail2.example.com requested with their domain alone, which order it from
 the relay found as urn:slapos:mail-relay, a stand-in third-party smarthost
 and DNS server, alice and bob on mail1 and charlie on mail2 with the
-passwords set through their setup links. The four mail paths of
-../shared/interface.md, each found at its destination with the headers of
-the path it took, and the paths that must stay closed."""
+passwords set through their setup links, and a domain whose mail goes to
+a stand-in application's HTTPS API. The four mail paths of
+../shared/interface.md and the fifth (a stranger to the API, whose reply
+leaves through the relay), each found at its destination with the headers
+of the path it took, and the paths that must stay closed."""
 import email
 import os
 import smtplib
@@ -16,12 +18,14 @@ import dkim
 import psutil
 import pytest
 
-from tests.deployment import (DNS_PORT, MAIL1, MAIL2, OUTSIDE_RECIPIENT,
+from tests.deployment import (API_DOMAIN, API_HOST, API_PORT, DNS_PORT,
+                              MAIL1, MAIL2, OUTSIDE_RECIPIENT,
                               OUTSIDE_SENDER, PATHS, REFERENCE_MX, RELAY_FQDN,
                               deploy_reference_topology, insecure_tls,
                               move_mail, mx_dns, rcpt_code,
                               reference_smarthost)
 from tests.harness import partition_ipv6
+from tests.http_api import HttpApi
 
 SMARTHOST_LOGIN = ('relay', 'smarthost secret')
 PASSWORDS = {PATHS[1][0]: 'alice password 1', PATHS[1][1]: 'bob password 1',
@@ -47,8 +51,16 @@ def dns():
 
 
 @pytest.fixture(scope='module')
-def topology(slapos, smarthost, dns):
-    return deploy_reference_topology(slapos, SMARTHOST_LOGIN, PASSWORDS)
+def api(tmp_path_factory):
+    with HttpApi(API_HOST, str(tmp_path_factory.mktemp('api')),
+                 'application token 1', port=API_PORT) as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def topology(slapos, smarthost, dns, api):
+    return deploy_reference_topology(slapos, SMARTHOST_LOGIN, PASSWORDS,
+                                     api=api)
 
 
 def received(message):
@@ -81,7 +93,8 @@ def verify_dkim(message, records):
 def test_each_backend_ordered_its_domain_from_the_relay(topology, dns):
     # requested with mail-domains alone: the relay found as
     # urn:slapos:mail-relay, as upstream's default
-    assert topology['relay']['backend-domains'].splitlines() == [MAIL1, MAIL2]
+    assert sorted(topology['relay']['backend-domains'].splitlines()) == \
+        sorted([MAIL1, MAIL2, API_DOMAIN])
     for reference, domain in (('mail1', MAIL1), ('mail2', MAIL2)):
         records = topology['backends'][reference]['dns-records']
         assert {'name': domain, 'type': 'MX',
@@ -158,6 +171,28 @@ def test_4_etienne_to_alice_arrives_at_the_relay_routed_to_backend_1(
     assert any(topology['node'] in h for h in chain[:relay_hops[-1]]), chain
     # not signed: the relay signs what backends send, not what it receives
     assert 'DKIM-Signature' not in parsed
+
+
+def test_5_a_stranger_writes_to_the_api_whose_reply_leaves_through_the_relay(
+        topology, smarthost, api):
+    where, reply, _ = move_mail(topology, PASSWORDS, smarthost, 5, api=api)
+    assert where.startswith("the API's store")
+    subject = email.message_from_string(reply)['Subject'][len('Re: '):]
+    [(headers, message)] = [(h, m) for h, m in api.messages()
+                            if subject.encode() in m]
+    assert headers['Authorization'] == 'Bearer application token 1'
+    assert headers['X-Envelope-From'] == OUTSIDE_SENDER
+    assert headers['X-Envelope-To'] == 'support@' + API_DOMAIN
+    assert hops(message.decode()) == [RELAY_FQDN], received(message.decode())
+    # the reply: from the application's login, out through the smarthost,
+    # signed for its domain
+    [metadata] = [m for m, data in smarthost.messages()
+                  if ('Re: ' + subject).encode() in data]
+    assert metadata['rcpt-tos'] == [OUTSIDE_SENDER]
+    assert metadata['mail-from'] == 'support@' + API_DOMAIN
+    records = {r['name'] + '.': r['value'] for r in
+               topology['api-domain']['dns-records'] if r['type'] == 'TXT'}
+    assert verify_dkim(reply, records)
 
 
 # -- the paths that stay closed -----------------------------------------------

@@ -18,6 +18,14 @@ records what it receives), a third-party smarthost and a DNS server.
   and works (exempt from domain verification: the proxy-map lists it);
 - the monitors: the cluster's lists its nodes', which open with its
   password; a node's shows its failing promise and its logs.
+- a domain whose mail goes to an HTTPS API (``http-endpoint``, the
+  stand-in tests/http_api.py): a message arrives there byte for byte with
+  the token and the envelope; the API down (503, hanging, refused) while
+  100 messages arrive: each delivered once after it is back, none bounced;
+  a token the API no longer takes: deferred, the promise names the 401; an
+  unknown recipient refused at RCPT; the API's reply out through the
+  submission port and the smarthost, DKIM-signed; the token in no record,
+  log or readable file.
 """
 import os
 import smtplib
@@ -28,9 +36,12 @@ import uuid
 import pytest
 
 from tests import monitor
-from tests.deployment import RELAY, assert_no_secret_in_records, postfix
+from tests.deployment import (RELAY, assert_no_secret_in_records,
+                              insecure_tls, postfix)
 from tests.dns_server import DNSServer
 from tests.harness import partition_ipv6
+from tests.http_api import HttpApi
+from recipes.programs.http_delivery import PAUSE
 from tests.smarthost import Recorder, Smarthost
 
 from aiosmtpd.controller import Controller
@@ -42,6 +53,9 @@ DNS = partition_ipv6(29)
 BACKEND = partition_ipv6(28)
 FRIEND = partition_ipv6(27)        # a whitelisted client
 ALLOWED = partition_ipv6(26)       # the SPF record of spf.example allows it
+API = partition_ipv6(25)           # the stand-in HTTPS API
+API_DOMAIN = 'in.example.com'      # its mail goes to the API
+TOKEN = 'api-token-8f3b2c1d0e'
 LOGINS = {'relay-user': 'smarthost-secret'}
 DELAY = 2
 
@@ -67,9 +81,10 @@ def outside(tmp_path_factory):
                    LOGINS) as smarthost, \
             Backend(BACKEND, str(tmp_path_factory.mktemp('backend')), {},
                     starttls_port=10025) as backend, \
-            DNSServer(DNS, records) as dns:
+            DNSServer(DNS, records) as dns, \
+            HttpApi(API, str(tmp_path_factory.mktemp('api')), TOKEN) as api:
         yield {'smarthost': smarthost, 'backend': backend, 'dns': dns,
-               'records': records}
+               'records': records, 'api': api}
 
 
 @pytest.fixture(scope='module')
@@ -113,9 +128,18 @@ def deployment(slapos, outside, certificate):
             'proxy-map': {'provider': {
                 'host': SMARTHOST, 'port': outside['smarthost'].starttls_port,
                 'user': 'relay-user', 'password': 'smarthost-secret',
-                'domains': [DOMAIN]}}}})
+                'domains': [DOMAIN, API_DOMAIN]}}}})
     slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster', {
         'name': DOMAIN, 'mail-server-host': BACKEND}, shared=True)
+    slapos.request(RELAY, 'domain-' + API_DOMAIN, 'cluster', {
+        'name': API_DOMAIN, 'http-endpoint': outside['api'].url,
+        'http-token': TOKEN, 'authentication': 'password',
+        'http-ca-certificate': outside['api'].ca_certificate,
+        'http-timeout': 3, 'http-verify-recipients': True}, shared=True)
+    # plain http to an address that is not loopback: refused
+    slapos.request(RELAY, 'domain-plain.example.com', 'cluster', {
+        'name': 'plain.example.com', 'http-token': TOKEN,
+        'http-endpoint': 'http://[%s]:8080/v1/email' % API}, shared=True)
     slapos.wait_instance(max_retry=8)
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
     node, node2 = relay['relay-hosts']
@@ -123,7 +147,11 @@ def deployment(slapos, outside, certificate):
             'partition': slapos.partition_of_address(node),
             'partition2': slapos.partition_of_address(node2),
             'shared': slapos.connection_parameters(
-                RELAY, 'domain-' + DOMAIN, 'cluster', shared=True)}
+                RELAY, 'domain-' + DOMAIN, 'cluster', shared=True),
+            'api': slapos.connection_parameters(
+                RELAY, 'domain-' + API_DOMAIN, 'cluster', shared=True),
+            'plain': slapos.connection_parameters(
+                RELAY, 'domain-plain.example.com', 'cluster', shared=True)}
 
 
 def attempt(deployment, source, sender, subject, recipient='alice@' + DOMAIN):
@@ -401,3 +429,231 @@ def test_a_node_monitor_shows_its_failing_promise_and_logs(deployment,
     assert status == 200
     for name in ('postfix.log', 'scheduler.log', 'monitor/'):
         assert 'href="%s"' % name in listing, (name, listing)
+
+
+
+# -- a domain whose mail goes to an HTTPS API -------------------------------------
+def raw_message(recipient, subject, sender='etienne@nospf.example'):
+    """A message as a sender's server sends it: CRLF, a line that starts
+    with a dot, 8-bit text, trailing white space."""
+    return ('From: Etienne <%s>\r\nTo: <%s>\r\nSubject: %s\r\n'
+            'Message-ID: <%s@outside.example>\r\n'
+            'Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n'
+            'Content-Type: text/plain; charset=utf-8\r\n'
+            'Content-Transfer-Encoding: 8bit\r\n\r\n'
+            'Bonjour, voilà le ticket.  \r\n.a line that starts with a dot\r\n'
+            '\r\n-- \r\nEtienne\r\n' % (sender, recipient, subject,
+                                        uuid.uuid4())).encode()
+
+
+def send_raw(deployment, source, recipients, data, sender):
+    with smtplib.SMTP(deployment['node'], 10025, timeout=60,
+                      source_address=(source, 0)) as smtp:
+        smtp.ehlo('mx.outside.example')
+        smtp.sendmail(sender, recipients, data)
+
+
+def stored_with(api, subject, timeout=60):
+    return api.wait_for(lambda headers, data: subject.encode() in data,
+                        timeout)
+
+
+def node_log(slapos, deployment):
+    return slapos.run(deployment['partition'], [
+        'cat', os.path.join(deployment['partition'], 'var', 'log',
+                            'postfix.log')], capture_output=True, text=True,
+        check=True).stdout
+
+
+def test_a_bad_endpoint_gets_its_error(deployment):
+    assert deployment['plain']['domain'] == 'plain.example.com'
+    assert deployment['plain']['error'].startswith('http-endpoint ')
+    assert 'plain http' in deployment['plain']['error']
+    assert 'plain.example.com' not in deployment['relay']['backend-domains']
+
+
+def test_the_api_domain_is_published_as_any_domain(deployment):
+    api = deployment['api']
+    assert 'error' not in api, api
+    assert API_DOMAIN in deployment['relay']['backend-domains'].splitlines()
+    assert api['outbound-user'] == API_DOMAIN and api['outbound-password']
+    assert api['dns-entries'].splitlines() == [
+        '%s. MX 10 relay-in.example.net.' % API_DOMAIN,
+        '%s. MX 10 relay-in2.example.net.' % API_DOMAIN]
+    types = {(r['name'], r['type']) for r in api['dns-records']}
+    assert (API_DOMAIN, 'MX') in types and ('_dmarc.' + API_DOMAIN,
+                                            'TXT') in types
+
+
+def test_a_message_reaches_the_api_byte_for_byte(deployment, outside):
+    subject = 'to the API %s' % uuid.uuid4()
+    data = raw_message('bob@' + API_DOMAIN, subject)
+    send_raw(deployment, FRIEND, ['bob@' + API_DOMAIN], data,
+             'etienne@nospf.example')
+    headers, stored = stored_with(outside['api'], subject)
+    assert headers['Authorization'] == 'Bearer ' + TOKEN
+    assert headers['Content-Type'] == 'message/rfc822'
+    assert headers['X-Envelope-From'] == 'etienne@nospf.example'
+    assert headers['X-Envelope-To'] == 'bob@' + API_DOMAIN
+    assert headers['Idempotency-Key'].endswith(
+        '@relay-in.example.net/bob@' + API_DOMAIN)
+    # what the sender sent, byte for byte, after the relay's trace headers
+    assert stored.endswith(data)
+    trace = stored[:-len(data)].decode().split('\r\n')[:-1]
+    assert trace and all(line.startswith(('Received: ', 'Received-SPF: ',
+                                          '\t', ' ')) for line in trace), trace
+
+
+def test_an_unknown_recipient_of_the_api_is_refused_at_rcpt(deployment):
+    # http-verify-recipients: the API answers 422 for unknown@
+    with smtplib.SMTP(deployment['node'], 10025, timeout=60,
+                      source_address=(FRIEND, 0)) as smtp:
+        smtp.ehlo('mx.outside.example')
+        assert smtp.mail('etienne@nospf.example')[0] == 250
+        code, text = smtp.rcpt('unknown@' + API_DOMAIN)
+    assert code == 550 and b'5.1.1' in text, (code, text)
+
+
+def deferred_lines(slapos, deployment, words):
+    """The node's log lines of deliveries deferred with ``words``."""
+    return [line for line in node_log(slapos, deployment).splitlines()
+            if 'status=deferred' in line and words in line]
+
+
+def test_a_token_the_api_refuses_defers_and_the_promise_names_the_401(
+        deployment, outside, slapos):
+    """The API's token was changed, not the relay's: a wrong token is
+    configured. The message waits; it is delivered once the API takes the
+    token again (with the outage's messages, below)."""
+    api = outside['api']
+    promise = 'http-endpoint-in-example-com'
+    result = slapos.run_promise(deployment['partition'], promise, anomaly=True)
+    assert not result['failed'], result
+    api.token = 'rotated-by-the-api'
+    subject = 'wrong token %s' % uuid.uuid4()
+    outside['wrong-token'] = subject
+    try:
+        send_raw(deployment, FRIEND, ['bob@' + API_DOMAIN],
+                 raw_message('bob@' + API_DOMAIN, subject),
+                 'etienne@nospf.example')
+        wait = time.time() + 30
+        while not deferred_lines(slapos, deployment, '401 Unauthorized'):
+            assert time.time() < wait, 'no delivery deferred for the 401'
+            time.sleep(1)
+        result = slapos.run_promise(deployment['partition'], promise, anomaly=True)
+    finally:
+        api.token = TOKEN
+    assert result['failed'], result
+    assert ('the API of %s refuses its mail: %s answered 401 Unauthorized'
+            % (API_DOMAIN, api.url)) in result['message'], result
+    assert '1 messages deferred' in result['message']
+
+
+def test_the_api_down_for_a_while_loses_nothing(deployment, outside, slapos):
+    """100 messages arrive while the API answers 503, then hangs (past
+    http-timeout), then refuses connections: each reaches it exactly once
+    after it is back, by the node's own retries; none is bounced."""
+    api = outside['api']
+    sender = 'outage@nospf.example'
+    subjects = ['outage %03d %s' % (i, uuid.uuid4()) for i in range(100)]
+    batches = {'503': subjects[:34], 'hang': subjects[34:67],
+               'down': subjects[67:]}
+    start = time.time()
+    try:
+        for mode, words in (('503', '503 Service Unavailable'),
+                            ('hang', 'no answer within 3 s'),
+                            ('down', 'connection refused')):
+            api.set_mode(mode)
+            # the agent asks again once the last failure's rest is over:
+            # the first message of the batch meets the API in this mode
+            time.sleep(PAUSE + 1)
+            # from the node's own address: no rate limit (100 messages in
+            # a minute), no greylisting
+            with smtplib.SMTP(deployment['node'], 10025, timeout=60,
+                              source_address=(deployment['node'], 0)) as smtp:
+                smtp.ehlo('mx.outside.example')
+                for subject in batches[mode]:
+                    smtp.sendmail(sender, ['bob@' + API_DOMAIN],
+                                  raw_message('bob@' + API_DOMAIN, subject,
+                                              sender))
+            wait = time.time() + 20
+            while not deferred_lines(slapos, deployment, words):
+                assert time.time() < wait, 'no delivery deferred for ' + words
+                time.sleep(0.5)
+        outage = time.time() - start
+    finally:
+        api.set_mode('ok')
+    back = time.time()
+    expected = subjects + [outside['wrong-token']]
+    wait = time.time() + 120
+    while True:
+        found = [subject for _, data in api.messages() for subject in expected
+                 if subject.encode() in data]
+        if set(found) == set(expected) or time.time() > wait:
+            break
+        time.sleep(1)
+    assert sorted(found) == sorted(expected), (
+        '%d of %d delivered, %d twice' % (len(set(found)), len(expected),
+                                          len(found) - len(set(found))))
+    print('outage %.0f s, all delivered %.0f s after the API was back'
+          % (outage, time.time() - back))
+    log = node_log(slapos, deployment)
+    assert 'status=bounced' not in log
+    assert 'bounce' not in ' '.join(
+        line for line in log.splitlines() if 'outage@' in line)
+
+
+def test_the_apis_reply_leaves_through_the_relay_dkim_signed(deployment,
+                                                             outside):
+    """The application answers as a backend would: the submission port,
+    the login it was published; out through the smarthost of its domain,
+    signed with the domain's key."""
+    import dkim
+    api = deployment['api']
+    subject = 'reply from the API %s' % uuid.uuid4()
+    sender = 'support@' + API_DOMAIN
+    with smtplib.SMTP(deployment['node'], api['outbound-smtp-port'],
+                      timeout=30, source_address=(STRANGER, 0)) as smtp:
+        smtp.starttls(context=insecure_tls())
+        smtp.login(api['outbound-user'], api['outbound-password'])
+        smtp.sendmail(sender, ['etienne@nospf.example'], (
+            'From: Support <%s>\r\nTo: etienne@nospf.example\r\n'
+            'Subject: %s\r\nMessage-ID: <%s@in.example.com>\r\n\r\n'
+            'Your ticket is open.\r\n' % (sender, subject, uuid.uuid4())))
+    metadata, received = outside['smarthost'].wait_for(
+        lambda m, data: subject.encode() in data)
+    assert metadata['rcpt-tos'] == ['etienne@nospf.example']
+    assert metadata['login'] == 'relay-user'
+    records = {r['name'] + '.': r['value'] for r in api['dns-records']
+               if r['type'] == 'TXT'}
+    assert b'DKIM-Signature:' in received
+    assert dkim.verify(received, dnsfunc=lambda name, timeout=5: records.get(
+        name.decode() if isinstance(name, bytes) else name, '').encode())
+
+
+def test_the_api_token_is_in_no_record_log_nor_readable_file(
+        deployment, slapos):
+    assert_no_secret_in_records(slapos, [TOKEN], expected=API_DOMAIN)
+    holders = []
+    inst = os.path.join(slapos.base_directory, 'inst')
+    for name in os.listdir(inst):
+        if name.startswith('slappart'):
+            partition = os.path.join(inst, name)
+            holders += slapos.run(partition, ['grep', '-rlF', TOKEN, partition],
+                                  capture_output=True, text=True).stdout.split()
+    # the parameters files (the cluster's, the nodes') and the delivery
+    # agents' configuration, each its partition's alone
+    assert {os.path.basename(path) for path in holders} == {
+        '.slap-parameters.json', 'http-delivery.json'}, holders
+    for path in holders:
+        assert os.stat(path).st_mode & 0o077 == 0, path
+    # the partitions' services' logs, and the node's instance runs
+    logs = slapos.run(deployment['partition'], [
+        'grep', '-rlF', TOKEN,
+        os.path.join(slapos.base_directory, 'inst', 'var', 'log')],
+        capture_output=True, text=True)
+    assert logs.stdout == '', logs.stdout
+    with open(os.path.join(slapos.base_directory, 'var', 'log',
+                           'slapos-node-instance.log')) as f:
+        text = f.read()
+    assert 'Processing Computer Partition' in text and TOKEN not in text

@@ -212,7 +212,10 @@ def test_the_domain_schema_of_a_relay_cluster():
                          load, base) == {
         'name': 'example.com', 'mail-server-host': 'fd00::2',
         'mail-server-port': 10025, 'email-size-limit': 50,
-        'authentication': 'none'}
+        'authentication': 'none',
+        # read only for a domain with http-endpoint
+        'http-timeout': 30, 'http-concurrency': 10,
+        'http-verify-recipients': False}
 
 
 def test_the_mail_server_schema_has_upstreams_defaults():

@@ -1,3 +1,5 @@
+import json
+
 from recipes.promises import deferred_queue
 
 
@@ -143,3 +145,45 @@ def test_a_promise_imports_slapos_grid_beside_an_egg_that_declares_slapos(
     ours = load('from recipes.promises.port_listening import RunPromise\n'
                 'from recipes.promises.policy_answering import RunPromise')
     assert ours.returncode == 0, ours.stderr
+
+
+def test_the_http_endpoint_promise_names_the_last_answer(tmp_path,
+                                                         monkeypatch):
+    from recipes.promises import http_endpoint
+    answers = tmp_path / 'answers.json'
+    queue = {'count': 0}
+    monkeypatch.setattr(http_endpoint, 'deferred_count',
+                        lambda postqueue, directory, domain: queue['count'])
+    errors, infos = [], []
+
+    class Logger:
+        def error(self, text, *args):
+            errors.append(text % args)
+
+        def info(self, text, *args):
+            infos.append(text % args)
+    promise = http_endpoint.RunPromise.__new__(http_endpoint.RunPromise)
+    promise.logger = Logger()
+    config = {'domain': 'in.example.com', 'answers-file': str(answers),
+              'postqueue': 'postqueue', 'config-directory': '.',
+              'state-file': str(tmp_path / 'state' / 'counts.json')}
+    promise.getConfig = lambda key, default=None: config.get(key, default)
+    promise.sense()
+    assert errors == [] and 'no message delivered yet' in infos[-1]
+    answers.write_text(json.dumps({'in.example.com': {
+        'endpoint': 'https://api.example.com/v1/email', 'status': 401,
+        'answer': '401 Unauthorized', 'kind': 'deferred', 'at': 0}}))
+    queue['count'] = 1
+    promise.sense()
+    assert errors[-1] == (
+        'the API of in.example.com refuses its mail: https://api.example.com'
+        '/v1/email answered 401 Unauthorized at 1970-01-01 00:00:00 UTC; 1 '
+        'messages deferred')
+    answers.write_text(json.dumps({'in.example.com': {
+        'endpoint': 'https://api.example.com/v1/email', 'status': 200,
+        'answer': '200 OK', 'kind': 'delivered', 'at': 0}}))
+    for count in (2, 3, 4, 5):
+        queue['count'] = count
+        promise.sense()
+    assert 'keeps growing (1 -> 2 -> 3 -> 4 -> 5' in errors[-1]
+    assert 'answered 200 OK' in errors[-1]

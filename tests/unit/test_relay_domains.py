@@ -78,7 +78,8 @@ def test_a_host_that_is_not_an_address_is_an_error_of_that_instance_only():
     assert [d['name'] for d in accepted] == ['good.example.net']
     assert errors['bad'] == {'domain': 'bad.example.net', 'error': (
         "mail-server-host '1.2.3' is not an IP address: give the IPv6 or "
-        "IPv4 address of the backend that hosts bad.example.net")}
+        "IPv4 address of the backend that hosts bad.example.net (or "
+        "http-endpoint, the HTTPS API that receives its mail)")}
 
 
 def test_only_a_verified_domain_is_claimed_and_it_stays_claimed():
@@ -308,3 +309,55 @@ def test_zone_text_quotes_and_splits_long_txt_values():
     assert dkim == 's._domainkey.a.example. TXT "%s" "%s"' % (key[:255],
                                                               key[255:])
     assert quoted == 'a.example. TXT "say \\"hi\\""'
+
+
+# -- a domain whose mail goes to an HTTPS API ----------------------------------
+def api_shared(reference, name, endpoint='https://api.example.com/v1/email',
+               **more):
+    return {'reference': reference, 'parameters': dict({
+        'name': name, 'http-endpoint': endpoint, 'http-token': 'tok',
+        'mail-server-port': 10025, 'authentication': 'password',
+        'http-timeout': 30, 'http-concurrency': 10,
+        'http-verify-recipients': False}, **more)}
+
+
+def test_a_domain_names_a_backend_or_an_https_api():
+    accepted, errors, _, _ = accept([
+        api_shared('api', 'in.example.com'),
+        api_shared('plain', 'plain.example.com', 'http://api.example.com/x'),
+        api_shared('local', 'local.example.com', 'http://127.0.0.1:8080/x'),
+        api_shared('both', 'both.example.com', **{'mail-server-host':
+                                                   'fd00::2'}),
+        shared('neither', 'neither.example.com', host=None),
+    ])
+    assert [d['name'] for d in accepted] == ['in.example.com',
+                                             'local.example.com']
+    assert 'http-endpoint' in errors['plain']['error'] and \
+        'plain http' in errors['plain']['error']
+    assert errors['both']['error'] == (
+        'give mail-server-host (a backend) or http-endpoint (an HTTPS API) '
+        'for both.example.com, not both')
+    assert 'mail-server-host is missing' in errors['neither']['error'] and \
+        'or http-endpoint' in errors['neither']['error']
+
+
+def test_a_node_gets_the_endpoint_of_an_api_domain():
+    accepted, _, _, _ = accept([api_shared('api', 'in.example.com'),
+                                shared('backend', 'mail.example.com')])
+    creds = domains.credentials(accepted, {}, hash_password, verify_password)
+    api, backend = domains.node_domains(accepted, creds)
+    assert api['http-endpoint'] == 'https://api.example.com/v1/email'
+    assert api['http-token'] == 'tok'     # replaced by the request recipe
+    assert 'mail-server-host' not in api and 'mail-server-port' not in api
+    assert api['outbound-user'] == 'in.example.com'
+    assert 'http-endpoint' not in backend and 'http-timeout' not in backend
+    # published as any domain: outbound credentials, DNS records
+    nodes = [{'name': 'node1', 'fqdn': 'relay1.example.net',
+              'smtp-ipv6': 'fd00::9', 'submission-port': '10587',
+              'tls-fingerprints': [], 'dns-records': []}]
+    published = domains.publications(accepted, {}, {}, creds, nodes, {})
+    assert published['api']['outbound-user'] == 'in.example.com'
+    assert published['api']['outbound-password'] == \
+        creds['api']['password']
+    assert published['api']['dns-entries'] == \
+        'in.example.com. MX 10 relay1.example.net.'

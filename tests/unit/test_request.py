@@ -254,3 +254,31 @@ def test_a_name_the_master_does_not_resolve_is_requested_as_it_is(
     Recipe(buildout, 'request-node1', options)
     assert master.requests[1]['software_release'] == \
         'http://software.invalid/software.cfg'
+
+
+def test_the_tokens_of_shared_instances_reach_the_node_not_the_options(
+        tmp_path, monkeypatch):
+    """An HTTPS API domain's http-token: the node's mail-domains carry it
+    to the master, the options keep [slap-configuration]'s placeholder."""
+    from recipes.instance.slapconfiguration import REDACTED
+    master = FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': []}) \
+        .install(monkeypatch)
+    domains = [{'reference': 'api', 'name': 'in.example.com',
+                'http-endpoint': 'https://api.example.com/v1/email',
+                'http-token': REDACTED},
+               {'reference': 'backend', 'name': 'mail.example.com',
+                'mail-server-host': 'fd00::2'}]
+    buildout, options = request_section(
+        tmp_path, **{'config-mail-domains': json.dumps(domains),
+                     'secrets-of-shared-instances': 'mail-domains'})
+    (tmp_path / '.slap-parameters.json').write_text(json.dumps(
+        {'configuration': CLUSTER, 'valid-shared-instance-list': [
+            {'reference': 'api', 'parameters': {
+                'name': 'in.example.com', 'http-token': 'the token 123'}}]}))
+    Recipe(buildout, 'request-node1', options)
+    (request,) = master.requests
+    sent = json.loads(request['partition_parameter_kw']['_'])['mail-domains']
+    assert sent[0]['http-token'] == 'the token 123'
+    assert sent[1] == domains[1]
+    recorded = json.dumps({key: options[key] for key in options.keys()})
+    assert 'the token 123' not in recorded and REDACTED in recorded

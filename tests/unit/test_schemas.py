@@ -161,3 +161,22 @@ def test_the_resolvers_where_interface_md_first_put_them(release, name,
                       'spf': {'nameservers': ['192.0.2.53']}}) == [
         '[2001:db8::53]:5353']
     assert resolvers({'nameservers': [], 'spf': {}}) == []
+
+
+def test_a_relay_domain_with_an_https_api_instead_of_a_backend():
+    d = schema('mail-server-relay', 'instance-cluster-slave-input-schema.json')
+    api = {'name': 'in.example.com', 'authentication': 'password',
+           'http-endpoint': 'https://api.example.com/v1/email',
+           'http-token': 'secret'}
+    assert errors(d, api) == []
+    assert errors(d, dict(api, **{
+        'http-ca-certificate': '-----BEGIN CERTIFICATE-----\nMII...\n',
+        'http-fingerprints': ['AB' * 32], 'http-timeout': 10,
+        'http-concurrency': 4, 'http-verify-recipients': True})) == []
+    no_token = dict(api)
+    del no_token['http-token']
+    assert errors(d, no_token) == [
+        "$: 'http-token' is a dependency of 'http-endpoint'"]
+    assert errors(d, dict(api, **{'http-endpoint': 'ftp://x/'}))
+    assert errors(d, dict(api, **{'http-timeout': 0}))
+    assert errors(d, dict(api, **{'http-fingerprints': ['nope']}))
