@@ -133,21 +133,33 @@ class ManageSieve:
         self.sock.close()
 
 
-def sieve_file_into(host, port, user, password, folder, subject_tag):
-    """Over ManageSieve, as ``user``: upload and activate a script that
-    files mail whose subject contains ``subject_tag`` into ``folder``."""
+def sieve_activate(host, port, user, password, name, script):
+    """Over ManageSieve, as ``user``: upload the script ``name`` and make it
+    the active one (``script`` None: no script is active any more).
+    Returns the answer to PUTSCRIPT (``OK``...)."""
     sieve = ManageSieve(host, port)
     try:
         sieve.starttls()
         assert sieve.login(user, password).startswith('OK')
-        script = ('require "fileinto";\r\n'
-                  'if header :contains "subject" "%s" {\r\n'
-                  '  fileinto "%s";\r\n}\r\n' % (subject_tag, folder))
-        name = folder.lower()
-        assert sieve.putscript(name, script).startswith('OK')
-        assert sieve.command('SETACTIVE "%s"' % name)[-1].startswith('OK')
+        if script is None:
+            assert sieve.command('SETACTIVE ""')[-1].startswith('OK')
+            return 'OK'
+        answer = sieve.putscript(name, script.replace('\n', '\r\n'))
+        if answer.startswith('OK'):
+            assert sieve.command('SETACTIVE "%s"' % name)[-1].startswith('OK')
+        return answer
     finally:
         sieve.close()
+
+
+def sieve_file_into(host, port, user, password, folder, subject_tag):
+    """Over ManageSieve, as ``user``: upload and activate a script that
+    files mail whose subject contains ``subject_tag`` into ``folder``."""
+    script = ('require "fileinto";\n'
+              'if header :contains "subject" "%s" {\n'
+              '  fileinto "%s";\n}\n' % (subject_tag, folder))
+    assert sieve_activate(host, port, user, password, folder.lower(),
+                          script).startswith('OK')
 
 
 def http_request(url, method='GET', body=None, headers=None):
@@ -337,7 +349,7 @@ def _quietly(what):
 
 def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
-                              backend_parameters=None):
+                              backend_parameters=None, aliases=None):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
@@ -356,7 +368,8 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     ``rebuild``, buildout runs again on built software releases; with
     ``restart``, every partition is processed again, which starts the
     services of a deployment that was stopped. ``backend_parameters`` are
-    added to both backends' parameters."""
+    added to both backends' parameters; ``aliases`` (``{reference: (alias,
+    destinations, backend reference)}``) are ordered with the accounts."""
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
         slapos.supply(MAIL_SERVER)
@@ -382,6 +395,10 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
         slapos.request(MAIL_SERVER, reference, 'default',
                        {'address': address}, shared=True,
                        instance_guid=partitions[backend])
+    for reference, (alias, destinations, backend) in (aliases or {}).items():
+        slapos.request(MAIL_SERVER, reference, 'default',
+                       {'alias': alias, 'destinations': destinations},
+                       shared=True, instance_guid=partitions[backend])
     with step('instantiating the relay cluster, its node, the backends '
               'and the accounts'):
         slapos.wait_instance(max_retry=8, max_passes=8, force=restart)
@@ -456,3 +473,13 @@ def move_mail(topology, passwords, smarthost, path, timeout=60):
                        passwords[recipient], subject, timeout)
     return ('INBOX of %s over IMAPS on %s' % (recipient, backend), found,
             time.time() - start)
+
+
+def spf_result(records, client, sender, helo='mx.example'):
+    """The SPF result (``pass``, ``fail``...) of mail from ``sender``
+    received from the address ``client``, as a destination would check it,
+    with DNS answering the TXT ``records`` (``{name: value}``) alone."""
+    from recipes.clients.resolver import SPFChecker
+    with DNSServer(DNS_HOST, {(name, 'TXT'): [value]
+                              for name, value in records.items()}) as dns:
+        return SPFChecker([dns.address], 5).check(client, sender, helo)[0]

@@ -186,6 +186,13 @@ def test_the_relay_lets_a_backend_forward_an_authors_from(tmp_path, serving):
         command, _ = mta.headers(('From', 'etienne@hotmail.example'))
         assert command == milter.REPLY_CODE
         mta.send(milter.ABORT)
+        # a bounce sent on to the original sender of a forward shows the
+        # destination's mailer daemon
+        mta.mail('', mail_addr='')
+        assert mta.headers(('From', 'MAILER-DAEMON@gmail.example')) == (
+            milter.CONTINUE, b'')
+        mta.send(milter.END_OF_BODY)
+        assert mta.reply() == (milter.ACCEPT, b'')
         # nor does another domain's SRS address make it a forward
         other = srs.forward('etienne@hotmail.example', 'login.example',
                             SECRET)
