@@ -44,10 +44,11 @@ CONFIG.json of ``outbound``: ``{"domains": [{"name", "authentication",
 From header may only show addresses of the domains that ``outbound``
 recognised the client for (``recipes.decisions.header_from``), before
 OpenDKIM signs by it; a message the backend forwards (its envelope sender
-an SRS address of the backend's domains) or a bounce (the null sender: one
-it sends on to the original sender of a forward) may show its author's
-address too, unless that is of a domain the node hosts for another
-backend. Postfix gives a milter no client certificate, so the
+an SRS address of the backend's domains, or an ``X-Sieve-Redirected-From``
+header, Pigeonhole's, naming an address of them: a user's Sieve redirect)
+or a bounce (the null sender: one it sends on to the original sender of a
+forward) may show its author's address too, unless that is of a domain the
+node hosts for another backend. Postfix gives a milter no client certificate, so the
 two share what ``outbound`` found, by the client's address and port.
 CONFIG: the outbound policy's.
 
@@ -396,29 +397,46 @@ class HeaderCheck:
 class RelayHeaderCheck(HeaderCheck):
     """``outbound-header``: the From domains are those the outbound policy
     recognised the client for; a message its backend forwards (an SRS
-    envelope sender of its domains) or a bounce (the null sender) may also
-    show an author outside the ``hosted()`` domains."""
+    envelope sender of its domains, or Pigeonhole's
+    ``X-Sieve-Redirected-From`` naming one of its addresses: a user's Sieve
+    redirect) or a bounce (the null sender) may also show an author outside
+    the ``hosted()`` domains."""
+
+    REDIRECTED = 'x-sieve-redirected-from'
 
     def __init__(self, identities, hosted):
         super().__init__()
         self.identities = identities
         self.hosted = hosted
         self.sender = ''
+        self.redirected_by = []
 
     def mail(self, macros):
         self.sender = macros.get('mail_addr', '')
         return None
+
+    def header(self, name, value):
+        super().header(name, value)
+        if name.lower() == self.REDIRECTED:
+            self.redirected_by.append(value.strip().strip('<>'))
+
+    def reset(self):
+        super().reset()
+        self.redirected_by = []
 
     def refusal(self, froms):
         domains = self.identities.get(*self.client)
         if domains is None:
             return ('451 4.7.1 The sender was not recognised before its '
                     'data: try again')
-        # a forward (an SRS sender of its own), or a bounce it sends on
-        # (to the original sender of a forward: the author is the
-        # destination's mailer daemon)
-        forwarded = not self.sender or srs.is_srs(self.sender) and domain_of(
-            self.sender).lower() in {d.lower() for d in domains}
+        def own(address):
+            return domain_of(address).lower() in {d.lower() for d in domains}
+        # a forward (an SRS sender of its own), a user's redirect, or a
+        # bounce it sends on (to the original sender of a forward: the
+        # author is the destination's mailer daemon)
+        forwarded = (not self.sender
+                     or srs.is_srs(self.sender) and own(self.sender)
+                     or any(own(a) for a in self.redirected_by))
         return header_from.relay_refusal(
             froms, domains, self.hosted() if forwarded else None)
 

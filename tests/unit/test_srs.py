@@ -193,6 +193,24 @@ def test_the_relay_lets_a_backend_forward_an_authors_from(tmp_path, serving):
             milter.CONTINUE, b'')
         mta.send(milter.END_OF_BODY)
         assert mta.reply() == (milter.ACCEPT, b'')
+        # a Sieve redirect of one of its users (Pigeonhole's header), from
+        # that user's address
+        mta.mail('a@ip.example', mail_addr='a@ip.example')
+        assert mta.headers(('X-Sieve-Redirected-From', 'a@ip.example'),
+                           ('From', 'etienne@hotmail.example')) == (
+            milter.CONTINUE, b'')
+        mta.send(milter.END_OF_BODY)
+        assert mta.reply() == (milter.ACCEPT, b'')
+        # ... not another backend's user, nor kept for the next message
+        mta.mail('a@ip.example', mail_addr='a@ip.example')
+        command, _ = mta.headers(('X-Sieve-Redirected-From', 'x@login.example'),
+                                 ('From', 'etienne@hotmail.example'))
+        assert command == milter.REPLY_CODE
+        mta.send(milter.ABORT)
+        mta.mail('a@ip.example', mail_addr='a@ip.example')
+        command, _ = mta.headers(('From', 'etienne@hotmail.example'))
+        assert command == milter.REPLY_CODE
+        mta.send(milter.ABORT)
         # nor does another domain's SRS address make it a forward
         other = srs.forward('etienne@hotmail.example', 'login.example',
                             SECRET)
