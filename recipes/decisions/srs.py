@@ -1,9 +1,11 @@
 """The Sender Rewriting Scheme of a mail backend: mail from outside that
 the backend sends on to another domain (an alias or a catch-all that
-forwards outside, a Sieve ``redirect``) leaves with an envelope sender of
-the backend's own domain, which passes SPF at the destination and which
-the relay accepts from the backend; a bounce to that address comes back
-through the relay and goes to the original sender.
+forwards outside; a Sieve ``redirect`` too, when Dovecot gives it the
+original sender: ours leave from the user, as upstream's) leaves with an
+envelope sender of the backend's own domain, which passes SPF at the
+destination and which the relay accepts from the backend; a bounce to
+that address comes back through the relay and goes to the original
+sender.
 
 Addresses (the scheme of libsrs2 and postsrsd, with a hash of our own)::
 
