@@ -18,7 +18,7 @@ from selenium.common.exceptions import (ElementClickInterceptedException,
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
          '--no-first-run', '--disable-background-networking',
@@ -257,6 +257,44 @@ class Snappymail:
             self.texts(form + ' .mailbundle-password-status')).strip(), 60,
             'no answer to the password change')
         return status
+
+    def redirect_all_mail(self, to):
+        """Settings, Filters: in the script Snappymail edits with its filter
+        editor, a filter that forwards all incoming mail to ``to`` (a Sieve
+        redirect); the script saved and made the active one."""
+        self.click('#top-system-dropdown-id')
+        self.click('a[data-i18n="TITLES/SETTINGS"]')
+        self.click('a[href$="/settings/filters"]')
+        # Snappymail's own script (rainloop.user), listed first
+        self.click('.script-item .script-name')
+        script = '#V-PopupsSieveScript'
+        self.click(script + ' a[data-bind*="addFilter"]')
+        popup = '#V-PopupsFilter'
+        self.visible(popup + ' input[data-bind="value: name"]').send_keys(
+            'forward to ' + to)
+        Select(self.visible(popup + ' select[data-bind*="actionTypeOptions"]')
+               ).select_by_value('Forward')
+        self.visible(popup + ' input[data-bind="value: actionValue"]'
+                     ).send_keys(to)
+        self.click(popup + ' footer button.buttonSave')
+        self.wait(EC.invisibility_of_element_located(
+            (By.CSS_SELECTOR, popup)), TIMEOUT, 'the filter popup stays')
+        self.visible(script + ' .filter-item')
+        self.click(script + ' footer a.buttonSave')
+        # saved: the "changes need to be saved" notice goes, no error
+        self.wait(lambda b: not self.texts(
+            script + ' .alert[data-bind*="hasChanges"]') and not self.texts(
+            script + ' .alert-error'), TIMEOUT, 'the script was not saved: %s'
+            % ' '.join(self.texts(script + ' .alert')))
+        self.click(script + ' header a.close')
+        self.wait(EC.invisibility_of_element_located(
+            (By.CSS_SELECTOR, script)), TIMEOUT, 'the script popup stays')
+        # made the active script: its mark in the list turns full
+        toggle = '.script-item div.e-action.fontastic'
+        if self.texts(toggle)[0] != '\u29bf':
+            self.click(toggle)
+        self.wait(lambda b: self.texts(toggle)[:1] == ['\u29bf'], TIMEOUT,
+                  'the script is not active: %s' % self.texts(toggle))
 
     # -- the admin panel ------------------------------------------------------
     def admin_login(self, login, password, expect_error=False):

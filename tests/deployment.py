@@ -137,21 +137,33 @@ class ManageSieve:
         self.sock.close()
 
 
-def sieve_file_into(host, port, user, password, folder, subject_tag):
-    """Over ManageSieve, as ``user``: upload and activate a script that
-    files mail whose subject contains ``subject_tag`` into ``folder``."""
+def sieve_activate(host, port, user, password, name, script):
+    """Over ManageSieve, as ``user``: upload the script ``name`` and make it
+    the active one (``script`` None: no script is active any more).
+    Returns the answer to PUTSCRIPT (``OK``...)."""
     sieve = ManageSieve(host, port)
     try:
         sieve.starttls()
         assert sieve.login(user, password).startswith('OK')
-        script = ('require "fileinto";\r\n'
-                  'if header :contains "subject" "%s" {\r\n'
-                  '  fileinto "%s";\r\n}\r\n' % (subject_tag, folder))
-        name = folder.lower()
-        assert sieve.putscript(name, script).startswith('OK')
-        assert sieve.command('SETACTIVE "%s"' % name)[-1].startswith('OK')
+        if script is None:
+            assert sieve.command('SETACTIVE ""')[-1].startswith('OK')
+            return 'OK'
+        answer = sieve.putscript(name, script.replace('\n', '\r\n'))
+        if answer.startswith('OK'):
+            assert sieve.command('SETACTIVE "%s"' % name)[-1].startswith('OK')
+        return answer
     finally:
         sieve.close()
+
+
+def sieve_file_into(host, port, user, password, folder, subject_tag):
+    """Over ManageSieve, as ``user``: upload and activate a script that
+    files mail whose subject contains ``subject_tag`` into ``folder``."""
+    script = ('require "fileinto";\n'
+              'if header :contains "subject" "%s" {\n'
+              '  fileinto "%s";\n}\n' % (subject_tag, folder))
+    assert sieve_activate(host, port, user, password, folder.lower(),
+                          script).startswith('OK')
 
 
 def http_request(url, method='GET', body=None, headers=None):
@@ -393,7 +405,8 @@ def _quietly(what):
 
 def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
-                              backend_parameters=None, api=None):
+                              backend_parameters=None, api=None,
+                              aliases=None):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
@@ -416,7 +429,9 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     tests.http_api.HttpApi, started), ``API_DOMAIN`` is ordered from the
     relay with its ``http-endpoint`` (the proxy-map's smarthost sends its
     mail out, which exempts it from domain verification) and a login to
-    answer with (``authentication: password``)."""
+    answer with (``authentication: password``). ``aliases``
+    (``{reference: (alias, destinations, backend reference)}``) are
+    ordered with the accounts."""
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
         slapos.supply(MAIL_SERVER)
@@ -448,6 +463,10 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
         slapos.request(MAIL_SERVER, reference, 'default',
                        {'address': address}, shared=True,
                        instance_guid=partitions[backend])
+    for reference, (alias, destinations, backend) in (aliases or {}).items():
+        slapos.request(MAIL_SERVER, reference, 'default',
+                       {'alias': alias, 'destinations': destinations},
+                       shared=True, instance_guid=partitions[backend])
     with step('instantiating the relay cluster, its node, the backends '
               'and the accounts'):
         slapos.wait_instance(max_retry=8, max_passes=8, force=restart)
@@ -553,3 +572,13 @@ def answer_through_the_api(topology, smarthost, api, subject, timeout):
         lambda metadata, data: ('Re: ' + subject).encode() in data, timeout)
     return ('the API\'s store (%s), its reply in the smarthost\'s store'
             % api.directory, data.decode(), time.time() - start)
+
+
+def spf_result(records, client, sender, helo='mx.example'):
+    """The SPF result (``pass``, ``fail``...) of mail from ``sender``
+    received from the address ``client``, as a destination would check it,
+    with DNS answering the TXT ``records`` (``{name: value}``) alone."""
+    from recipes.clients.resolver import SPFChecker
+    with DNSServer(DNS_HOST, {(name, 'TXT'): [value]
+                              for name, value in records.items()}) as dns:
+        return SPFChecker([dns.address], 5).check(client, sender, helo)[0]

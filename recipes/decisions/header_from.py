@@ -5,7 +5,8 @@ policy daemon (``recipes.programs.relay_policy``) before the message is
 accepted:
 
 - on a relay node's submission port, every From address must be in a
-  domain of the backend that sent it (``relay_refusal``);
+  domain of the backend that sent it, or, in a message the backend
+  forwards, of a domain the relay does not host (``relay_refusal``);
 - on a backend's submission, SMTPS and SMTP ports, an authenticated user's
   From addresses must be ones its login may send as: its own, or an alias
   that delivers to it, as ``smtpd_sender_login_maps`` says of the envelope
@@ -74,13 +75,21 @@ def refusal(values, allowed, whose):
     return None
 
 
-def relay_refusal(values, domains):
+def relay_refusal(values, domains, forwarded_from=None):
     """On a relay node: the backend proven to own ``domains`` (set of
-    names) sends the message whose From headers are ``values``."""
+    names) sends the message whose From headers are ``values``. A message
+    it forwards (``forwarded_from``: the domains the node hosts) keeps its
+    author's From: any address but those of the domains of other backends
+    (OpenDKIM would sign it with their key)."""
     domains = {d.lower() for d in domains}
-    return refusal(values, lambda address: domain_of(address) in domains,
-                   'addresses of your domains (%s)' % ', '.join(
-                       sorted(domains)))
+    if forwarded_from is None:
+        return refusal(values, lambda address: domain_of(address) in domains,
+                       'addresses of your domains (%s)' % ', '.join(
+                           sorted(domains)))
+    others = {d.lower() for d in forwarded_from} - domains
+    return refusal(values, lambda address: domain_of(address) not in others,
+                   'addresses of your domains (%s) or of no domain of this '
+                   'relay: a forward' % ', '.join(sorted(domains)))
 
 
 def submission_refusal(values, login, senders):

@@ -10,8 +10,10 @@ POLICY_DAEMON = (
     'recipes.decisions.greylisting', 'recipes.decisions.spf',
     'recipes.decisions.relay_policy', 'recipes.decisions.header_from',
     'recipes.decisions.size_limits', 'recipes.decisions.names',
+    'recipes.decisions.srs', 'recipes.programs.socketmap',
     'recipes.decisions.network', 'recipes.stores.greylist',
-    'recipes.stores.accounts', 'recipes.clients.resolver')
+    'recipes.stores.accounts', 'recipes.stores.files',
+    'recipes.clients.resolver')
 
 
 def json_value(value):

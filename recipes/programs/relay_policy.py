@@ -43,7 +43,12 @@ CONFIG.json of ``outbound``: ``{"domains": [{"name", "authentication",
 ``outbound-header`` (milter, after ``outbound`` on the same port): the
 From header may only show addresses of the domains that ``outbound``
 recognised the client for (``recipes.decisions.header_from``), before
-OpenDKIM signs by it. Postfix gives a milter no client certificate, so the
+OpenDKIM signs by it; a message the backend forwards (its envelope sender
+an SRS address of the backend's domains, or an ``X-Sieve-Redirected-From``
+header, Pigeonhole's, naming an address of them: a user's Sieve redirect)
+or a bounce (the null sender: one it sends on to the original sender of a
+forward) may show its author's address too, unless that is of a domain the
+node hosts for another backend. Postfix gives a milter no client certificate, so the
 two share what ``outbound`` found, by the client's address and port.
 CONFIG: the outbound policy's.
 
@@ -51,6 +56,16 @@ CONFIG: the outbound policy's.
 ports): an authenticated user's From header may only show addresses its
 login may send as. CONFIG: the account database's ``senders`` map
 (``recipes.stores.accounts``).
+
+``srs`` (socketmap, ``recipes.programs.socketmap``; a backend): the
+Sender Rewriting Scheme of mail that leaves again
+(``recipes.decisions.srs``). Map ``forward`` (``sender_canonical_maps``
+of the cleanup that such mail passes): a sender outside the hosted domains
+becomes an SRS address of ``domain``; map ``reverse``
+(``recipient_canonical_maps``): an SRS address of ours becomes the
+original sender, where its bounce goes. CONFIG.json: ``{"domain": the SRS
+domain, "hosted": [domain], "secret-file": path}`` (the secret, 0600, made
+at the first start).
 
 When the daemon is down, Postfix answers 4xx
 (``smtpd_policy_service_default_action``, ``milter_default_action``): the
@@ -66,12 +81,14 @@ import threading
 import time
 
 from ..clients.resolver import SPFChecker
-from ..decisions import greylisting, header_from, size_limits
+from ..decisions import greylisting, header_from, size_limits, srs
+from ..decisions.names import domain_of
 from ..decisions.relay_policy import identified_domains, sender_action
 from ..decisions.spf import spf_action
-from ..stores import accounts
+from ..stores import accounts, files
 from ..stores.greylist import Greylist
 from .milter import ACCEPT, MilterConnection
+from .socketmap import SocketmapConnection
 
 class InboundChecks:
     """What the ``inbound`` policy of one configuration shares between the
@@ -379,18 +396,49 @@ class HeaderCheck:
 
 class RelayHeaderCheck(HeaderCheck):
     """``outbound-header``: the From domains are those the outbound policy
-    recognised the client for."""
+    recognised the client for; a message its backend forwards (an SRS
+    envelope sender of its domains, or Pigeonhole's
+    ``X-Sieve-Redirected-From`` naming one of its addresses: a user's Sieve
+    redirect) or a bounce (the null sender) may also show an author outside
+    the ``hosted()`` domains."""
 
-    def __init__(self, identities):
+    REDIRECTED = 'x-sieve-redirected-from'
+
+    def __init__(self, identities, hosted):
         super().__init__()
         self.identities = identities
+        self.hosted = hosted
+        self.sender = ''
+        self.redirected_by = []
+
+    def mail(self, macros):
+        self.sender = macros.get('mail_addr', '')
+        return None
+
+    def header(self, name, value):
+        super().header(name, value)
+        if name.lower() == self.REDIRECTED:
+            self.redirected_by.append(value.strip().strip('<>'))
+
+    def reset(self):
+        super().reset()
+        self.redirected_by = []
 
     def refusal(self, froms):
         domains = self.identities.get(*self.client)
         if domains is None:
             return ('451 4.7.1 The sender was not recognised before its '
                     'data: try again')
-        return header_from.relay_refusal(froms, domains)
+        def own(address):
+            return domain_of(address).lower() in {d.lower() for d in domains}
+        # a forward (an SRS sender of its own), a user's redirect, or a
+        # bounce it sends on (to the original sender of a forward: the
+        # author is the destination's mailer daemon)
+        forwarded = (not self.sender
+                     or srs.is_srs(self.sender) and own(self.sender)
+                     or any(own(a) for a in self.redirected_by))
+        return header_from.relay_refusal(
+            froms, domains, self.hosted() if forwarded else None)
 
 
 class SubmissionHeaderCheck(HeaderCheck):
@@ -433,7 +481,9 @@ def inbound_policy(config_path, identities):
 
 
 def outbound_header_milter(config_path, identities):
-    return lambda: RelayHeaderCheck(identities)
+    hosted = ConfigFile(config_path, lambda config: {
+        d['name'].lower() for d in config['domains']})
+    return lambda: RelayHeaderCheck(identities, hosted)
 
 
 def submission_header_milter(senders_path, identities):
@@ -442,12 +492,43 @@ def submission_header_milter(senders_path, identities):
     return lambda: SubmissionHeaderCheck(senders)
 
 
+class SRSMap:
+    """``srs``: the socketmap's ``forward`` and ``reverse`` maps."""
+
+    def __init__(self, config):
+        self.domain = config['domain']
+        self.hosted = {d.lower() for d in config['hosted']}
+        self.secret = files.secret(config['secret-file']).encode()
+
+    def lookup(self, name, key):
+        local, _, domain = key.rpartition('@')
+        if not local:       # Postfix asks @domain too: never rewritten
+            return None
+        if name == 'forward':
+            if srs.leaves_rewritten(key, self.hosted):
+                return srs.forward(key, self.domain, self.secret)
+            return None
+        if name == 'reverse':
+            if domain.lower() in self.hosted:
+                return srs.reverse(key, self.secret)
+            return None
+        raise ValueError('no map %r (forward, reverse)' % name)
+
+
+def srs_map(config_path, identities):
+    """``new_policy`` of the srs socketmap: the lookup of the configuration
+    in force."""
+    maps = ConfigFile(config_path, SRSMap)
+    return lambda: lambda name, key: maps().lookup(name, key)
+
+
 # mode -> (the maker of new_policy, the connection handler)
 POLICIES = {'outbound': (outbound_policy, PolicyConnection),
             'inbound': (inbound_policy, PolicyConnection),
             'outbound-header': (outbound_header_milter, MilterConnection),
             'submission-header': (submission_header_milter,
-                                  MilterConnection)}
+                                  MilterConnection),
+            'srs': (srs_map, SocketmapConnection)}
 
 
 def servers(argv):

@@ -2,6 +2,7 @@
 with a default when absent or unreadable."""
 import json
 import os
+import secrets
 import tempfile
 
 
@@ -31,3 +32,12 @@ def read_json(path, default):
             return json.load(f)
     except (FileNotFoundError, ValueError):
         return default
+
+
+def secret(path, size=24):
+    """The random secret kept in ``path`` (0600), made (``size`` random
+    bytes, URL-safe base64) at the first call."""
+    if not os.path.exists(path):
+        write_atomically(path, secrets.token_urlsafe(size) + '\n')
+    with open(path) as f:
+        return f.read().strip()

@@ -20,12 +20,11 @@ import glob
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 
 from ..decisions.webmail import PLUGIN, domain_settings, merge_ini
-from .files import write_atomically
+from .files import secret, write_atomically
 
 MANAGED_DOMAINS = '.mail-bundle-domains'
 
@@ -33,10 +32,7 @@ MANAGED_DOMAINS = '.mail-bundle-domains'
 def admin_password(path, php):
     """The admin password, generated once (file 0600), and its hash made by
     PHP's password_hash(), which Snappymail checks (kept in PATH.hash)."""
-    if not os.path.exists(path):
-        write_atomically(path, secrets.token_urlsafe(18) + '\n')
-    with open(path) as f:
-        password = f.read().strip()
+    password = secret(path, 18)
     hash_path = path + '.hash'
     try:
         with open(hash_path) as f:

@@ -469,6 +469,10 @@ def test_external_alias_and_outbound_mail_leave_through_the_smarthost(
          ['ext@' + DOMAIN], forwarded)
     metadata, _ = smarthost.wait_for(lambda m, msg: forwarded.encode() in msg)
     assert metadata['rcpt-tos'] == ['someone@external.example.net']
+    # a forward: it leaves as this domain's mail (SRS), not as hotmail's
+    assert metadata['mail-from'].lower().startswith('srs0=')
+    assert metadata['mail-from'].endswith(
+        '=hotmail.example=etienne@' + DOMAIN), metadata
     assert metadata['login'] == SMARTHOST_LOGIN[0]
     sent = 'outbound %s' % uuid.uuid4()
     smtp_submit(backend.host, backend.port('submission'), address('alice'),
@@ -627,7 +631,21 @@ def test_no_secret_sits_in_buildout_records(backend, slapos):
     slapos.wait_instance(max_retry=2)
     setup_token = backend.shared('frank')['token']
     assert backend.shared('carol')['address'] == 'carol@' + DOMAIN
+    # the SRS secret (mail that leaves again), private to the partition,
+    # in no record and no log (the external alias forwarded with it)
+    srs_secret = os.path.join(backend.postfix_config, 'srs-secret')
+    assert os.stat(srs_secret).st_mode & 0o777 == 0o600
+    srs_secret = slapos.run(backend.partition, ['cat', srs_secret],
+                            capture_output=True, text=True,
+                            check=True).stdout.strip()
     assert_no_secret_in_records(
-        slapos, [setup_token, reset, SMARTHOST_LOGIN[1], PASSWORD],
-        expected='frank@' + DOMAIN)
+        slapos, [setup_token, reset, SMARTHOST_LOGIN[1], PASSWORD,
+                 srs_secret], expected='frank@' + DOMAIN)
+    logs = os.path.join(backend.partition, 'var', 'log')
+    for name in os.listdir(logs):
+        path = os.path.join(logs, name)
+        if os.path.isfile(path) and not name.endswith('.gz'):
+            text = slapos.run(backend.partition, ['cat', path],
+                              capture_output=True, check=True).stdout
+            assert srs_secret.encode() not in text, name
 

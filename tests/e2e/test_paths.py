@@ -13,17 +13,20 @@ import os
 import smtplib
 import socket
 import ssl
+import uuid
 
 import dkim
 import psutil
 import pytest
 
+from recipes.decisions import srs
 from tests.deployment import (API_DOMAIN, API_HOST, API_PORT, DNS_PORT,
                               MAIL1, MAIL2, OUTSIDE_RECIPIENT,
                               OUTSIDE_SENDER, PATHS, REFERENCE_MX, RELAY_FQDN,
-                              deploy_reference_topology, insecure_tls,
-                              move_mail, mx_dns, rcpt_code,
-                              reference_smarthost)
+                              SMARTHOST_HOST, deploy_reference_topology,
+                              insecure_tls, move_mail, mx_dns, rcpt_code,
+                              reference_smarthost, send, sieve_activate,
+                              spf_result, wait_for)
 from tests.harness import partition_ipv6
 from tests.http_api import HttpApi
 
@@ -31,6 +34,9 @@ SMARTHOST_LOGIN = ('relay', 'smarthost secret')
 PASSWORDS = {PATHS[1][0]: 'alice password 1', PATHS[1][1]: 'bob password 1',
              PATHS[2][1]: 'charlie password 1'}
 STRANGER = partition_ipv6(30)      # a client that is no backend
+# an alias of mail1 that forwards outside (issue 20: mail that leaves again)
+FORWARD = 'forward@' + MAIL1
+ALIASES = {'forward': (FORWARD, [OUTSIDE_RECIPIENT], 'mail1')}
 # the ports of each release that speak SMTP, by the name of their
 # connection parameter
 BACKEND_SMTP_PORTS = ('smtp-port', 'submission-port', 'smtps-port')
@@ -60,7 +66,7 @@ def api(tmp_path_factory):
 @pytest.fixture(scope='module')
 def topology(slapos, smarthost, dns, api):
     return deploy_reference_topology(slapos, SMARTHOST_LOGIN, PASSWORDS,
-                                     api=api)
+                                     api=api, aliases=ALIASES)
 
 
 def received(message):
@@ -72,7 +78,7 @@ def received(message):
 def hops(message):
     """Who received the message, in the order it travelled: the ``by``
     name of each Received header."""
-    return [h.split(' by ', 1)[1].split()[0]
+    return [(' ' + h).split(' by ', 1)[1].split()[0]
             for h in reversed(received(message))]
 
 
@@ -272,3 +278,173 @@ def test_a_backend_cannot_send_as_the_other_backends_domain(topology):
         assert rcpt_code(smtp, 'bob@' + MAIL1, OUTSIDE_RECIPIENT) == 250
         smtp.rset()
         assert rcpt_code(smtp, 'charlie@' + MAIL2, OUTSIDE_RECIPIENT) == 554
+
+
+# -- mail that leaves again: forwards, Sieve redirect, vacation -----------------
+def stranger_sends(topology, recipient, subject, sender=OUTSIDE_SENDER,
+                   headers=''):
+    """A message from the Internet, through the relay's inbound port (path
+    4)."""
+    send(topology['node'], 10025, sender, [recipient], subject,
+         headers=headers)
+
+
+def arrived(smarthost, subject):
+    """``(envelope, parsed message)`` of what the smarthost received with
+    ``subject`` in it."""
+    metadata, data = smarthost.wait_for(
+        lambda metadata, data: subject.encode() in data)
+    return metadata, email.message_from_bytes(data)
+
+
+def spf_at_the_destination(topology, sender):
+    """The SPF result of ``sender`` at the destination, which receives the
+    message from the smarthost, with the records mail1 publishes (the
+    relay's) and a record of the stranger's domain that allows only its
+    own server."""
+    records = {r['name']: r['value']
+               for r in topology['backends']['mail1']['dns-records']
+               if r['type'] == 'TXT' and r['value'].startswith('v=spf1')}
+    assert MAIL1 in records, records
+    records['hotmail.com'] = 'v=spf1 ip6:%s -all' % STRANGER
+    return spf_result(records, SMARTHOST_HOST, sender)
+
+
+def assert_forwarded_for(topology, metadata, original):
+    """The envelope sender is an SRS address of mail1 standing for
+    ``original``: it passes SPF for mail1 where ``original`` fails."""
+    sender = metadata['mail-from']
+    assert sender.lower().startswith('srs0=') and sender.endswith(
+        '@' + MAIL1), metadata
+    assert sender.lower().endswith('=%s@%s' % (
+        '='.join(reversed(original.split('@'))), MAIL1)), metadata
+    assert spf_at_the_destination(topology, sender) == 'pass'
+    assert spf_at_the_destination(topology, original) == 'fail'
+
+
+def test_a_strangers_mail_to_an_alias_forwarding_outside_passes_spf(
+        topology, smarthost):
+    subject = 'forwarded %s' % uuid.uuid4()
+    stranger_sends(topology, FORWARD, subject)
+    metadata, message = arrived(smarthost, subject)
+    assert metadata['rcpt-tos'] == [OUTSIDE_RECIPIENT]
+    assert metadata['login'] == SMARTHOST_LOGIN[0]
+    # it shows its author, and leaves as mail1's mail
+    assert message['From'] == OUTSIDE_SENDER
+    assert_forwarded_for(topology, metadata, OUTSIDE_SENDER)
+    # the relay, backend 1 (its SMTP port, then sendmail), the relay
+    assert hops(message.as_string()) == [RELAY_FQDN, MAIL1, MAIL1,
+                                         RELAY_FQDN], received(
+                                             message.as_string())
+
+
+def delivery(slapos, partition, queue_id, recipient):
+    """The line of the partition's Postfix log that says where the message
+    ``queue_id`` went for ``recipient``, once there is one."""
+    log = os.path.join(partition, 'var', 'log', 'postfix.log')
+
+    def found():
+        text = slapos.run(partition, ['cat', log], capture_output=True,
+                          text=True, check=True).stdout
+        for line in text.splitlines():
+            if ' %s: to=<%s>' % (queue_id, recipient) in line \
+                    and 'status=deliverable' not in line:
+                return line
+        return None
+    return wait_for(found, '%s for %s in %s' % (queue_id, recipient, log))
+
+
+def queued_as(line):
+    return line.rsplit('queued as ', 1)[1].rstrip(')').strip()
+
+
+def test_the_bounce_of_a_forward_returns_to_the_original_sender(
+        topology, smarthost, slapos):
+    subject = 'bounced %s' % uuid.uuid4()
+    stranger_sends(topology, FORWARD, subject)
+    metadata, _ = arrived(smarthost, subject)
+    srs_address = metadata['mail-from']
+    # the destination refuses it later: its bounce, to the envelope sender,
+    # comes to mail1's MX, the relay
+    with smtplib.SMTP(topology['node'], 10025, timeout=60) as smtp:
+        assert rcpt_code(smtp, '', srs_address) == 250
+        code, text = smtp.data(
+            'From: Mail Delivery Subsystem <MAILER-DAEMON@gmail.com>\r\n'
+            'To: %s\r\nSubject: Undelivered: %s\r\n'
+            'Auto-Submitted: auto-replied\r\n\r\n'
+            'The message could not be delivered.\r\n' % (srs_address,
+                                                          subject))
+        assert code == 250, text
+    relay_id = text.decode().rsplit(' ', 1)[1]
+    node, backend1 = topology['node-partition'], topology['partitions']['mail1']
+    # the relay hands it to backend 1, which sends it on to the original
+    # sender, through the relay ...
+    line = delivery(slapos, node, relay_id, srs_address)
+    assert 'status=sent' in line, line
+    line = delivery(slapos, backend1, queued_as(line), OUTSIDE_SENDER)
+    assert 'orig_to=<%s>' % srs_address in line and 'status=sent' in line, \
+        line
+    # ... which sends it to the stranger's domain (no DNS here: it cannot
+    # find its MX, and drops a bounce that cannot bounce)
+    line = delivery(slapos, node, queued_as(line), OUTSIDE_SENDER)
+    assert 'relay=none' in line and 'hotmail.com' in line, line
+    # an SRS address we did not make is refused: no open relay
+    forged = srs.forward(OUTSIDE_SENDER, MAIL1, b'not our secret')
+    with smtplib.SMTP(topology['node'], 10025, timeout=60) as smtp:
+        assert rcpt_code(smtp, '', forged) == 550
+
+
+def test_a_sieve_redirect_with_editheader_leaves_from_its_user(
+        topology, smarthost):
+    """Set through ManageSieve by alice, with editheader (upstream's
+    test_sieve_redirect): the spam filter's classification still runs
+    before her script; the redirect leaves from her address, as upstream's
+    (sieve_redirect_envelope_from = recipient), which passes SPF."""
+    b = topology['backends']['mail1']
+    alice = PATHS[1][0]
+    script = ('require ["editheader"];\n'
+              'if header :contains "subject" "redirect-me" {\n'
+              '  addheader "X-Redirected-By" "alice";\n'
+              '  redirect "%s";\n}\n' % OUTSIDE_RECIPIENT)
+    answer = sieve_activate(b['imap-smtp-ipv6'], b['sieve-port'], alice,
+                            PASSWORDS[alice], 'redirect', script)
+    assert answer.startswith('OK'), answer
+    try:
+        subject = 'redirect-me %s' % uuid.uuid4()
+        stranger_sends(topology, alice, subject)
+        metadata, message = arrived(smarthost, subject)
+    finally:
+        sieve_activate(b['imap-smtp-ipv6'], b['sieve-port'], alice,
+                       PASSWORDS[alice], 'redirect', None)
+    assert metadata['rcpt-tos'] == [OUTSIDE_RECIPIENT]
+    assert message['X-Redirected-By'] == 'alice'
+    assert message['X-Bogosity'], message.keys()
+    assert message['From'] == OUTSIDE_SENDER
+    assert metadata['mail-from'] == alice
+    assert spf_at_the_destination(topology, alice) == 'pass'
+
+
+def test_a_vacation_reply_leaves_from_the_user_and_passes_spf(
+        topology, smarthost):
+    b = topology['backends']['mail1']
+    bob = PATHS[1][1]
+    script = ('require "vacation";\n'
+              'vacation :days 1 :subject "Away %s" "Bob is away.";\n' % bob)
+    assert sieve_activate(b['imap-smtp-ipv6'], b['sieve-port'], bob,
+                          PASSWORDS[bob], 'vacation', script).startswith('OK')
+    # a sender of its own: the reply goes once per sender and period
+    sender = 'etienne-%s@hotmail.com' % uuid.uuid4().hex[:8]
+    try:
+        stranger_sends(topology, bob, 'holidays %s' % uuid.uuid4(),
+                       sender=sender)
+        metadata, message = arrived(smarthost, 'Away ' + bob)
+    finally:
+        sieve_activate(b['imap-smtp-ipv6'], b['sieve-port'], bob,
+                       PASSWORDS[bob], 'vacation', None)
+    assert metadata['rcpt-tos'] == [sender]
+    assert metadata['mail-from'] == bob
+    assert message['Auto-Submitted'].startswith('auto-replied')
+    assert 'Bob is away.' in message.get_payload()
+    assert spf_at_the_destination(topology, bob) == 'pass'
+    # signed by the relay, as bob's own mail
+    assert verify_dkim(message.as_string(), dkim_records(topology, 'mail1'))

@@ -5,6 +5,7 @@ change their password and log out, and what the administrator sees in the
 admin panel. On failure, a screenshot of the page and of the inbox goes to
 the test's output directory (pytest's tmp_path, named in the failure)."""
 import contextlib
+import email
 import imaplib
 import sys
 import time
@@ -204,3 +205,19 @@ def test_the_admin_panel_refuses_another_password(backend, webmail):
     webmail.browser.get(backend['webmail-admin-url'])
     webmail.admin_login('admin', PASSWORDS[ALICE], expect_error=True)
     assert 'Authentication failed' in webmail.login_error(timeout=30)
+
+
+def test_a_redirect_set_in_the_webmail_filters_reaches_its_destination(
+        backend, webmail):
+    """Carol forwards her mail to Bob with Snappymail's filter editor: a
+    Sieve redirect, which Dovecot submits through the partition's Postfix,
+    from Carol's address."""
+    webmail.login(CAROL, PASSWORDS[CAROL])
+    webmail.redirect_all_mail(BOB)
+    subject = 'for carol, then bob %s' % uuid.uuid4()
+    send(backend['imap-smtp-ipv6'], backend['smtp-port'], OUTSIDE, [CAROL],
+         subject)
+    received = imap(backend, BOB, PASSWORDS[BOB], subject)
+    parsed = email.message_from_string(received)
+    assert parsed['Return-Path'] == '<%s>' % CAROL
+    assert parsed['From'] == OUTSIDE

@@ -163,6 +163,32 @@ def test_dovecot_accepts_the_configuration(rendered):
     assert 'quota_full_tempfail = yes' in output
 
 
+def test_what_a_backend_sends_on_goes_through_its_own_postfix(rendered):
+    """Forwards, Sieve redirects and vacation replies: sendmail with the
+    partition's configuration, pickup, srs-cleanup (issue 20)."""
+    p = rendered['backend']
+    config = os.path.join(p, 'etc', 'postfix')
+    assert postconf(rendered, p, '-h', 'default_transport').strip() == \
+        'forward'
+    services = ' '.join(postconf(rendered, p, '-M').split())
+    assert 'pickup unix n - n 60 1 pickup -o cleanup_service_name=' \
+        'srs-cleanup' in services
+    assert 'srs-cleanup unix n - n - 0 cleanup -o sender_canonical_maps=' \
+        'socketmap:unix:%s:forward' % os.path.join(p, 'var', 'run',
+                                                   'srs.sock') in services
+    assert ' -C %s -G -i -f ${sender} -- ${recipient}' % config in services
+    output = run('/usr/bin/doveconf', '-c', os.path.join(
+        p, 'etc', 'dovecot', 'dovecot.conf'), '-n')
+    [sendmail] = [line for line in output.splitlines()
+                  if line.startswith('sendmail_path = ')]
+    # the software's Postfix, with the partition's configuration
+    assert sendmail.endswith('/parts/postfix/sbin/sendmail -C %s' % config), \
+        sendmail
+    assert 'sieve_extensions = +editheader' in output
+    assert 'sieve_global_extensions = +vnd.dovecot.pipe ' \
+        '+vnd.dovecot.execute\n' in output
+
+
 def test_relay_node_routes_the_accepted_domain(rendered):
     p = rendered['node']
     assert postconf(rendered, p, '-h', 'relay_domains').strip() == DOMAINS[0]
