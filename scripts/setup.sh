@@ -195,7 +195,7 @@ PY=$VENV/bin/python
 CONSTRAINTS=$ROOT/src/scripts/constraints.txt
 REQUIREMENTS=(zc.buildout slapos.core slapos.cookbook slapos.recipe.template
   slapos.recipe.build jinja2 libpass pytest slapos.libnetworkcache nxdbom
-  zc.recipe.egg aiosmtpd dkimpy pyspf selenium)
+  zc.recipe.egg aiosmtpd dkimpy pyspf dmarc publicsuffixlist selenium)
 step "virtual environment $VENV"
 if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
   note "broken or foreign virtual environment: recreating"
