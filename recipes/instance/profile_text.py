@@ -11,7 +11,8 @@ POLICY_DAEMON = (
     'recipes.decisions.relay_policy', 'recipes.decisions.header_from',
     'recipes.decisions.size_limits', 'recipes.decisions.names',
     'recipes.decisions.network', 'recipes.stores.greylist',
-    'recipes.stores.accounts', 'recipes.clients.resolver')
+    'recipes.stores.accounts', 'recipes.clients.resolver',
+    'recipes.decisions.dmarc')
 
 
 def json_value(value):
