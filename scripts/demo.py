@@ -166,6 +166,13 @@ def run_smarthost(root):
         starttls_port=SMARTHOST_PORT))
 
 
+def smarthost_tls(store):
+    """What the relay verifies the stand-in smarthost's certificate with:
+    its test CA (kept in its store)."""
+    from tests.smarthost import Smarthost
+    return Smarthost(SMARTHOST_HOST, store, {}).tls
+
+
 def mail_paths(topology, passwords, store):
     from tests.smarthost import Smarthost
     smarthost = Smarthost(SMARTHOST_HOST, store, {})   # its store, read
@@ -256,7 +263,8 @@ def main(argv):
         with InstanceProgress(slapos):
             topology = deploy_reference_topology(
                 slapos, found['smarthost'], passwords, step,
-                rebuild=not keep, restart=stopped)
+                rebuild=not keep, restart=stopped,
+                smarthost_tls=smarthost_tls(store))
         write_atomically(record, json.dumps({'endpoints': [
             (topology['node'], RELAY_INBOUND_PORT)] + [
             (b['imap-smtp-ipv6'], int(b[name]))

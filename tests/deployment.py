@@ -337,11 +337,13 @@ def _quietly(what):
 
 def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
-                              backend_parameters=None):
+                              backend_parameters=None, smarthost_tls=None):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
-    ``smarthost_login`` (user, password), and which asks the DNS server at
+    ``smarthost_login`` (user, password), verifying its certificate as
+    ``smarthost_tls`` says (the stand-in's ``Smarthost.tls``: its test
+    CA), and which asks the DNS server at
     ``DNS_HOST`` (``mx_dns(REFERENCE_MX, DNS_PORT)``, which the caller
     serves) to verify mail2;
     a backend for each of ``BACKENDS``, requested with its domain alone:
@@ -367,9 +369,10 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
         'topology': {'node1': {'fqdn': RELAY_FQDN}},
         'default-relay-config': {
             'nameservers': ['[%s]:%d' % (DNS_HOST, DNS_PORT)],
-            'proxy-map': {'smarthost': {
+            'proxy-map': {'smarthost': dict({
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
-                'user': user, 'password': password, 'domains': [MAIL1]}}}})
+                'user': user, 'password': password, 'domains': [MAIL1]},
+                **({'tls': smarthost_tls} if smarthost_tls else {}))}}})
     partitions = {}
     for reference, domain in BACKENDS.items():
         partitions[reference] = slapos.request(

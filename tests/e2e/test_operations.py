@@ -63,7 +63,8 @@ def topology(slapos, tmp_path_factory):
             mx_dns(REFERENCE_MX, DNS_PORT):
         deployed = deploy_reference_topology(
             slapos, SMARTHOST_LOGIN, PASSWORDS,
-            backend_parameters={'bogofilter': {'enable': True}})
+            backend_parameters={'bogofilter': {'enable': True}},
+            smarthost_tls=smarthost.tls)
         yield dict(deployed, smarthost=smarthost)
 
 

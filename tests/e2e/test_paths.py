@@ -48,7 +48,8 @@ def dns():
 
 @pytest.fixture(scope='module')
 def topology(slapos, smarthost, dns):
-    return deploy_reference_topology(slapos, SMARTHOST_LOGIN, PASSWORDS)
+    return deploy_reference_topology(slapos, SMARTHOST_LOGIN, PASSWORDS,
+                                     smarthost_tls=smarthost.tls)
 
 
 def received(message):

@@ -112,7 +112,7 @@ def deployment(slapos, outside, certificate):
             'proxy-map': {'provider': {
                 'host': SMARTHOST, 'port': outside['smarthost'].starttls_port,
                 'user': 'relay-user', 'password': 'smarthost-secret',
-                'domains': [DOMAIN]}}}})
+                'domains': [DOMAIN], 'tls': outside['smarthost'].tls}}}})
     slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster', {
         'name': DOMAIN, 'mail-server-host': BACKEND}, shared=True)
     slapos.wait_instance(max_retry=8)
