@@ -4,14 +4,19 @@ as a user would."""
 import base64
 import contextlib
 import email
+import functools
 import http.client
+import http.cookiejar
 import imaplib
+import json
 import os
 import pathlib
+import random
 import smtplib
 import socket
 import time
 import urllib.parse
+import urllib.request
 import uuid
 
 from recipes.promises import unverified_tls
@@ -169,6 +174,53 @@ def http_request(url, method='GET', body=None, headers=None):
                 response.read().decode('utf-8', 'replace'))
     finally:
         connection.close()
+
+
+class _HTTPSFrom(urllib.request.HTTPSHandler):
+    """HTTPS that accepts the self-signed certificates, from the address
+    ``source`` (the machine's choice when None)."""
+
+    def __init__(self, source=None):
+        super().__init__(context=insecure_tls())
+        self.source = source
+
+    def https_open(self, request):
+        return self.do_open(functools.partial(
+            http.client.HTTPSConnection,
+            source_address=(self.source, 0) if self.source else None),
+            request, context=insecure_tls())
+
+
+class SnappymailSession:
+    """A Snappymail session as its page keeps one: the cookies, and the
+    CSRF token (X-SM-Token) from AppData, renewed by the login; from the
+    address ``source`` when given."""
+
+    def __init__(self, url, source=None):
+        self.url = url
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+            _HTTPSFrom(source))
+        with self.opener.open(url + '?/AppData/0/%d/' % random.randrange(
+                10 ** 9), timeout=30) as response:
+            self.token = json.load(response)['System']['token']
+
+    def __call__(self, action, **parameters):
+        body = json.dumps(dict(parameters, Action=action)).encode()
+        with self.opener.open(urllib.request.Request(
+                self.url + '?/Json/&q[]=/0/', data=body, headers={
+                    'Content-Type': 'application/json',
+                    'X-SM-Token': self.token}), timeout=60) as response:
+            answer = json.load(response)
+        result = answer.get('Result')
+        if isinstance(result, dict) and 'System' in result:
+            self.token = result['System']['token']
+        return answer
+
+    def login(self, email, password):
+        answer = self('Login', Email=email, Password=password)
+        assert answer.get('Result'), answer
+        return answer
 
 
 def post_form(url, **fields):
