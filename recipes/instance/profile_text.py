@@ -12,7 +12,7 @@ POLICY_DAEMON = (
     'recipes.decisions.size_limits', 'recipes.decisions.names',
     'recipes.decisions.network', 'recipes.stores.greylist',
     'recipes.stores.accounts', 'recipes.clients.resolver',
-    'recipes.decisions.dmarc')
+    'recipes.decisions.dmarc', 'recipes.stores.database')
 
 
 def json_value(value):

@@ -8,13 +8,10 @@ transaction), shared by the page's CGI processes, one per request. Keys
 with no failure for ``throttling.FORGET_AFTER`` are forgotten at the next
 failure (the table holds at most an hour of keys).
 """
-import os
-import sqlite3
 import time
 
 from ..decisions.throttling import FORGET_AFTER
-
-BUSY_TIMEOUT = 10
+from .database import immediate, open_private
 
 
 class LoginFailures:
@@ -22,19 +19,9 @@ class LoginFailures:
 
     def __init__(self, path, now=time.time):
         self.now = now
-        directory = os.path.dirname(path)
-        if directory:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        old_umask = os.umask(0o077)
-        try:
-            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT,
-                                      isolation_level=None)
-            self.db.execute('PRAGMA journal_mode=WAL')
-            self.db.execute(
-                'CREATE TABLE IF NOT EXISTS failure (key TEXT PRIMARY KEY, '
-                'count INTEGER NOT NULL, last REAL NOT NULL)')
-        finally:
-            os.umask(old_umask)
+        self.db = open_private(
+            path, 'CREATE TABLE IF NOT EXISTS failure (key TEXT PRIMARY KEY, '
+            'count INTEGER NOT NULL, last REAL NOT NULL)')
 
     def close(self):
         self.db.close()
@@ -68,10 +55,5 @@ class LoginFailures:
             % ','.join('?' * len(keys)), list(keys)))
 
     def _write(self, change):
-        self.db.execute('BEGIN IMMEDIATE')
-        try:
+        with immediate(self.db):
             change()
-            self.db.execute('COMMIT')
-        except BaseException:
-            self.db.execute('ROLLBACK')
-            raise
