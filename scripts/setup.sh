@@ -48,7 +48,7 @@ PACKAGES=(
   libssl-dev libsasl2-dev libsasl2-modules libdb-dev liblmdb-dev libpcre2-dev libicu-dev
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
   bogofilter swaks iproute2 procps rsync sudo curl
-  opendkim opendkim-tools logrotate
+  opendkim opendkim-tools haproxy logrotate
   chromium chromium-driver
 )
 step "installing Debian packages"
@@ -84,7 +84,7 @@ fi
 # daemons (which bind every address) must neither run nor start at boot.
 step "stopping system mail/web services"
 stopped=()
-for svc in dovecot apache2 php8.2-fpm postfix; do
+for svc in dovecot apache2 php8.2-fpm postfix haproxy; do
   [ -e "/etc/init.d/$svc" ] || [ -e "/lib/systemd/system/$svc.service" ] || continue
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     if systemctl is-enabled --quiet "$svc" 2>/dev/null \

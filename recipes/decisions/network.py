@@ -76,3 +76,16 @@ def postfix_networks(entries):
     return ' '.join(
         '[%s]/%s' % tuple(n.split('/')) if ':' in n else n
         for n in networks(entries))
+
+
+INTERNAL_PORT_OFFSET = 20000
+
+
+def internal_port(port):
+    """Where a daemon behind the partition's connection limiter (HAProxy)
+    listens for what the limiter lets through on ``port``: 20000 above it
+    (below it, for a port above 45535), on the partition's address."""
+    port = int(port)
+    if port + INTERNAL_PORT_OFFSET <= 65535:
+        return port + INTERNAL_PORT_OFFSET
+    return port - INTERNAL_PORT_OFFSET

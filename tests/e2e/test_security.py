@@ -19,6 +19,8 @@ address of its own that is neither a relay node nor a backend.
 - DMARC of inbound mail: p=reject refused, p=quarantine filed into Junk,
   a signed message of a hosted domain passes, as Authentication-Results
   says;
+- one address holds at most 20 connections to a backend's IMAPS (as to
+  its IMAP, POP3, ManageSieve) and HTTPS ports;
 - TLS towards the smarthosts verified: a certificate of another CA keeps
   the mail queued; the backends pinned by their fingerprints;
 - too big for its backend: refused by the relay (552), nothing bounced;
@@ -73,6 +75,7 @@ GUESSERS = {'password page': partition_ipv6(18),
             'webmail': partition_ipv6(19), 'IMAP': partition_ipv6(20),
             'SMTP AUTH': partition_ipv6(21)}
 UNTRUSTED_SMARTHOST = partition_ipv6(27)
+HOARDER = partition_ipv6(22)       # holds as many connections as it can
 SMARTHOST_LOGIN = ('relay', 'smarthost secret')
 PASSWORD = 'correct horse battery'
 CONNECTIONS_PER_MINUTE = 10        # the relay node's rate limit here
@@ -1185,3 +1188,41 @@ def test_a_smarthost_showing_another_cas_certificate_gets_nothing(
     assert not re.search(r'(Untrusted|Anonymous|Trusted) TLS connection '
                          r'(established|reused) to \S*\[%s\]'
                          % re.escape(backend), text)
+
+
+# -- 23.1: connections per client address --------------------------------------------
+def test_one_address_holds_at_most_its_share_of_connections(deployment):
+    """rate-limits' concurrent-connections (20) from one address to each of
+    a backend's IMAPS and HTTPS ports (its IMAP, POP3 and ManageSieve ports
+    are behind the same limiter): the next one is closed at once, while
+    another address still connects; closed ones are counted no more."""
+    limit = 20
+    imaps = (host(deployment, 'mail1'), port(deployment, 'mail1', 'imaps'))
+    https = (host(deployment, 'mail1'), urllib.parse.urlsplit(
+        deployment['backends']['mail1']['password-url']).port)
+
+    def tls(server, source):
+        sock = socket.create_connection(server, timeout=30,
+                                        source_address=(source, 0))
+        try:
+            return insecure_tls().wrap_socket(sock)
+        except BaseException:
+            sock.close()
+            raise
+    held = []
+    try:
+        held += [IMAPFrom(HOARDER, *imaps) for _ in range(limit)]
+        with pytest.raises((OSError, imaplib.IMAP4.abort, EOFError)):
+            IMAPFrom(HOARDER, *imaps).logout()
+        held += [tls(https, HOARDER) for _ in range(limit)]
+        with pytest.raises(OSError):
+            tls(https, HOARDER).close()
+        with IMAPFrom(OUTSIDER, *imaps) as other:
+            assert other.noop()[0] == 'OK'
+        tls(https, OUTSIDER).close()
+    finally:
+        for connection in held:
+            (connection.logout if isinstance(connection, imaplib.IMAP4)
+             else connection.close)()
+    with IMAPFrom(HOARDER, *imaps) as again:
+        assert again.noop()[0] == 'OK'
