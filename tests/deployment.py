@@ -196,13 +196,14 @@ class SnappymailSession:
     CSRF token (X-SM-Token) from AppData, renewed by the login; from the
     address ``source`` when given."""
 
-    def __init__(self, url, source=None):
+    def __init__(self, url, source=None, timeout=60):
         self.url = url
+        self.timeout = timeout
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
             _HTTPSFrom(source))
         with self.opener.open(url + '?/AppData/0/%d/' % random.randrange(
-                10 ** 9), timeout=30) as response:
+                10 ** 9), timeout=self.timeout) as response:
             self.token = json.load(response)['System']['token']
 
     def __call__(self, action, **parameters):
@@ -210,7 +211,8 @@ class SnappymailSession:
         with self.opener.open(urllib.request.Request(
                 self.url + '?/Json/&q[]=/0/', data=body, headers={
                     'Content-Type': 'application/json',
-                    'X-SM-Token': self.token}), timeout=60) as response:
+                    'X-SM-Token': self.token}), timeout=self.timeout) \
+                as response:
             answer = json.load(response)
         result = answer.get('Result')
         if isinstance(result, dict) and 'System' in result:
