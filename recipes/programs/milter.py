@@ -160,6 +160,9 @@ class Session:
                 body(data)
             return packet(CONTINUE)
         if command == END_OF_BODY:
+            body = getattr(self.check, 'body', None)
+            if data and body is not None:     # the last chunk, if any
+                body(data)
             end_of_body = getattr(self.check, 'end_of_body', None)
             changes, refusal = end_of_body() if end_of_body else ([], None)
             self.check.reset()

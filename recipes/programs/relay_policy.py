@@ -495,6 +495,17 @@ class AuthenticationCheck(HeaderCheck):
 
     def end_of_body(self):
         checks = self.checks()
+        try:
+            return self.authenticate(checks)
+        except Exception as e:   # a check that breaks must not refuse mail
+            checks.log({'client_address': self.client[0],
+                        'sender': self.sender},
+                       'authentication check error, mail let through: %r'
+                       % e)
+            return [], None
+
+    def authenticate(self, checks):
+        """``(changes, refusal)`` of the message (see ``end_of_body``)."""
         authenticator = checks.authenticator
         authserv_id = checks.config.get('receiver') or 'localhost'
         changes = self.removals(authserv_id)

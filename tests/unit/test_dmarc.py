@@ -243,3 +243,11 @@ def test_quarantine_marks_the_message_and_trusted_clients_are_skipped(
                              spf=('pass', 'b@quarantine.example')))
     assert not [c for c in got if b'X-DMARC-Quarantine\0quarantine' in c[1]]
     assert b'dmarc=pass' in got[-2][1]
+
+
+def test_a_check_that_breaks_lets_the_mail_through(dns_records, monkeypatch):
+    def broken(*args, **kw):
+        raise RuntimeError('a bug')
+    monkeypatch.setattr(dmarc, 'evaluate', broken)
+    got = replies(run_milter(dns_records, MESSAGE))
+    assert got == [(milter.ACCEPT, b'')]
