@@ -46,7 +46,7 @@ DAEMONS = {
     'node': ('postfix', 'dovecot-auth', 'opendkim', 'relay-policy',
              'scheduler'),
     'mail1': ('postfix', 'dovecot', 'httpd', 'php-fpm', 'spam-filter',
-              'scheduler'),
+              'connection-limiter', 'scheduler'),
 }
 BACK_WITHIN = 120       # seconds, by SlapOS's own means
 OUTAGE = 300            # seconds mail2 stays down
