@@ -936,9 +936,10 @@ def wrong_token(deployment, source):
 def webmail_login(deployment, source, password):
     # its 4 PHP workers serve the guesses in turn, each held while Dovecot
     # makes it wait: a guess may wait minutes for its turn
-    session = SnappymailSession(deployment['backends']['mail1']['webmail-url'],
-                                source, timeout=300)
     try:
+        session = SnappymailSession(
+            deployment['backends']['mail1']['webmail-url'], source,
+            timeout=300)
         answer = session('Login', Email='alice@' + MAIL1, Password=password)
     except urllib.error.HTTPError as e:
         if e.code == 504:     # its turn did not come before Apache gave up
