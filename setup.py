@@ -22,7 +22,8 @@ setup(
     packages=find_packages(include=['recipes', 'recipes.*']),
     python_requires='>=3.9',
     install_requires=['jsonschema', 'libpass', 'jinja2', 'pyspf',
-                      'dnspython', 'zc.buildout', 'slapos.core',
+                      'dnspython', 'dkimpy', 'dmarc', 'publicsuffixlist',
+                      'zc.buildout', 'slapos.core',
                       'slapos.cookbook'],
     entry_points={
         'zc.buildout': [

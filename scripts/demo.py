@@ -180,6 +180,13 @@ def run_api(root):
                                           found['api-token'], port=API_PORT))
 
 
+def smarthost_tls(store):
+    """What the relay verifies the stand-in smarthost's certificate with:
+    its test CA (kept in its store)."""
+    from tests.smarthost import Smarthost
+    return Smarthost(SMARTHOST_HOST, store, {}).tls
+
+
 def mail_paths(topology, passwords, store, api):
     from tests.smarthost import Smarthost
     smarthost = Smarthost(SMARTHOST_HOST, store, {})   # its store, read
@@ -285,7 +292,8 @@ def main(argv):
         with InstanceProgress(slapos):
             topology = deploy_reference_topology(
                 slapos, found['smarthost'], passwords, step,
-                rebuild=not keep, restart=stopped, api=api)
+                rebuild=not keep, restart=stopped, api=api,
+                smarthost_tls=smarthost_tls(store))
         write_atomically(record, json.dumps({'endpoints': [
             (topology['node'], RELAY_INBOUND_PORT),
             (API_HOST, API_PORT)] + [

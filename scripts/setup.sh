@@ -46,7 +46,7 @@ PACKAGES=(
   libssl-dev libsasl2-dev libsasl2-modules libdb-dev liblmdb-dev libpcre2-dev libicu-dev
   m4 make gcc openssl ca-certificates dpkg-dev python3-venv python3-dev
   bogofilter swaks iproute2 procps rsync sudo curl
-  opendkim opendkim-tools logrotate
+  opendkim opendkim-tools haproxy logrotate
   chromium chromium-driver
 )
 step "installing Debian packages"
@@ -82,7 +82,7 @@ fi
 # daemons (which bind every address) must neither run nor start at boot.
 step "stopping system mail/web services"
 stopped=()
-for svc in dovecot apache2 php8.2-fpm postfix; do
+for svc in dovecot apache2 php8.2-fpm postfix haproxy; do
   [ -e "/etc/init.d/$svc" ] || [ -e "/lib/systemd/system/$svc.service" ] || continue
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     if systemctl is-enabled --quiet "$svc" 2>/dev/null \
@@ -178,7 +178,8 @@ PY=$VENV/bin/python
 CONSTRAINTS=$ROOT/src/scripts/constraints.txt
 REQUIREMENTS=(zc.buildout slapos.core slapos.cookbook slapos.recipe.template
   slapos.recipe.build jinja2 libpass pytest slapos.libnetworkcache nxdbom
-  zc.recipe.egg aiosmtpd dkimpy pyspf selenium pytest-xdist)
+  zc.recipe.egg aiosmtpd dkimpy pyspf dmarc publicsuffixlist selenium
+  pytest-xdist)
 step "virtual environment $VENV"
 if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
   note "broken or foreign virtual environment: recreating"

@@ -34,6 +34,8 @@ COMPONENT_FILES = {
         'software/component/postfix/build.sh',
     ('postfix', 'patch-md5sum'):
         'software/component/postfix/postfix-unprivileged.patch',
+    ('postfix', 'auth-timeout-patch-md5sum'):
+        'software/component/postfix/postfix-dovecot-auth-timeout.patch',
 }
 IGNORED = ('__pycache__', '.pyc', '~', '.swp', '.orig', '.rej')
 

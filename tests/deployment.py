@@ -4,18 +4,22 @@ as a user would."""
 import base64
 import contextlib
 import email
+import functools
 import grp
 import http.client
+import http.cookiejar
 import imaplib
 import json
 import os
 import pathlib
 import pwd
+import random
 import smtplib
 import socket
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 import uuid
 
 from recipes.promises import unverified_tls
@@ -185,6 +189,55 @@ def http_request(url, method='GET', body=None, headers=None):
                 response.read().decode('utf-8', 'replace'))
     finally:
         connection.close()
+
+
+class _HTTPSFrom(urllib.request.HTTPSHandler):
+    """HTTPS that accepts the self-signed certificates, from the address
+    ``source`` (the machine's choice when None)."""
+
+    def __init__(self, source=None):
+        super().__init__(context=insecure_tls())
+        self.source = source
+
+    def https_open(self, request):
+        return self.do_open(functools.partial(
+            http.client.HTTPSConnection,
+            source_address=(self.source, 0) if self.source else None),
+            request, context=insecure_tls())
+
+
+class SnappymailSession:
+    """A Snappymail session as its page keeps one: the cookies, and the
+    CSRF token (X-SM-Token) from AppData, renewed by the login; from the
+    address ``source`` when given."""
+
+    def __init__(self, url, source=None, timeout=60):
+        self.url = url
+        self.timeout = timeout
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+            _HTTPSFrom(source))
+        with self.opener.open(url + '?/AppData/0/%d/' % random.randrange(
+                10 ** 9), timeout=self.timeout) as response:
+            self.token = json.load(response)['System']['token']
+
+    def __call__(self, action, **parameters):
+        body = json.dumps(dict(parameters, Action=action)).encode()
+        with self.opener.open(urllib.request.Request(
+                self.url + '?/Json/&q[]=/0/', data=body, headers={
+                    'Content-Type': 'application/json',
+                    'X-SM-Token': self.token}), timeout=self.timeout) \
+                as response:
+            answer = json.load(response)
+        result = answer.get('Result')
+        if isinstance(result, dict) and 'System' in result:
+            self.token = result['System']['token']
+        return answer
+
+    def login(self, email, password):
+        answer = self('Login', Email=email, Password=password)
+        assert answer.get('Result'), answer
+        return answer
 
 
 def post_form(url, **fields):
@@ -406,11 +459,13 @@ def _quietly(what):
 def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
                               backend_parameters=None, api=None,
-                              aliases=None):
+                              aliases=None, smarthost_tls=None):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
-    ``smarthost_login`` (user, password), and which asks the DNS server at
+    ``smarthost_login`` (user, password), verifying its certificate as
+    ``smarthost_tls`` says (the stand-in's ``Smarthost.tls``: its test
+    CA), and which asks the DNS server at
     ``DNS_HOST`` (``mx_dns(REFERENCE_MX, DNS_PORT)``, which the caller
     serves) to verify mail2;
     a backend for each of ``BACKENDS``, requested with its domain alone:
@@ -442,10 +497,11 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
         'topology': {'node1': {'fqdn': RELAY_FQDN}},
         'default-relay-config': {
             'nameservers': ['[%s]:%d' % (DNS_HOST, DNS_PORT)],
-            'proxy-map': {'smarthost': {
+            'proxy-map': {'smarthost': dict({
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
                 'user': user, 'password': password,
-                'domains': [MAIL1, API_DOMAIN]}}}})
+                'domains': [MAIL1, API_DOMAIN]},
+                **({'tls': smarthost_tls} if smarthost_tls else {}))}}})
     if api is not None:
         slapos.request(RELAY, 'domain-' + API_DOMAIN, 'cluster', {
             'name': API_DOMAIN, 'http-endpoint': api.url,

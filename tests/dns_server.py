@@ -5,7 +5,8 @@ queries from a table of records, NXDOMAIN for any other name::
         ... resolver at dns.address ('[127.0.0.1]:<port>') ...
 
 Records are ``{(name, type): [value in zone file syntax]}``; TXT values are
-given unquoted."""
+given unquoted. ``records`` may be changed while it runs (a record the
+tests learn from a deployment)."""
 import socket
 import threading
 
@@ -31,6 +32,10 @@ class DNSServer:
         self.running = False
         self.thread = None
 
+    def add(self, name, qtype, values):
+        """Serve ``values`` for (``name``, ``qtype``) from now on."""
+        self.records[(name.lower().rstrip('.'), qtype.upper())] = list(values)
+
     def answer(self, wire):
         query = dns.message.from_wire(wire)
         response = dns.message.make_response(query)
@@ -40,8 +45,10 @@ class DNSServer:
         self.queries.append((name, qtype))
         values = self.records.get((name, qtype))
         if values:
-            if qtype == 'TXT':
-                values = ['"%s"' % v.replace('"', '\\"') for v in values]
+            if qtype == 'TXT':   # strings of 255 bytes at most (a DKIM key)
+                values = [' '.join('"%s"' % v[i:i + 255].replace('"', '\\"')
+                                   for i in range(0, len(v), 255))
+                          for v in values]
             response.answer.append(dns.rrset.from_text(
                 question.name, 60, 'IN', qtype, *values))
         elif not any(n == name for n, _ in self.records):

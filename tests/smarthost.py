@@ -6,11 +6,17 @@ directory::
 
     with Smarthost(host, directory, {'user': 'password'}) as smarthost:
         ... smarthost.messages() ...
+
+Its certificate, for the name ``SMARTHOST_NAME``, is signed by a test CA
+made once in its directory (``test_ca``): a relay verifies it with the
+proxy-map entry's ``tls`` = ``smarthost.tls``. ``trusted=False`` gives it a
+self-signed certificate of the same name instead: one of another CA.
 """
 import json
 import os
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -41,6 +47,36 @@ class Recorder:
 
 Recorder.lock = threading.Lock()
 Recorder.count = 0
+
+
+SMARTHOST_NAME = 'smarthost.test'
+EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+          '-nodes']
+
+
+def openssl(*argv):
+    subprocess.run(('openssl',) + argv, check=True, capture_output=True)
+
+
+def test_ca(directory):
+    """``(certificate, key)`` files of the test CA kept in ``directory``,
+    made the first time (atomically: the demo's smarthost and the demo
+    itself may ask at once)."""
+    cert = os.path.join(directory, 'test-ca.crt')
+    key = os.path.join(directory, 'test-ca.key')
+    if not os.path.exists(cert):
+        os.makedirs(directory, exist_ok=True)
+        work = tempfile.mkdtemp(dir=directory)
+        openssl('req', '-x509', *EC_KEY, '-days', '3650',
+                '-subj', '/CN=Mail bundle test CA',
+                '-addext', 'basicConstraints=critical,CA:TRUE',
+                '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+                '-keyout', os.path.join(work, 'key'),
+                '-out', os.path.join(work, 'crt'))
+        os.rename(os.path.join(work, 'key'), key)
+        os.rename(os.path.join(work, 'crt'), cert)
+        os.rmdir(work)
+    return cert, key
 
 
 class StoredMessages:
@@ -75,8 +111,9 @@ class Smarthost(StoredMessages):
     what = 'the smarthost'
 
     def __init__(self, host, directory, logins, starttls_port=10587,
-                 implicit_tls_port=10465):
+                 implicit_tls_port=10465, trusted=True):
         self.host = host
+        self.trusted = trusted
         self.directory = directory
         self.logins = {u.encode(): p.encode() for u, p in logins.items()}
         self.starttls_port = starttls_port
@@ -90,15 +127,30 @@ class Smarthost(StoredMessages):
         return AuthResult(success=ok, handled=False,
                           auth_data=auth_data if ok else None)
 
+    @property
+    def tls(self):
+        """The ``tls`` of a proxy-map entry that trusts this smarthost's
+        certificate: the test CA, for its name."""
+        with open(test_ca(self.directory)[0]) as f:
+            return {'ca': f.read(), 'name': SMARTHOST_NAME}
+
     def _tls(self):
-        key = os.path.join(self.directory, 'smarthost.key')
-        cert = os.path.join(self.directory, 'smarthost.crt')
-        if not os.path.exists(cert):
-            subprocess.run(
-                ['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
-                 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-                 '-subj', '/CN=smarthost.test', '-keyout', key, '-out', cert],
-                check=True, capture_output=True)
+        base = os.path.join(self.directory, 'smarthost-%s' % (
+            'test-ca' if self.trusted else 'self-signed'))
+        key, cert = base + '.key', base + '.crt'
+        name = ['-subj', '/CN=' + SMARTHOST_NAME,
+                '-addext', 'subjectAltName=DNS:' + SMARTHOST_NAME]
+        if not self.trusted:        # its own CA: the attacker's
+            openssl('req', '-x509', *EC_KEY, '-days', '2', *name,
+                    '-keyout', key, '-out', cert)
+        elif not os.path.exists(cert):
+            ca_cert, ca_key = test_ca(self.directory)
+            request = cert + '.csr'
+            openssl('req', '-new', *EC_KEY, *name, '-keyout', key,
+                    '-out', request)
+            openssl('x509', '-req', '-in', request, '-CA', ca_cert,
+                    '-CAkey', ca_key, '-CAcreateserial', '-days', '3650',
+                    '-copy_extensions', 'copy', '-out', cert)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         return context

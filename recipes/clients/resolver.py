@@ -1,6 +1,7 @@
 """What the bundle asks DNS: the SPF checks of a relay node's inbound mail
-(pyspf over dnspython), and the MX and addresses of a claimed domain (the
-cluster's domain verification and ``check-mx``).
+(pyspf over dnspython), its DKIM signatures' keys (dkimpy) and its From
+domains' DMARC records (``MessageAuthenticator``), and the MX and addresses
+of a claimed domain (the cluster's domain verification and ``check-mx``).
 
 DNS: the system's resolver (``/etc/resolv.conf``) unless the relay
 configuration names ``nameservers`` (``address``, or ``[address]:port``
@@ -129,3 +130,83 @@ def domain_lookup(nameservers=(), timeout=5):
                                        ask(r, domain, 'A'))
         return {'exists': True, 'mx': targets, 'address': address}
     return lookup
+
+
+class MessageAuthenticator:
+    """DKIM verification (dkimpy) and DMARC (``recipes.decisions.dmarc``)
+    of inbound messages, over one resolver with a cache, reused for every
+    message of a process (safe across threads: each lookup is a query of
+    its own)."""
+
+    MAX_SIGNATURES = 5     # a message with more gets only these verified
+
+    def __init__(self, nameservers, timeout):
+        import dns.resolver
+        self.timeout = timeout
+        self.resolver = resolver(nameservers, timeout)
+        if self.resolver is not None:
+            self.resolver.cache = dns.resolver.LRUCache(4096)
+
+    def txt(self, name):
+        """The TXT records of ``name`` (each its strings joined), [] when
+        it has none; a failure of DNS raises LookupError."""
+        import dns.exception
+        import dns.resolver
+        if self.resolver is None:
+            raise LookupError('DNS: no resolver configured')
+        try:
+            answers = self.resolver.resolve(name, 'TXT', search=False,
+                                            raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            return []
+        except (dns.exception.DNSException, OSError) as e:
+            raise LookupError('DNS %s' % (e or e.__class__.__name__))
+        return [b''.join(rdata.strings) for rdata in answers]
+
+    def dmarc_record(self, domain):
+        """The DMARC record of ``domain``, None when it has none (or more
+        than one, RFC 7489 6.6.3)."""
+        found = [t.decode('utf-8', 'replace') for t in
+                 self.txt('_dmarc.%s' % domain)
+                 if t[:8].upper() == b'V=DMARC1']
+        return found[0] if len(found) == 1 else None
+
+    def _dkim_key(self, name, timeout=None):
+        import dkim
+        try:
+            found = self.txt(name.decode('ascii', 'replace'))
+        except LookupError as e:
+            raise dkim.DnsTimeoutError(str(e))
+        return found[0] if found else None
+
+    def dkim(self, message):
+        """``[(result, d=, s=)]``, one per DKIM signature of ``message``
+        (bytes): ``pass``, ``fail`` (the signature does not match),
+        ``permerror`` (a signature or key that cannot be used) or
+        ``temperror`` (DNS failed)."""
+        import dkim
+        try:
+            verifier = dkim.DKIM(message, timeout=self.timeout)
+        except Exception:    # a message dkimpy cannot parse: no signature
+            return []
+        count = sum(1 for name, _ in verifier.headers
+                    if name.lower() == b'dkim-signature')
+        results = []
+        for index in range(min(count, self.MAX_SIGNATURES)):
+            try:
+                result = 'pass' if verifier.verify(
+                    idx=index, dnsfunc=self._dkim_key) else 'fail'
+            except dkim.DnsTimeoutError:
+                result = 'temperror'
+            except Exception:      # dkimpy's errors, and a bug of a key
+                result = 'permerror'
+            fields = verifier.signature_fields or {}
+            results.append((result, _text(fields.get(b'd', b'')).lower(),
+                            _text(fields.get(b's', b''))))
+            verifier.signature_fields = {}
+        return results
+
+
+def _text(value):
+    return value.decode('ascii', 'replace') if isinstance(value, bytes) \
+        else str(value)

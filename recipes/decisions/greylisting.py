@@ -15,7 +15,7 @@ real mail server retries; most spam engines do not.
 """
 import ipaddress
 
-from .network import ip_address
+from .network import ip_address, network_of
 
 
 def triplet(client_address, sender, recipient):
@@ -27,11 +27,8 @@ def triplet(client_address, sender, recipient):
 def client_network(address):
     """The network a client address counts as: /24 for IPv4, /64 for IPv6
     (an IPv4-mapped IPv6 address counts as its IPv4)."""
-    ip = ip_address(address)
-    if ip is None:
-        return address.lower()
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network('%s/%d' % (ip, prefix), strict=False))
+    network = network_of(address, 24, 64)
+    return address.lower() if network is None else str(network)
 
 
 def whitelisted_client(entries, client_address, client_name=''):

@@ -14,6 +14,16 @@ def ip_address(value):
     return ip
 
 
+def network_of(address, ipv4_prefix, ipv6_prefix):
+    """The network of ``address`` (``192.0.2.0/24``) with the prefix of its
+    version, or None when it is not an address."""
+    ip = ip_address(address)
+    if ip is None:
+        return None
+    prefix = ipv4_prefix if ip.version == 4 else ipv6_prefix
+    return ipaddress.ip_network('%s/%d' % (ip, prefix), strict=False)
+
+
 def same_address(a, b):
     first = ip_address(a)
     return first is not None and first == ip_address(b)
@@ -66,3 +76,16 @@ def postfix_networks(entries):
     return ' '.join(
         '[%s]/%s' % tuple(n.split('/')) if ':' in n else n
         for n in networks(entries))
+
+
+INTERNAL_PORT_OFFSET = 20000
+
+
+def internal_port(port):
+    """Where a daemon behind the partition's connection limiter (HAProxy)
+    listens for what the limiter lets through on ``port``: 20000 above it
+    (below it, for a port above 45535), on the partition's address."""
+    port = int(port)
+    if port + INTERNAL_PORT_OFFSET <= 65535:
+        return port + INTERNAL_PORT_OFFSET
+    return port - INTERNAL_PORT_OFFSET

@@ -13,7 +13,8 @@ POLICY_DAEMON = (
     'recipes.decisions.srs', 'recipes.programs.socketmap',
     'recipes.decisions.network', 'recipes.stores.greylist',
     'recipes.stores.accounts', 'recipes.stores.files',
-    'recipes.clients.resolver')
+    'recipes.clients.resolver', 'recipes.decisions.dmarc',
+    'recipes.stores.database')
 
 
 def json_value(value):

@@ -4,19 +4,33 @@ that reads the sender's stage and the header of each message and may
 refuse it; served by the policy daemon (``recipes.programs.relay_policy``).
 
 A packet is a 4-byte big-endian length, a command byte and its data. At
-the negotiation the check asks Postfix to skip what it does not read (HELO,
-RCPT, DATA, the body, unknown commands) and not to wait for an answer to
-each header line, so that a message costs three round trips.
+the negotiation the check asks Postfix to skip what it does not read (by
+default HELO, RCPT, DATA, the body, unknown commands) and not to wait for
+an answer to each header line, so that a message costs three round trips.
 
 A check is made for each SMTP session (``new_check()``) and has:
 
-  connect(address, port)     the SMTP client
-  mail(macros)               the sender's stage (macros: ``auth_authen``...);
-                             returns ACCEPT when nothing of this message
-                             is to be checked, else None
+  connect(address, port)     the SMTP client; returns ACCEPT when nothing
+                             of the session is to be checked, else None
+  mail(macros)               the sender's stage (macros: ``auth_authen``,
+                             ``mail_addr``...); returns ACCEPT when nothing
+                             of this message is to be checked, else None
   header(name, value)        each header line
   end_of_headers()           None, or the refusal: ``"550 5.7.1 text"``
   reset()                    the message is over (accepted or aborted)
+
+and, optionally (a check that reads the body and changes the header):
+
+  skipped                    the steps it does without (default SKIPPED)
+  actions                    what it may change (ADD_HEADERS, CHANGE_HEADERS)
+  body(chunk)                each chunk of the body (CRLF line ends)
+  end_of_body()              ``(changes, refusal)``: the header lines to add
+                             (``("add", name, value)`` at the end,
+                             ``("insert", name, value)`` at the top) or
+                             to remove
+                             (``("remove", name, index)``, index counted
+                             from 1 among the lines of that name), and
+                             None or the refusal
 """
 import socketserver
 import struct
@@ -28,12 +42,18 @@ ABORT, BODY, CONNECT, MACRO, END_OF_BODY, HELO, QUIT_NEW_CONNECTION, \
         b'Q', b'R', b'T', b'U')
 # replies of the filter
 ACCEPT, CONTINUE, REPLY_CODE = b'a', b'c', b'y'
+# modifications of the filter
+ADD_HEADER, CHANGE_HEADER, INSERT_HEADER = b'h', b'm', b'i'
 
 VERSION = 6
 # the steps the check does without (SMFIP_*): Postfix skips those it offers
 NO_HELO, NO_RCPT, NO_BODY, NO_HEADER_REPLY, NO_UNKNOWN, NO_DATA = (
     0x2, 0x8, 0x10, 0x80, 0x100, 0x200)
 SKIPPED = NO_HELO | NO_RCPT | NO_BODY | NO_HEADER_REPLY | NO_UNKNOWN | NO_DATA
+# header values with their leading space, as in the message (SMFIP_HDR_LEADSPC)
+HEADER_LEADING_SPACE = 0x100000
+# the changes a check may make (SMFIF_*)
+ADD_HEADERS, CHANGE_HEADERS = 0x1, 0x10
 # a header line, or a body chunk sent anyway (Postfix sends 64 KB at most)
 MAX_PACKET = 1 << 20
 
@@ -73,6 +93,21 @@ def _text(data):
     return data.decode('utf-8', 'replace')
 
 
+def change_packet(change):
+    """The packet of one change of the header (see ``end_of_body``)."""
+    if change[0] == 'add':
+        _, name, value = change
+        return packet(ADD_HEADER, name.encode() + b'\0' + value.encode()
+                      + b'\0')
+    if change[0] == 'insert':
+        _, name, value = change
+        return packet(INSERT_HEADER, struct.pack('!I', 0) + name.encode()
+                      + b'\0' + value.encode() + b'\0')
+    _, name, index = change          # removed: changed to no value
+    return packet(CHANGE_HEADER, struct.pack('!I', index) + name.encode()
+                  + b'\0\0')
+
+
 class Session:
     """One connection of the MTA: an SMTP session, and the next ones it
     sends over it (``QUIT_NEW_CONNECTION``)."""
@@ -89,10 +124,12 @@ class Session:
         if command == NEGOTIATE:
             if len(data) < 12:
                 raise ProtocolError('negotiation of %d bytes' % len(data))
-            _, _, offered = struct.unpack('!III', data[:12])
-            wanted = SKIPPED & offered
+            _, offered_actions, offered = struct.unpack('!III', data[:12])
+            wanted = getattr(self.check, 'skipped', SKIPPED) & offered
+            actions = getattr(self.check, 'actions', 0) & offered_actions
             self.header_reply = not wanted & NO_HEADER_REPLY
-            return packet(NEGOTIATE, struct.pack('!III', VERSION, 0, wanted))
+            return packet(NEGOTIATE, struct.pack('!III', VERSION, actions,
+                                                 wanted))
         if command == MACRO:
             fields = data[1:].split(b'\0')
             for name, value in zip(fields[0::2], fields[1::2]):
@@ -105,8 +142,7 @@ class Session:
                 address = _text(rest[3:].split(b'\0')[0])
             else:
                 port, address = 0, ''
-            self.check.connect(address, port)
-            return packet(CONTINUE)
+            return packet(self.check.connect(address, port) or CONTINUE)
         if command == MAIL:
             return packet(self.check.mail(dict(self.macros)) or CONTINUE)
         if command == HEADER:
@@ -118,9 +154,24 @@ class Session:
             if refusal:
                 return packet(REPLY_CODE, refusal.encode() + b'\0')
             return packet(CONTINUE)
+        if command == BODY:
+            body = getattr(self.check, 'body', None)
+            if body is not None:
+                body(data)
+            return packet(CONTINUE)
         if command == END_OF_BODY:
+            body = getattr(self.check, 'body', None)
+            if data and body is not None:     # the last chunk, if any
+                body(data)
+            end_of_body = getattr(self.check, 'end_of_body', None)
+            changes, refusal = end_of_body() if end_of_body else ([], None)
             self.check.reset()
-            return packet(ACCEPT)
+            replies = [change_packet(change) for change in changes]
+            if refusal:
+                replies.append(packet(REPLY_CODE, refusal.encode() + b'\0'))
+            else:
+                replies.append(packet(ACCEPT))
+            return b''.join(replies)
         if command == ABORT:
             self.check.reset()
             return None

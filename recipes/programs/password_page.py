@@ -9,19 +9,28 @@ library only.
        upstream's), 400 password refused or field missing, 403 wrong, used
        or expired token, 404 unknown user; the reason is in the page
 
+A POST waits before it is answered, longer with each failure of the
+client's network or of the account (``recipes.decisions.throttling``, the
+failures kept by ``recipes.stores.login_failures``): tokens cannot be
+guessed at speed.
+
 Configured by the environment: ``MAIL_ACCOUNTS_DIRECTORY``, the account
-database directory. ``python -m recipes.programs.password_page`` runs it as a CGI
-program (Apache's mod_cgid). Neither a password nor a token is ever logged.
+database directory, and ``MAIL_LOGIN_FAILURES``, the failures database.
+``python -m recipes.programs.password_page`` runs it as a CGI program
+(Apache's mod_cgid). Neither a password nor a token is ever logged.
 """
 import html
 import os
 import sys
+import time
 import urllib.parse
 
-from ..decisions import passwords
+from ..decisions import passwords, throttling
 from ..stores import accounts
+from ..stores.login_failures import LoginFailures
 
 DIRECTORY_VARIABLE = 'MAIL_ACCOUNTS_DIRECTORY'
+FAILURES_VARIABLE = 'MAIL_LOGIN_FAILURES'
 MAX_BODY = 16 * 1024
 STATUSES = {
     200: '200 OK', 400: '400 Bad Request', 403: '403 Forbidden',
@@ -87,8 +96,9 @@ def error_message(text):
     return '<p class="error">%s</p>\n' % html.escape(text)
 
 
-def handle(environ, directory):
-    """``(status code, HTML page)`` for one request."""
+def handle(environ, directory, failures=None, sleep=time.sleep):
+    """``(status code, HTML page)`` for one request; ``failures``, a
+    ``LoginFailures``, throttles the attempts to set a password."""
     method = environ.get('REQUEST_METHOD', 'GET')
     if method in ('GET', 'HEAD'):
         query = urllib.parse.parse_qs(environ.get('QUERY_STRING', ''))
@@ -119,19 +129,34 @@ def handle(environ, directory):
         return page(500, 'Password not set', error_message(
             'The page is not configured (%s is not set).'
             % DIRECTORY_VARIABLE))
+    keys = [throttling.client_network(environ.get('REMOTE_ADDR')),
+            throttling.account(user)]
+    if failures is not None:
+        sleep(throttling.penalty(failures.count(keys)))
     try:
         accounts.set_password(directory, user, token, password)
     except accounts.UnknownUser:
         # who has an account is nobody's business (as VRFY): an address
         # without one reads as a wrong token
-        return refused(user, token, accounts.InvalidToken(
-            accounts.WRONG_TOKEN))
+        return failed(failures, keys, sleep, user, token,
+                      accounts.InvalidToken(accounts.WRONG_TOKEN))
     except accounts.AccountError as e:
-        return refused(user, token, e)
+        return failed(failures, keys, sleep, user, token, e)
+    if failures is not None:
+        failures.succeeded(keys)
     # upstream's words, which its users' scripts look for
     return page(200, 'Password set', '<p>Password updated successfully: %s '
                 'can now log in with the new password.</p>\n'
                 % html.escape(user.strip().lower()))
+
+
+def failed(failures, keys, sleep, user, token, e):
+    """A wrong token counts as a failure and waits; a weak password (the
+    token was right) does not count."""
+    if failures is not None and isinstance(e, accounts.InvalidToken):
+        failures.failed(keys)
+        sleep(throttling.FAILURE_DELAY)
+    return refused(user, token, e)
 
 
 def refused(user, token, e):
@@ -144,9 +169,19 @@ def refused(user, token, e):
                 + again)
 
 
+def setting(environ, name):
+    return os.environ.get(name) or environ.get(name)
+
+
 def application(environ, start_response):
-    status, text = handle(environ, os.environ.get(DIRECTORY_VARIABLE)
-                          or environ.get(DIRECTORY_VARIABLE))
+    failures_path = setting(environ, FAILURES_VARIABLE)
+    failures = LoginFailures(failures_path) if failures_path else None
+    try:
+        status, text = handle(environ, setting(environ, DIRECTORY_VARIABLE),
+                              failures)
+    finally:
+        if failures is not None:
+            failures.close()
     body = text.encode('utf-8')
     start_response(STATUSES[status],
                    HEADERS + [('Content-Length', str(len(body)))])

@@ -67,6 +67,18 @@ original sender, where its bounce goes. CONFIG.json: ``{"domain": the SRS
 domain, "hosted": [domain], "secret-file": path}`` (the secret, 0600, made
 at the first start).
 
+``inbound-authentication`` (milter, after ``inbound`` on the same port):
+DKIM verification and DMARC (``recipes.decisions.dmarc``) of the message
+from a client that is not trusted: a message whose From domain's DMARC
+policy is ``reject`` and which neither an aligned SPF pass (as ``inbound``
+found it, shared by the client's address and port) nor an aligned DKIM
+signature speaks for is refused at the end of the data; ``quarantine``
+gets the header that files it into the recipient's Junk; every message
+gets an ``Authentication-Results`` header (the ones claiming this node's
+name, and the quarantine header, that it came with are removed). CONFIG:
+the inbound policy's, with ``dmarc: {enable}`` (when disabled: the header
+says SPF and DKIM only, no policy is applied).
+
 When the daemon is down, Postfix answers 4xx
 (``smtpd_policy_service_default_action``, ``milter_default_action``): the
 mail is deferred, neither lost nor let through unchecked.
@@ -80,14 +92,16 @@ import sys
 import threading
 import time
 
-from ..clients.resolver import SPFChecker
-from ..decisions import greylisting, header_from, size_limits, srs
+from ..clients.resolver import MessageAuthenticator, SPFChecker
+from ..decisions import dmarc, greylisting, header_from, size_limits, srs
 from ..decisions.names import domain_of
 from ..decisions.relay_policy import identified_domains, sender_action
 from ..decisions.spf import spf_action
 from ..stores import accounts, files
 from ..stores.greylist import Greylist
-from .milter import ACCEPT, MilterConnection
+from .milter import (ACCEPT, ADD_HEADERS, CHANGE_HEADERS,
+                     HEADER_LEADING_SPACE, NO_DATA, NO_HEADER_REPLY, NO_HELO,
+                     NO_RCPT, NO_UNKNOWN, MilterConnection)
 from .socketmap import SocketmapConnection
 
 class InboundChecks:
@@ -127,6 +141,13 @@ class InboundChecks:
                         int(self.grey['greylisting-delay']))
 
     @property
+    def authenticator(self):
+        """The ``MessageAuthenticator`` (DKIM, DMARC records)."""
+        return self._once('authenticator', lambda: MessageAuthenticator(
+            self.config.get('nameservers', ()),
+            int(self.config['spf']['timeout'])))
+
+    @property
     def spf(self):
         """The ``SPFChecker`` (each check a query of its own, safe across
         threads), or None."""
@@ -160,8 +181,9 @@ class Inbound:
     connection's messages were given (their SPF result, their header) stays
     here."""
 
-    def __init__(self, checks):
+    def __init__(self, checks, spf_results=None):
         self.checks = checks
+        self.spf_results = spf_results
         self.headers_for = None      # the message (instance) given its header
         self.spf_checked = (None, None)  # (message and sender, result)
         self.size_limit = (None, None)   # (message, smallest recipient limit)
@@ -214,6 +236,9 @@ class Inbound:
                    request.get('helo_name', ''))
             if self.spf_checked[0] != key:
                 self.spf_checked = (key, checks.spf.check(*key[1:]))
+                if self.spf_results is not None:
+                    self.spf_results.record(request, (
+                        self.spf_checked[1][0], sender))
             result, explanation, header = self.spf_checked[1]
             refusal = spf_action(result, explanation, sender)
             if refusal:
@@ -346,9 +371,11 @@ class PolicyServer(socketserver.ThreadingUnixStreamServer):
 
 
 class Identities:
-    """What the outbound policy found the client to be (the domains it owns),
-    by the client's address and port (one SMTP session), for the header
-    check of the same message: the most recent sessions are kept."""
+    """What a policy found of an SMTP session, by the client's address and
+    port, for the milter of the same message: the domains the outbound
+    policy found the client to own (for the header check), the SPF result
+    of the inbound policy (for DMARC). The most recent sessions are
+    kept."""
 
     KEPT = 4096
 
@@ -460,33 +487,169 @@ class SubmissionHeaderCheck(HeaderCheck):
                                               self.senders())
 
 
-def outbound_policy(config_path, identities):
+class AuthenticationCheck(HeaderCheck):
+    """``inbound-authentication``: DKIM and DMARC of one SMTP session's
+    messages. ``checks()`` gives the ``InboundChecks`` in force;
+    ``spf_results`` what the inbound policy found."""
+
+    # it reads the body; the header values come with their leading space,
+    # as in the message, so that the header verified is the one signed
+    skipped = (NO_HELO | NO_RCPT | NO_HEADER_REPLY | NO_UNKNOWN | NO_DATA
+               | HEADER_LEADING_SPACE)
+    actions = ADD_HEADERS | CHANGE_HEADERS
+
+    def __init__(self, checks, spf_results):
+        super().__init__()
+        self.checks = checks
+        self.spf_results = spf_results
+        self.sender = ''
+        self.lines = []          # (name, value as received)
+        self.chunks = []
+
+
+    def connect(self, address, port):
+        super().connect(address, port)
+        checks = self.checks()
+        if greylisting.whitelisted_client(checks.trusted, address):
+            return ACCEPT
+        return None
+
+    def mail(self, macros):
+        self.sender = macros.get('mail_addr', '')
+        return None
+
+    def header(self, name, value):
+        self.lines.append((name, value))
+        super().header(name, value.strip())
+
+    def end_of_headers(self):
+        return None
+
+    def body(self, chunk):
+        self.chunks.append(chunk)
+
+    def reset(self):
+        super().reset()
+        self.lines, self.chunks, self.sender = [], [], ''
+
+    def message(self):
+        header = b''.join(
+            b'%s:%s\r\n' % (name.encode('utf-8', 'surrogateescape'),
+                            value.replace('\r\n', '\n').replace(
+                                '\n', '\r\n').encode('utf-8',
+                                                      'surrogateescape'))
+            for name, value in self.lines)
+        return header + b'\r\n' + b''.join(self.chunks)
+
+    def end_of_body(self):
+        checks = self.checks()
+        try:
+            return self.authenticate(checks)
+        except Exception as e:   # a check that breaks must not refuse mail
+            checks.log({'client_address': self.client[0],
+                        'sender': self.sender},
+                       'authentication check error, mail let through: %r'
+                       % e)
+            return [], None
+
+    def authenticate(self, checks):
+        """``(changes, refusal)`` of the message (see ``end_of_body``)."""
+        authenticator = checks.authenticator
+        authserv_id = checks.config.get('receiver') or 'localhost'
+        changes = self.removals(authserv_id)
+        spf = self.spf_results.get(*self.client)
+        spf_domain = None
+        if spf is not None:
+            spf_domain = dmarc.domain_of_sender(spf[1])
+        dkim = authenticator.dkim(self.message()) if authenticator else []
+        verdict = None
+        if checks.config.get('dmarc', {}).get('enable', True) and \
+                authenticator is not None:
+            passed = [d for result, d, _ in dkim if result == 'pass']
+            verdict = dmarc.strictest([
+                dmarc.evaluate(domain, authenticator.dmarc_record,
+                               (spf[0] if spf else 'none', spf_domain),
+                               passed)
+                for domain in dmarc.author_domains(self.froms)])
+        refusal = dmarc.refusal(verdict)
+        if refusal:
+            checks.log({'client_address': self.client[0],
+                        'sender': self.sender},
+                       'DMARC %s of %s, refused' % (verdict.disposition,
+                                                   verdict.domain))
+            return [], refusal
+        changes.append(('insert', 'Authentication-Results',
+                        dmarc.authentication_results(
+                            authserv_id, spf and (spf[0], spf_domain), dkim,
+                            verdict)))
+        if verdict is not None and verdict.disposition == 'quarantine':
+            changes.append(('insert', dmarc.QUARANTINE_HEADER,
+                            '%s (p=%s)' % (verdict.domain, verdict.policy)))
+        return changes, None
+
+    def removals(self, authserv_id):
+        """The header lines the message came with that only this node may
+        write: its own Authentication-Results, the quarantine mark."""
+        changes, seen = [], collections.Counter()
+        for name, value in self.lines:
+            key = name.lower()
+            seen[key] += 1
+            if key == dmarc.QUARANTINE_HEADER.lower() or (
+                    key == 'authentication-results'
+                    and dmarc.authserv_id_of(value) == authserv_id.lower()):
+                changes.append(('remove', name, seen[key]))
+        return changes
+
+
+class Shared:
+    """What the services of one daemon share: the outbound policy's
+    ``identities`` and the inbound policy's ``spf`` results, each by SMTP
+    session, and each configuration file's ``ConfigFile`` (the inbound
+    policy's and its milter's are the same)."""
+
+    def __init__(self):
+        self.identities = Identities()
+        self.spf = Identities()
+        self.configs = {}
+
+    def config(self, path, make, **kw):
+        if path not in self.configs:
+            self.configs[path] = ConfigFile(path, make, **kw)
+        return self.configs[path]
+
+
+def outbound_policy(config_path, shared):
     """``new_policy`` of the outbound socket: one for every connection (it
     keeps nothing between requests); what it finds goes to
-    ``identities``."""
+    ``shared.identities``."""
     domains = ConfigFile(config_path, lambda config: config['domains'])
 
     def decide(request):
         mine = identified_domains(request, domains())
-        identities.record(request, mine)
+        shared.identities.record(request, mine)
         return sender_action(request, mine)
     return lambda: decide
 
 
-def inbound_policy(config_path, identities):
+def inbound_policy(config_path, shared):
     """``new_policy`` of the inbound socket: one ``Inbound`` per
     connection."""
-    checks = ConfigFile(config_path, InboundChecks)
-    return lambda: Inbound(checks)
+    checks = shared.config(config_path, InboundChecks)
+    return lambda: Inbound(checks, shared.spf)
 
 
-def outbound_header_milter(config_path, identities):
+def inbound_authentication_milter(config_path, shared):
+    checks = shared.config(config_path, InboundChecks)
+    return lambda: AuthenticationCheck(checks, shared.spf)
+
+
+def outbound_header_milter(config_path, shared):
     hosted = ConfigFile(config_path, lambda config: {
         d['name'].lower() for d in config['domains']})
-    return lambda: RelayHeaderCheck(identities, hosted)
+    return lambda: RelayHeaderCheck(shared.identities, hosted)
 
 
-def submission_header_milter(senders_path, identities):
+def submission_header_milter(senders_path, shared):
     senders = ConfigFile(senders_path, lambda senders: senders,
                          read=accounts.read_senders)
     return lambda: SubmissionHeaderCheck(senders)
@@ -515,7 +678,7 @@ class SRSMap:
         raise ValueError('no map %r (forward, reverse)' % name)
 
 
-def srs_map(config_path, identities):
+def srs_map(config_path, shared):
     """``new_policy`` of the srs socketmap: the lookup of the configuration
     in force."""
     maps = ConfigFile(config_path, SRSMap)
@@ -525,6 +688,8 @@ def srs_map(config_path, identities):
 # mode -> (the maker of new_policy, the connection handler)
 POLICIES = {'outbound': (outbound_policy, PolicyConnection),
             'inbound': (inbound_policy, PolicyConnection),
+            'inbound-authentication': (inbound_authentication_milter,
+                                       MilterConnection),
             'outbound-header': (outbound_header_milter, MilterConnection),
             'submission-header': (submission_header_milter,
                                   MilterConnection),
@@ -537,7 +702,7 @@ def servers(argv):
         raise SystemExit('usage: python -m recipes.programs.relay_policy MODE SOCKET '
                          'CONFIG [MODE SOCKET CONFIG]... (MODE: %s)'
                          % ', '.join(POLICIES))
-    identities = Identities()
+    shared = Shared()
     found = []
     for i in range(0, len(argv), 3):
         mode, path, config_path = argv[i:i + 3]
@@ -545,7 +710,7 @@ def servers(argv):
             raise SystemExit('unknown policy %r: %s' % (
                 mode, ', '.join(POLICIES)))
         make, handler = POLICIES[mode]
-        found.append(PolicyServer(path, make(config_path, identities),
+        found.append(PolicyServer(path, make(config_path, shared),
                                   handler))
     return found
 

@@ -10,17 +10,15 @@ Triplets never retried are forgotten after ``RETRY_WINDOW``, passed ones
 after ``MAX_AGE`` without mail; pruning runs when a process starts and then
 at most every ``PRUNE_EVERY`` seconds.
 """
-import os
-import sqlite3
 import threading
 import time
 
 from ..decisions.greylisting import triplet
+from .database import immediate, open_private
 
 RETRY_WINDOW = 2 * 24 * 3600      # a first attempt not retried within: forgotten
 MAX_AGE = 35 * 24 * 3600          # a passed triplet unseen for: forgotten
 PRUNE_EVERY = 3600
-BUSY_TIMEOUT = 10                 # seconds to wait for another process's write
 
 
 class Greylist:
@@ -32,21 +30,10 @@ class Greylist:
         self.now = now
         self.pruned = 0
         self.lock = threading.Lock()
-        directory = os.path.dirname(path)
-        if directory:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        old_umask = os.umask(0o077)
-        try:
-            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT,
-                                      isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute('PRAGMA journal_mode=WAL')
-            self.db.execute(
-                'CREATE TABLE IF NOT EXISTS triplet (key TEXT PRIMARY KEY, '
-                'first REAL NOT NULL, last REAL NOT NULL, '
-                'passed INTEGER NOT NULL DEFAULT 0)')
-        finally:
-            os.umask(old_umask)
+        self.db = open_private(
+            path, 'CREATE TABLE IF NOT EXISTS triplet (key TEXT PRIMARY KEY, '
+            'first REAL NOT NULL, last REAL NOT NULL, '
+            'passed INTEGER NOT NULL DEFAULT 0)', threads=True)
 
     def close(self):
         with self.lock:
@@ -77,8 +64,7 @@ class Greylist:
     def _check(self, key, now):
         if now - self.pruned >= PRUNE_EVERY:
             self._prune(now)
-        self.db.execute('BEGIN IMMEDIATE')
-        try:
+        with immediate(self.db):
             row = self.db.execute(
                 'SELECT first, passed FROM triplet WHERE key = ?',
                 (key,)).fetchone()
@@ -94,8 +80,4 @@ class Greylist:
                 wait = 0
             else:
                 wait = self.delay - (now - row[0])
-            self.db.execute('COMMIT')
-        except BaseException:
-            self.db.execute('ROLLBACK')
-            raise
         return wait

@@ -46,7 +46,7 @@ DAEMONS = {
     'node': ('postfix', 'dovecot-auth', 'opendkim', 'relay-policy',
              'scheduler'),
     'mail1': ('postfix', 'dovecot', 'httpd', 'php-fpm', 'spam-filter',
-              'scheduler'),
+              'connection-limiter', 'scheduler'),
 }
 BACK_WITHIN = 120       # seconds, by SlapOS's own means
 OUTAGE = 300            # seconds mail2 stays down
@@ -63,7 +63,8 @@ def topology(slapos, tmp_path_factory):
             mx_dns(REFERENCE_MX, DNS_PORT):
         deployed = deploy_reference_topology(
             slapos, SMARTHOST_LOGIN, PASSWORDS,
-            backend_parameters={'bogofilter': {'enable': True}})
+            backend_parameters={'bogofilter': {'enable': True}},
+            smarthost_tls=smarthost.tls)
         yield dict(deployed, smarthost=smarthost)
 
 

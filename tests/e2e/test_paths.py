@@ -66,7 +66,8 @@ def api(tmp_path_factory):
 @pytest.fixture(scope='module')
 def topology(slapos, smarthost, dns, api):
     return deploy_reference_topology(slapos, SMARTHOST_LOGIN, PASSWORDS,
-                                     api=api, aliases=ALIASES)
+                                     api=api, aliases=ALIASES,
+                                     smarthost_tls=smarthost.tls)
 
 
 def received(message):

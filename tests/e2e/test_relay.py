@@ -60,11 +60,11 @@ def deployment(slapos, smarthost, dns):
             # STARTTLS for mail1, implicit TLS for mail2
             'provider': {'host': SMARTHOST, 'port': smarthost.starttls_port,
                          'user': 'relay-mail1', 'password': 'secret-1',
-                         'domains': [MAIL1]},
+                         'domains': [MAIL1], 'tls': smarthost.tls},
             'provider-tls': {'host': SMARTHOST,
                              'port': smarthost.implicit_tls_port,
                              'user': 'relay-mail2', 'password': 'secret-2',
-                             'domains': [MAIL2]}},
+                             'domains': [MAIL2], 'tls': smarthost.tls}},
             'greylisting': {'enable': False}}})
     domains = {
         MAIL1: {'name': MAIL1, 'mail-server-host': backend1['imap-smtp-ipv6'],

@@ -128,7 +128,8 @@ def deployment(slapos, outside, certificate):
             'proxy-map': {'provider': {
                 'host': SMARTHOST, 'port': outside['smarthost'].starttls_port,
                 'user': 'relay-user', 'password': 'smarthost-secret',
-                'domains': [DOMAIN, API_DOMAIN]}}}})
+                'domains': [DOMAIN, API_DOMAIN],
+                'tls': outside['smarthost'].tls}}}})
     slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster', {
         'name': DOMAIN, 'mail-server-host': BACKEND}, shared=True)
     slapos.request(RELAY, 'domain-' + API_DOMAIN, 'cluster', {

@@ -200,8 +200,8 @@ def test_the_keys_it_does_not_use_are_named_in_the_instance_log(
                            'slapos-node-instance.log'),
               errors='replace') as f:
         log = f.read()
-    for path in ('default-relay-config.dmarc',
-                 'default-relay-config.greylisting-enabled',
+    assert 'parameter default-relay-config.dmarc is not used' not in log
+    for path in ('default-relay-config.greylisting-enabled',
                  'default-relay-config.greylisting.auto-whitelist-clients',
                  'topology.relay-one.monitor',
                  'topology.relay-one.config.monitor-password'):

@@ -8,19 +8,16 @@ published for it; the monitor an operator opens from the SlapOS panel
 (the password, the promises and their history, the logs).
 tests/e2e/test_web_browser.py drives Snappymail in a real browser."""
 import hashlib
-import http.cookiejar
 import imaplib
 import json
 import os
 import poplib
-import random
 import re
 import smtplib
 import socket
 import stat
 import time
 import urllib.parse
-import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -28,7 +25,8 @@ import psutil
 import pytest
 
 from tests import monitor
-from tests.deployment import (MAIL_SERVER, assert_no_secret_in_records,
+from tests.deployment import (MAIL_SERVER, SnappymailSession,
+                              assert_no_secret_in_records,
                               http_request as request, imaps_find,
                               insecure_tls, post_form, send, wait_for)
 
@@ -325,37 +323,6 @@ def test_snappymail_data_is_never_served(deployment):
 
 
 # --- Snappymail's JSON API, as its page uses it ------------------------------
-
-class SnappymailSession:
-    """A Snappymail session as its page keeps one: the cookies, and the
-    CSRF token (X-SM-Token) from AppData, renewed by the login."""
-
-    def __init__(self, url):
-        self.url = url
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-            urllib.request.HTTPSHandler(context=insecure_tls()))
-        with self.opener.open(url + '?/AppData/0/%d/' % random.randrange(
-                10 ** 9), timeout=30) as response:
-            self.token = json.load(response)['System']['token']
-
-    def __call__(self, action, **parameters):
-        body = json.dumps(dict(parameters, Action=action)).encode()
-        with self.opener.open(urllib.request.Request(
-                self.url + '?/Json/&q[]=/0/', data=body, headers={
-                    'Content-Type': 'application/json',
-                    'X-SM-Token': self.token}), timeout=60) as response:
-            answer = json.load(response)
-        result = answer.get('Result')
-        if isinstance(result, dict) and 'System' in result:
-            self.token = result['System']['token']
-        return answer
-
-    def login(self, email, password):
-        answer = self('Login', Email=email, Password=password)
-        assert answer.get('Result'), answer
-        return answer
-
 
 def test_snappymail_login_lists_the_inbox_over_imaps(deployment):
     """The login with the page's cookie and token (a client without them

@@ -158,9 +158,21 @@ def test_dovecot_accepts_the_configuration(rendered):
     output = run(rendered, rendered['backend'], '/usr/bin/doveconf', '-c',
                  conf, '-n')
     assert rendered['backend-ipv6'] in output
-    for port in (11143, 11993, 11110, 11995, 14191):
+    # behind the connection limiter, which listens on the ports given
+    for port in (31143, 31993, 31110, 31995, 34191):
         assert 'port = %d' % port in output
+    assert output.count('haproxy = yes') == 5
     assert 'quota_full_tempfail = yes' in output
+    limiter = os.path.join(rendered['backend'], 'etc', 'haproxy.cfg')
+    assert 'Configuration file is valid' in run(
+        '/usr/sbin/haproxy', '-c', '-f', limiter)
+    with open(limiter) as f:
+        text = f.read()
+    for port, internal in ((11143, 31143), (11993, 31993), (14191, 34191)):
+        assert 'bind [%s]:%d' % (rendered['backend-ipv6'], port) in text
+        assert 'server local [%s]:%d send-proxy-v2' % (
+            rendered['backend-ipv6'], internal) in text
+    assert 'sc0_conn_cur gt 20' in text
 
 
 def test_what_a_backend_sends_on_goes_through_its_own_postfix(rendered):

@@ -53,8 +53,10 @@ def test_httpd_accepts_its_configuration(rendered):
     with open(conf) as f:
         text = f.read()
     ipv6 = rendered['ipv6']
+    # HTTPS behind the connection limiter (on 9443), 20000 ports above
     assert re.findall(r'(?m)^Listen (.*)$', text) == [
-        '[%s]:9443 https' % ipv6, '[%s]:9080 http' % ipv6]
+        '[%s]:29443 https' % ipv6, '[%s]:9080 http' % ipv6]
+    assert 'RemoteIPProxyProtocol On' in text
     assert not re.search(r'(?m)^\s*(User|Group) ', text)
     # modules come from the component, never the compiled-in ones
     compiled_in = rendered['httpd']['compiled-in-modules'].split()

@@ -164,6 +164,7 @@ def test_the_relay_node_schema():
         'smtp-port': 10025,
         'submission-port': 10587,
         'spf': {'enable': True, 'timeout': 10},
+        'dmarc': {'enable': True},
         'nameservers': [],
         'logs': {'keep': 14, 'max-size': 100, 'alarm-size': 1024},
         'backup': {'enable': True, 'time': '03:00', 'keep': 7},
@@ -252,7 +253,8 @@ def test_the_mail_server_schema_has_upstreams_defaults():
 # -- upstream's requests: open objects, ignored keys -----------------------------
 # Every key of upstream's cluster schema, and keys it accepts in its open
 # objects that this release does not use (upstream's own tests give flat
-# greylisting-* keys; its relay configuration also has dmarc).
+# greylisting-* keys; its relay configuration also has dmarc, which this
+# release uses).
 UPSTREAM_CLUSTER = {
     'default-relay-config': {
         'proxy-map': {'provider': {
@@ -282,7 +284,6 @@ def test_upstreams_open_objects_name_their_ignored_keys():
                                   'instance-cluster-input-schema.json')
     value = json.loads(json.dumps(UPSTREAM_CLUSTER))
     assert sorted(ignored_keys(schema, value, load, base)) == [
-        'default-relay-config.dmarc',
         'default-relay-config.greylisting-enabled',
         'default-relay-config.greylisting.postgrey-option',
         'topology.relay-one.config.monitor-password',

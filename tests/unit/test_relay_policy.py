@@ -366,13 +366,13 @@ def serving(sockets):
     ``PolicyServer`` of the policy answers on (in this process, as the
     daemon's threads would)."""
     servers = []
-    identities = relay_policy.Identities()   # one daemon's, shared
+    shared = relay_policy.Shared()   # one daemon's, shared
 
     def serve(mode, config_path):
         path = os.path.join(sockets, '%s-%d.sock' % (mode, len(servers)))
         make, handler = relay_policy.POLICIES[mode]
         server = relay_policy.PolicyServer(
-            path, make(str(config_path), identities), handler)
+            path, make(str(config_path), shared), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return path

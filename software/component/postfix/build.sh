@@ -1,8 +1,9 @@
 #!/bin/sh
-# build.sh SOURCE_TARBALL PATCH PREFIX
+# build.sh SOURCE_TARBALL PREFIX PATCH...
 #
-# Build Postfix from its upstream source tarball with our single-user patch
-# (postfix-unprivileged.patch) and install it into PREFIX, as any user: the
+# Build Postfix from its upstream source tarball with our patches (the
+# single-user postfix-unprivileged.patch, postfix-dovecot-auth-timeout.patch),
+# applied in order, and install it into PREFIX, as any user: the
 # install is a "package" install (no chown/chgrp, no set-gid bits), staged
 # and then copied into PREFIX.
 #
@@ -25,12 +26,14 @@
 # statically (no shared=yes/dynamicmaps), so nothing else needs installing.
 set -eu
 
-[ $# -eq 3 ] || { echo "usage: $0 SOURCE_TARBALL PATCH PREFIX" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: $0 SOURCE_TARBALL PREFIX PATCH..." >&2; exit 2; }
 abspath() { case $1 in /*) echo "$1";; *) echo "$(pwd)/$1";; esac; }
 TARBALL=$(abspath "$1")
-PATCH=$(abspath "$2")
-PREFIX=$(abspath "$3")
+PREFIX=$(abspath "$2")
 PREFIX=${PREFIX%/}
+shift 2
+PATCHES=
+for patch in "$@"; do PATCHES="$PATCHES $(abspath "$patch")"; done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/postfix-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -41,7 +44,9 @@ quiet() {
 }
 tar -xzf "$TARBALL" -C "$WORK"
 cd "$WORK"/postfix-*/
-quiet patch -p1 --batch --no-backup-if-mismatch -i "$PATCH"
+for patch in $PATCHES; do
+    quiet patch -p1 --batch --no-backup-if-mismatch -i "$patch"
+done
 
 quiet make -f Makefile.init makefiles \
     CCARGS='-DUSE_TLS -DUSE_SASL_AUTH -DUSE_CYRUS_SASL -I/usr/include/sasl -DHAS_LMDB -DNO_NIS' \

@@ -13,6 +13,12 @@
  *
  * Follows Snappymail 2.38's own change-password plugin (plugins/
  * change-password in its source): same error codes, same session update.
+ *
+ * It also tells Dovecot, before each IMAP login, the address of the browser
+ * the login comes from (RFC 2971 ID, x-originating-ip; Dovecot takes it
+ * from login_trusted_networks, the backend's own address), so that
+ * Dovecot's penalty slows down a guesser by the guesser's address, not
+ * every user of the webmail at once, and its log names the browser.
  */
 
 use RainLoop\Exceptions\ClientException;
@@ -41,6 +47,19 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 		$this->addJs('js/MailbundleChangePassword.js');
 		$this->addTemplate('templates/MailbundleChangePasswordSettings.html');
 		$this->addJsonHook('MailbundleChangePassword', 'DoChangePassword');
+		$this->addHook('imap.after-connect', 'SendClientAddress');
+	}
+
+	/** Before the login: ID ("x-originating-ip" "<the browser's address>"). */
+	public function SendClientAddress(\RainLoop\Model\Account $oAccount, \MailSo\Imap\ImapClient $oImapClient, $oSettings) : void
+	{
+		$sAddress = (string) ($_SERVER['REMOTE_ADDR'] ?? '');
+		if ('' !== $sAddress && $oImapClient->hasCapability('ID')) {
+			$oImapClient->SendRequestGetResponse('ID', [[
+				$oImapClient->EscapeString('x-originating-ip'),
+				$oImapClient->EscapeString($sAddress),
+			]]);
+		}
 	}
 
 	/** [exit code, standard error] of the accounts module. */
