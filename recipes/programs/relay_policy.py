@@ -28,7 +28,14 @@ whitelist-clients, whitelist-recipients}, "spf": {enable, timeout},
 "nameservers": [resolver] (the system's when empty), "trusted-clients":
 [address or network: the partition's own, loopback, a relay node's
 backends], "size-limits": {domain: bytes}, "database": path, "log-file":
-path, "receiver": the partition's name}``.
+path, "receiver": the partition's name, "greylisting-peers": {"port",
+"names": [the other nodes' fqdn]}}``.
+
+``greylist-peers`` (a relay node, ``[ADDRESS]:PORT`` instead of a socket;
+CONFIG: the inbound policy's): the first attempts the other nodes of the
+cluster greylisted, learnt into this node's database, and this node's told
+to them (``recipes.programs.greylist_peers``), so that a retry through
+another node passes.
 
 ``outbound`` (policy; a relay node's submission port, at RCPT): the client
 must be a backend, recognised as its domain shared instance says
@@ -92,7 +99,8 @@ import sys
 import threading
 import time
 
-from ..clients.resolver import MessageAuthenticator, SPFChecker
+from ..clients.resolver import (MessageAuthenticator, SPFChecker,
+                                lookup_with, resolver)
 from ..decisions import dmarc, greylisting, header_from, size_limits, srs
 from ..decisions.names import domain_of
 from ..decisions.relay_policy import identified_domains, sender_action
@@ -102,6 +110,7 @@ from ..stores.greylist import Greylist
 from .milter import (ACCEPT, ADD_HEADERS, CHANGE_HEADERS,
                      HEADER_LEADING_SPACE, NO_DATA, NO_HEADER_REPLY, NO_HELO,
                      NO_RCPT, NO_UNKNOWN, MilterConnection)
+from .greylist_peers import Notices, PeerAddresses, PeerServer
 from .socketmap import SocketmapConnection
 
 class InboundChecks:
@@ -137,8 +146,25 @@ class InboundChecks:
     def _open_greylist(self):
         if not self.grey['enable']:
             return None
+        peers = self.config.get('greylisting-peers') or {}
+        notices = Notices(self.peer_addresses, peers['port'], self.log_text) \
+            if peers.get('names') else None
         return Greylist(self.config['database'],
-                        int(self.grey['greylisting-delay']))
+                        int(self.grey['greylisting-delay']),
+                        on_first=notices and notices.send)
+
+    @property
+    def peer_addresses(self):
+        """The ``PeerAddresses`` of the other nodes of the cluster."""
+        return self._once('peer-addresses', lambda: PeerAddresses(
+            (self.config.get('greylisting-peers') or {}).get('names', ()),
+            lookup_with(resolver(self.config.get('nameservers', ()),
+                                 int(self.config['spf']['timeout'])))))
+
+    def learn(self, key, first):
+        """A first attempt a peer greylisted (``greylist-peers``)."""
+        if self.greylist is not None:
+            self.greylist.learn(key, first)
 
     @property
     def authenticator(self):
@@ -162,11 +188,14 @@ class InboundChecks:
                           self.config.get('receiver', ''))
 
     def log(self, request, what):
+        self.log_text('inbound client=[%s] from=<%s> to=<%s>: %s' % (
+            request.get('client_address'), request.get('sender', ''),
+            request.get('recipient', ''), what))
+
+    def log_text(self, what):
         if not self.log_file:
             return
-        line = '%s inbound client=[%s] from=<%s> to=<%s>: %s\n' % (
-            time.strftime('%Y-%m-%dT%H:%M:%S'), request.get('client_address'),
-            request.get('sender', ''), request.get('recipient', ''), what)
+        line = '%s %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S'), what)
         try:
             with self.lock, open(self.log_file, 'a', encoding='utf-8',
                                  errors='backslashreplace') as f:
@@ -706,20 +735,33 @@ def servers(argv):
     found = []
     for i in range(0, len(argv), 3):
         mode, path, config_path = argv[i:i + 3]
+        if mode == 'greylist-peers':
+            found.append(greylist_peer_server(path, config_path, shared))
+            continue
         if mode not in POLICIES:
             raise SystemExit('unknown policy %r: %s' % (
-                mode, ', '.join(POLICIES)))
+                mode, ', '.join(list(POLICIES) + ['greylist-peers'])))
         make, handler = POLICIES[mode]
         found.append(PolicyServer(path, make(config_path, shared),
                                   handler))
     return found
 
 
+def greylist_peer_server(address, config_path, shared):
+    """The ``PeerServer`` of ``[ADDRESS]:PORT``, whose notices go to the
+    greylisting of the inbound configuration in force."""
+    host, _, port = address.rpartition(':')
+    checks = shared.config(config_path, InboundChecks)
+    return PeerServer(host.strip('[]'), int(port),
+                      lambda: checks().peer_addresses(),
+                      lambda key, first: checks().learn(key, first))
+
+
 def main(argv=None):
     listening = servers(sys.argv[1:] if argv is None else argv)
     for server in listening[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    print('policies on %s' % ', '.join(s.server_address for s in listening),
+    print('policies on %s' % ', '.join(str(s.server_address) for s in listening),
           file=sys.stderr, flush=True)
     listening[0].serve_forever()
 

@@ -24,10 +24,13 @@ PRUNE_EVERY = 3600
 class Greylist:
     """The triplets database at ``path``, safe across threads."""
 
-    def __init__(self, path, delay, now=time.time):
+    def __init__(self, path, delay, now=time.time, on_first=None):
         self.path = path
         self.delay = delay
         self.now = now
+        # told ``(key, time)`` of each first attempt recorded (the relay
+        # node's peers are, so that a retry through another node passes)
+        self.on_first = on_first
         self.pruned = 0
         self.lock = threading.Lock()
         self.db = open_private(
@@ -55,15 +58,39 @@ class Greylist:
         """``0`` when the triplet may pass, else the seconds to wait before
         a retry is let through (a first attempt is recorded)."""
         key = triplet(client_address, sender, recipient)
+        now = self.now()
         with self.lock:
-            wait = self._check(key, self.now())
+            wait, first = self._check(key, now)
+        if first and self.on_first is not None:
+            self.on_first(key, now)
         if wait <= 0:
             return 0
         return max(1, int(wait + 0.999))
 
+    def learn(self, key, first):
+        """A first attempt of ``key`` that another node of the cluster saw
+        at ``first``: kept unless this node saw an earlier one, or let the
+        triplet pass already."""
+        now = self.now()
+        if not now - RETRY_WINDOW < first <= now:
+            return
+        with self.lock, immediate(self.db):
+            row = self.db.execute(
+                'SELECT first, passed FROM triplet WHERE key = ?',
+                (key,)).fetchone()
+            if row is None:
+                self.db.execute(
+                    'INSERT INTO triplet (key, first, last, passed) '
+                    'VALUES (?, ?, ?, 0)', (key, first, first))
+            elif not row[1] and first < row[0]:
+                self.db.execute('UPDATE triplet SET first = ? WHERE key = ?',
+                                (first, key))
+
     def _check(self, key, now):
+        """``(seconds to wait, whether this is a first attempt)``."""
         if now - self.pruned >= PRUNE_EVERY:
             self._prune(now)
+        first = False
         with immediate(self.db):
             row = self.db.execute(
                 'SELECT first, passed FROM triplet WHERE key = ?',
@@ -72,7 +99,7 @@ class Greylist:
                 self.db.execute(
                     'INSERT OR REPLACE INTO triplet (key, first, last, passed) '
                     'VALUES (?, ?, ?, 0)', (key, now, now))
-                wait = self.delay
+                wait, first = self.delay, True
             elif row[1] or now - row[0] >= self.delay:
                 self.db.execute(
                     'UPDATE triplet SET last = ?, passed = 1 WHERE key = ?',
@@ -80,4 +107,4 @@ class Greylist:
                 wait = 0
             else:
                 wait = self.delay - (now - row[0])
-        return wait
+        return wait, first
