@@ -37,8 +37,9 @@ def route(outbound, answers):
 
     ``outbound``: the ``outbound-relay`` parameter (schema defaults applied);
     ``answers``: ``[{domain, outbound-host, outbound-smtp-port,
-    tls-fingerprints (JSON text), dns-records (JSON text)}]`` in the order of
-    the hosted domains, values empty when the relay has not answered.
+    tls-fingerprints (JSON text), dns-records (JSON text), outbound-hosts
+    (JSON text, may be missing)}]`` in the order of the hosted domains,
+    values empty when the relay has not answered.
 
     Returns ``{mode, relayhost, defer-transports, tls-security-level,
     tls-fingerprints (list), sasl (bool), dns-records (list)}``: ``mode`` is
@@ -65,10 +66,13 @@ def route(outbound, answers):
         return decision
     for answer in answers:
         if answer.get('outbound-host') and answer.get('outbound-smtp-port'):
+            # every node of the cluster, in turn when one does not answer
+            hosts = _json_list(answer.get('outbound-hosts')) or [
+                answer['outbound-host']]
             decision.update(
                 mode='relay',
-                relayhost=nexthop(answer['outbound-host'],
-                                  answer['outbound-smtp-port']),
+                relayhost=', '.join(nexthop(host, answer['outbound-smtp-port'])
+                                    for host in hosts),
                 **{'tls-security-level': 'fingerprint',
                    'tls-fingerprints': _json_list(
                        answer.get('tls-fingerprints'))})

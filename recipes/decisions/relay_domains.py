@@ -184,6 +184,10 @@ def publications(accepted, errors, unverified, creds, nodes, relay_configs,
         hosts = smarthosts.hosts_for(name, relay_configs)
         published = {
             'outbound-host': relay_domain or answered[0]['smtp-ipv6'],
+            # every node, for a backend to move to the next when one does
+            # not answer (a relay-domain, a name of every node: itself)
+            'outbound-hosts': [relay_domain] if relay_domain else [
+                node['smtp-ipv6'] for node in answered],
             'outbound-smtp-port': int(answered[0]['submission-port']),
             'outbound-has-proxy': bool(hosts),
             'tls-fingerprints': fingerprints,

@@ -38,6 +38,12 @@ def test_relay_answer_is_pinned_by_fingerprint():
     assert decision['tls-fingerprints'] == ['AA:BB', 'CC:DD']
 
 
+def test_every_node_of_the_relay_is_a_next_hop_in_turn():
+    decision = outbound.route({'enable': True}, [dict(ANSWER, **{
+        'outbound-hosts': json.dumps(['fd00::3', 'fd00::4'])})])
+    assert decision['relayhost'] == '[fd00::3]:10587, [fd00::4]:10587'
+
+
 def test_without_an_answer_mail_waits_in_the_queue():
     for answers in ([], [NO_ANSWER],
                     [dict(ANSWER, **{'tls-fingerprints': '[]'})]):

@@ -184,6 +184,7 @@ def test_publications_carry_upstreams_keys_as_json_values():
                               'error': 'this domain has already been claimed'}
     p = results['p']
     assert p['outbound-host'] == 'fd00::9'
+    assert p['outbound-hosts'] == ['fd00::9']
     assert p['outbound-smtp-port'] == 10587
     assert p['outbound-has-proxy'] is True
     assert results['n']['outbound-has-proxy'] is False
@@ -207,6 +208,12 @@ def test_publications_carry_upstreams_keys_as_json_values():
                                              NODES, configs,
                                              'relay.example.net')
     assert with_relay_domain['p']['outbound-host'] == 'relay.example.net'
+    assert with_relay_domain['p']['outbound-hosts'] == ['relay.example.net']
+    two = domains.publications(accepted, errors, {}, creds, NODES + [dict(
+        NODES[0], name='n2', fqdn='r2.example.net', **{'smtp-ipv6': 'fd00::a',
+        'tls-fingerprints': ['CC', 'DD']})], configs)
+    assert two['p']['outbound-hosts'] == ['fd00::9', 'fd00::a']
+    assert two['p']['tls-fingerprints'] == ['AA', 'BB', 'CC', 'DD']
 
 
 def test_an_unverified_domain_gets_upstreams_error_and_its_mx_records():
