@@ -161,7 +161,7 @@ def test_the_relay_node_schema():
                             'port': 25}},
         'greylisting': {'enable': True, 'greylisting-delay': 60,
                         'whitelist-clients': [], 'whitelist-recipients': []},
-        'smtp-port': 10025,
+        'smtp-port': 10025, 'greylisting-peer-port': 10026,
         'submission-port': 10587,
         'spf': {'enable': True, 'timeout': 10},
         'dmarc': {'enable': True},
