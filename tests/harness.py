@@ -478,14 +478,21 @@ class EmbeddedSlapOS(object):
                 '(%s): scripts/addresses.sh did not add them'
                 % ', '.join(missing))
 
-    def add_computer(self, computer_id, prefix, partition_count=10):
+    def add_computer(self, computer_id, prefix=None, partition_count=10):
         """Starts a further computer of this SlapOS, as another machine
         would be: a node with its own partitions, users, IPv6 prefix,
         supervisord, watchdog and instance runs, attached to this one's
         slapproxy (no proxy of its own) and using the software this one
         built (as if each machine had built the same). Requests reach it
-        with ``sla: {'computer_guid': computer_id}``; ``wait_instance``
-        here runs it too; stopped with this one."""
+        with ``sla: {'computer_guid': computer_id}`` (``request``'s
+        ``computer_guid``); ``wait_instance`` here runs it too; stopped
+        with this one. The n-th further computer's prefix is this one's
+        with 0x400 + 0x100 (n - 1) added to its last group (so that test
+        workers' computers never meet)."""
+        if prefix is None:
+            head, last = self.ipv6_range.split('::/')[0].rsplit(':', 1)
+            prefix = '%s:%x' % (head, int(last, 16) + 0x400
+                                + 0x100 * len(self.computers))
         computer = EmbeddedSlapOS(
             root=self.root, port=self.port, partition_count=partition_count,
             node_loop=self.node_loop, prefix=prefix,
@@ -741,16 +748,23 @@ class EmbeddedSlapOS(object):
     # -- instances ------------------------------------------------------------
     def request(self, software_release, reference, software_type='default',
                 parameters=None, shared=False, state='started',
-                instance_guid=None):
+                instance_guid=None, computer_guid=None):
         """Requests an instance; a shared one goes to the first partition
         of its software release and type, or to the partition
-        ``instance_guid`` (``slappartN``) when given."""
+        ``instance_guid`` (``slappartN``) when given. On the computer
+        ``computer_guid`` (``add_computer``) when given, as ``sla`` would
+        place it."""
         kw = dict(software_release=self.software_url(software_release),
                   partition_reference=reference, software_type=software_type,
                   shared=shared, state=state,
                   partition_parameter_kw={'_': json.dumps(parameters or {})})
+        filter_kw = {}
+        if computer_guid:
+            filter_kw['computer_guid'] = computer_guid
         if instance_guid:
-            kw['filter_kw'] = {'instance_guid': instance_guid}
+            filter_kw['instance_guid'] = instance_guid
+        if filter_kw:
+            kw['filter_kw'] = filter_kw
         self._requests[reference, shared] = kw
         log('requesting %s%s (%s, %s)' % (
             'shared ' if shared else '', reference, software_type, state))
@@ -800,9 +814,11 @@ class EmbeddedSlapOS(object):
             return b'Processing Computer Partition' in f.read()
 
     def wait_report(self, max_retry=0, error_lines=100):
-        """Runs slapos node report, which destroys what was requested so."""
-        self._run(self.standalone.waitForReport, 'slapos-node-report',
-                  max_retry, error_lines)
+        """Runs slapos node report, which destroys what was requested so,
+        on each computer."""
+        for computer in [self] + self.computers:
+            computer._run(computer.standalone.waitForReport,
+                          'slapos-node-report', max_retry, error_lines)
 
     def connection_parameters(self, software_release, reference,
                               software_type='default', shared=False):
@@ -826,7 +842,9 @@ class EmbeddedSlapOS(object):
         self.request(software_release, reference, software_type,
                      json.loads(kw.get('partition_parameter_kw', {}).get('_', '{}')),
                      shared=shared, state='destroyed', instance_guid=kw.get(
-                         'filter_kw', {}).get('instance_guid'))
+                         'filter_kw', {}).get('instance_guid'),
+                     computer_guid=kw.get('filter_kw', {}).get(
+                         'computer_guid'))
         if wait:
             # slapos node report destroys; node instance would run the
             # profile of a partition that may be the broken one
