@@ -124,6 +124,12 @@ for d in "$ROOT/venv" "$ROOT/node" "$ROOT/src" "$ROOT/download-cache"; do
     note "$d: now root's"
   fi
 done
+# the root itself too: a daemon that checks the path of its secrets
+# (OpenDKIM's keys) refuses a parent directory another user owns
+if [ "$(stat -c %U "$ROOT")" != root ]; then
+  chown root:root "$ROOT"
+  note "$ROOT: now root's"
+fi
 
 # --- (d) Postfix source -----------------------------------------------------
 step "Postfix source in the download cache"

@@ -459,7 +459,8 @@ def _quietly(what):
 def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
                               backend_parameters=None, api=None,
-                              aliases=None, smarthost_tls=None):
+                              aliases=None, smarthost_tls=None, nodes=1,
+                              computers=None, relay_config=None):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
@@ -486,7 +487,13 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     mail out, which exempts it from domain verification) and a login to
     answer with (``authentication: password``). ``aliases``
     (``{reference: (alias, destinations, backend reference)}``) are
-    ordered with the accounts."""
+    ordered with the accounts. The cluster has ``nodes`` nodes (``node1``,
+    ``node2``...: ``relay_fqdn(i)``); ``computers`` (``{node name or backend
+    reference: computer id}``, each computer started by
+    ``slapos.add_computer``) places them as ``sla`` does, the cluster and
+    the rest staying on the first computer; ``relay_config`` is added to
+    the cluster's ``default-relay-config``."""
+    computers = computers or {}
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
         slapos.supply(MAIL_SERVER)
@@ -494,14 +501,18 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
         slapos.wait_software(force=rebuild)
     user, password = smarthost_login
     slapos.request(RELAY, 'relay', 'cluster', {
-        'topology': {'node1': {'fqdn': RELAY_FQDN}},
-        'default-relay-config': {
+        'topology': {'node%d' % i: dict(
+            {'fqdn': relay_fqdn(i)},
+            **({'sla': {'computer_guid': computers['node%d' % i]}}
+               if 'node%d' % i in computers else {}))
+            for i in range(1, nodes + 1)},
+        'default-relay-config': dict(relay_config or {}, **{
             'nameservers': ['[%s]:%d' % (DNS_HOST, DNS_PORT)],
             'proxy-map': {'smarthost': dict({
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
                 'user': user, 'password': password,
                 'domains': [MAIL1, API_DOMAIN]},
-                **({'tls': smarthost_tls} if smarthost_tls else {}))}}})
+                **({'tls': smarthost_tls} if smarthost_tls else {}))}})})
     if api is not None:
         slapos.request(RELAY, 'domain-' + API_DOMAIN, 'cluster', {
             'name': API_DOMAIN, 'http-endpoint': api.url,
@@ -512,17 +523,20 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
         partitions[reference] = slapos.request(
             MAIL_SERVER, reference, 'default', dict(
                 {'mail-domains': [domain]},
-                **(backend_parameters or {}))).getId()
+                **(backend_parameters or {})),
+            computer_guid=computers.get(reference)).getId()
     for reference, (address, backend) in ACCOUNTS.items():
         # on the partition of its backend (by default, a shared instance
         # goes to the first partition of its software type)
         slapos.request(MAIL_SERVER, reference, 'default',
                        {'address': address}, shared=True,
-                       instance_guid=partitions[backend])
+                       instance_guid=partitions[backend],
+                       computer_guid=computers.get(backend))
     for reference, (alias, destinations, backend) in (aliases or {}).items():
         slapos.request(MAIL_SERVER, reference, 'default',
                        {'alias': alias, 'destinations': destinations},
-                       shared=True, instance_guid=partitions[backend])
+                       shared=True, instance_guid=partitions[backend],
+                       computer_guid=computers.get(backend))
     with step('instantiating the relay cluster, its node, the backends '
               'and the accounts'):
         slapos.wait_instance(max_retry=8, max_passes=8, force=restart)
@@ -531,6 +545,7 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
                 for reference in BACKENDS}
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
     node = relay['relay-hosts'][0]
+    assert len(relay['relay-hosts']) == nodes, relay
     with step('setting the passwords through the setup links'):
         for reference, (address, backend) in ACCOUNTS.items():
             b = backends[backend]
@@ -553,7 +568,16 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
             'partitions': {reference: slapos.partition_of_address(
                                b['imap-smtp-ipv6'])
                            for reference, b in backends.items()},
-            'node-partition': slapos.partition_of_address(node)}
+            'node-partition': slapos.partition_of_address(node),
+            # every node, in the order of the topology (node1 first)
+            'nodes': relay['relay-hosts'],
+            'node-partitions': [slapos.partition_of_address(address)
+                                for address in relay['relay-hosts']]}
+
+
+def relay_fqdn(i):
+    """The fqdn of node ``i`` of the reference topology's cluster."""
+    return 'relay%d.example.com' % i
 
 
 def backend_of(address):

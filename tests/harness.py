@@ -503,6 +503,45 @@ class EmbeddedSlapOS(object):
         self.computers.append(computer)
         return computer
 
+    def crash(self, partitions=()):
+        """What happens to the computer when its machine dies: its node
+        runs stop, its instance supervisord and the processes of
+        ``partitions`` are killed at once (kill -9); the master (slapproxy,
+        which on the first computer stands for a SlapOS master elsewhere)
+        goes on."""
+        with self.standalone.system_supervisor_rpc as supervisor:
+            if supervisor.getProcessInfo(self.NODE_LOOP)['statename'] in (
+                    'STARTING', 'RUNNING'):
+                supervisor.stopProcess(self.NODE_LOOP)
+        configuration = os.path.join(self.base_directory, 'inst', 'etc',
+                                     'supervisord.conf')
+        victims = []
+        for p in psutil.process_iter(['cmdline', 'cwd']):
+            text = ' '.join(p.info['cmdline'] or ()) + ' '
+            if configuration + ' ' in text or any(
+                    partition + os.sep in text
+                    or (p.info['cwd'] or '').startswith(partition)
+                    for partition in partitions):
+                victims.append(p)
+        for p in victims:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(victims, timeout=10)
+        log('crashed %s: %d processes killed' % (self.computer_id,
+                                                 len(victims)))
+
+    def boot(self, max_retry=4):
+        """What the computer does when its machine starts again (``slapos
+        node boot``): its instance supervisord starts, every partition is
+        processed (which starts their services), its node runs go on."""
+        with self.standalone.system_supervisor_rpc as supervisor:
+            if supervisor.getProcessInfo('slapos-instance-supervisord')[
+                    'statename'] not in ('STARTING', 'RUNNING'):
+                supervisor.startProcess('slapos-instance-supervisord')
+        self._instance_pass(True, max_retry, 100)
+        if self.node_loop:
+            self._start_node_loop()
+
     def stop(self):
         """Stops slapproxy, slapgrid, the instance supervisord and every
         partition service (of the further computers first), then checks
