@@ -246,8 +246,9 @@ def cluster_node_killed(messages):
                 if len(arrived()) > count:
                     count, still = len(arrived()), time.time()
             while_dead = len(arrived())
+            # the first message submitted after the death, delivered
             moved = min([min(times) for s, times in arrived().items()
-                         if min(times) > killed] or [float('nan')])
+                         if s in second.subjects] or [float('nan')])
             slapos.boot()
             for partition in topology['node-partitions']:
                 slapos.run(partition, [software_binary(
