@@ -314,6 +314,23 @@ class EmbeddedSlapOS(object):
         log('node loop started (slapos node software and instance every '
             'minute, report every hour)')
 
+    @contextlib.contextmanager
+    def node_loop_paused(self):
+        """While it lasts, the node's periodic runs are stopped (after the
+        run in progress): a test that counts the node's runs makes them
+        all."""
+        with self.standalone.system_supervisor_rpc as supervisor:
+            if supervisor.getProcessInfo(self.NODE_LOOP)['statename'] in (
+                    'STARTING', 'RUNNING'):
+                supervisor.stopProcess(self.NODE_LOOP)
+        for program in ('slapos-node-software', 'slapos-node-instance'):
+            self._wait_idle(program)
+        try:
+            yield
+        finally:
+            if self.node_loop:
+                self._start_node_loop()
+
     def _wait_idle(self, program, timeout=3600):
         """Waits until no slapgrid command of the kind of ``program`` runs
         (a run of the node loop)."""
@@ -496,8 +513,14 @@ class EmbeddedSlapOS(object):
             self._served_fresh = True
         return self.served_url(path)
 
+    @property
+    def software_directory(self):
+        """Where the node builds its software releases (StandaloneSlapOS's
+        ``soft``), known before it starts."""
+        return os.path.join(self.base_directory, 'soft')
+
     def _software_path(self, url):
-        return os.path.join(self.standalone.software_directory,
+        return os.path.join(self.software_directory,
                             hashlib.md5(url.encode()).hexdigest())
 
     def _write_node_buildout(self, url):

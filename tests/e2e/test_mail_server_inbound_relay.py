@@ -16,16 +16,21 @@ import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, insecure_tls,
                               mx_dns, send, smtp_submit, software_binary)
+from tests.harness import SlapOSCommandFailed
 
 DOMAIN = 'relayed.example.com'
 USER = 'testmail@' + DOMAIN
+# a backend processed before the relay answered its order (its MX points at
+# the relay too)
+UNLUCKY = 'unlucky.example.com'
 
 
 @pytest.fixture(scope='module')
 def dns():
     # lonely.example.com is not there: a domain that does not exist yet is
     # verified too
-    with mx_dns({DOMAIN: 'relay1.example.com'}) as server:
+    with mx_dns({DOMAIN: 'relay1.example.com',
+                 UNLUCKY: 'relay1.example.com'}) as server:
         yield server
 
 
@@ -161,3 +166,61 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
             'postfix.log')) as f:
         # the relay took it (and keeps it: no DNS here to reach gmail)
         assert any('to=<david@gmail.example>' in l for l in f)
+
+
+def left_through(deployment, partition, recipient, node):
+    """Waits until the backend's queue has no mail for ``recipient`` and
+    its log says the relay node took it."""
+    deadline = time.time() + 30
+    while any(r['address'] == recipient for m in queue(deployment, partition)
+              for r in m['recipients']):
+        assert time.time() < deadline, queue(deployment, partition)
+        time.sleep(1)
+    with open(os.path.join(partition, 'var', 'log', 'postfix.log')) as f:
+        sent = [line for line in f if 'to=<%s>' % recipient in line
+                and 'status=sent' in line]
+    assert sent and node in sent[-1], sent
+
+
+def test_a_backend_processed_before_its_relay_answered_waits_then_settles(
+        deployment, slapos):
+    """The unlucky order of upstream's suites: the backend's run comes
+    before the relay answered its order. Its run fails naming what it
+    waits for (its services run meanwhile: local logins work), the node
+    processes it again, and slapos.testing's own wait
+    (StandaloneSlapOS.waitForInstance, which wait_instance wraps) returns
+    only once mail flows, within three node runs."""
+    user = 'testmail@' + UNLUCKY
+    node = deployment['relay']['relay-hosts'][0]
+    with slapos.node_loop_paused():     # the test makes every run
+        slapos.request(MAIL_SERVER, 'unlucky', 'default', {
+            'mail-domains': [UNLUCKY], 'test-account': True})
+        # run 1: the backend orders its domain; nobody answered yet
+        with pytest.raises(SlapOSCommandFailed) as failed:
+            slapos.wait_instance(max_retry=0, max_passes=1)
+        message = str(failed.value)
+        assert ("waiting for the relay's answer to the order of domain %s: "
+                'outbound-host, outbound-smtp-port, tls-fingerprints, '
+                'dns-records not published yet' % UNLUCKY) in message, message
+        assert 'KeyError' not in message, message
+        backend = slapos.connection_parameters(MAIL_SERVER, 'unlucky')
+        partition = slapos.partition_of_address(backend['imap-smtp-ipv6'])
+        # what does not need the relay works meanwhile
+        with imaplib.IMAP4_SSL(backend['imap-smtp-ipv6'],
+                               backend['imaps-port'],
+                               ssl_context=insecure_tls()) as imap:
+            imap.login(user, 'password123')
+        # runs 2 and 3 at most: slapos.testing's wait returns once a run
+        # has no error
+        slapos.wait_instance(max_retry=1, max_passes=1)
+    # ... and mail flows at once: out through the relay, in through it
+    subject = 'unlucky %s' % uuid.uuid4()
+    smtp_submit(backend['imap-smtp-ipv6'], backend['submission-port'], user,
+                'password123', user, ['david@gmail.example'], subject)
+    left_through(deployment, partition, 'david@gmail.example', node)
+    send(node, 10025, 'etienne@hotmail.example', [user], subject)
+    imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'], user,
+               'password123', subject)
+    with open(os.path.join(slapos.base_directory, 'var', 'log',
+                           'slapos-node-instance.log')) as f:
+        assert 'KeyError' not in f.read()
