@@ -146,7 +146,7 @@ def publications(accepted, errors, unverified, creds, nodes, relay_configs,
     tls-fingerprints, dns-records}``; those that have not answered yet
     have no address."""
     results = dict(errors)
-    fqdns = [node['fqdn'] for node in nodes]
+    fqdns = [node['fqdn'] for node in nodes if node.get('fqdn')]
     for reference, entry in unverified.items():
         records = dns.mx_records(entry['domain'], fqdns)
         results[reference] = {
@@ -162,7 +162,8 @@ def publications(accepted, errors, unverified, creds, nodes, relay_configs,
         hosts = smarthosts.hosts_for(name, relay_configs)
         published = {
             'outbound-host': relay_domain or answered[0]['smtp-ipv6'],
-            'outbound-smtp-port': int(answered[0]['submission-port']),
+            # a string: upstream's tests read it so, scripts do too
+            'outbound-smtp-port': str(int(answered[0]['submission-port'])),
             'outbound-has-proxy': bool(hosts),
             'tls-fingerprints': fingerprints,
             'dns-entries': dns.zone_text(dns.mx_records(name, fqdns)),
@@ -179,7 +180,8 @@ def publications(accepted, errors, unverified, creds, nodes, relay_configs,
 def add_mx_checks(results, accepted, nodes, relay_domain, lookup):
     """Add ``mx-check`` (``dns.mx_check``) to the publication of each
     accepted domain."""
-    expected = [n['fqdn'] for n in nodes] + [relay_domain or '']
+    expected = [n['fqdn'] for n in nodes if n.get('fqdn')] + [
+        relay_domain or '']
     for domain in accepted:
         if domain['reference'] in results and \
                 'error' not in results[domain['reference']]:

@@ -3,7 +3,12 @@ client must be a backend, recognised as its domain shared instance says
 (``authentication``: its IP address, its SASL login or its TLS client
 certificate fingerprint), and the sender's domain must be one of the domains
 it is recognised for. ``recipes.programs.relay_policy`` serves it to
-Postfix."""
+Postfix.
+
+The other way, a backend known by its certificate (``fingerprint``) is
+pinned by it when the node delivers its domains' mail (``backend_pins``:
+the TLS policy of transport ``backend``), as upstream's relay does: a
+server that took the backend's address does not get its mail."""
 from .network import same_address
 
 
@@ -55,3 +60,20 @@ def sender_action(request, mine):
         return 'OK'
     return ('REJECT 5.7.1 <%s>: Sender address rejected: domain %s is not '
             'one of your domains' % (sender, domain))
+
+
+def backend_pins(domains):
+    """``[(next hop, [fingerprints])]``: each backend (``[host]:port``) of
+    the domains whose ``authentication`` is ``fingerprint``, with the
+    fingerprints of all its domains (a backend of two domains is one next
+    hop), sorted."""
+    pins = {}
+    for domain in domains:
+        if domain.get('authentication') != 'fingerprint' or \
+                not domain.get('fingerprints'):
+            continue
+        hop = '[%s]:%s' % (domain['mail-server-host'],
+                           domain.get('mail-server-port', 25))
+        known = pins.setdefault(hop, [])
+        known += [f for f in domain['fingerprints'] if f not in known]
+    return sorted(pins.items())

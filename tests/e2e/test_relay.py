@@ -154,7 +154,7 @@ def test_cluster_publishes_nodes_domains_and_errors(deployment):
 def test_accepted_domains_get_where_to_send_and_their_dns_records(deployment):
     shared = deployment['shared']['domain-' + MAIL1]
     assert shared['outbound-host'] == deployment['node']
-    assert shared['outbound-smtp-port'] == 10587
+    assert shared['outbound-smtp-port'] == '10587'
     assert shared['outbound-has-proxy'] is True
     assert len(shared['tls-fingerprints']) == 2
     assert shared['dns-entries'] == '%s. MX 10 relay1.example.net.' % MAIL1

@@ -183,7 +183,7 @@ def test_publications_carry_upstreams_keys_as_json_values():
                               'error': 'this domain has already been claimed'}
     p = results['p']
     assert p['outbound-host'] == 'fd00::9'
-    assert p['outbound-smtp-port'] == 10587
+    assert p['outbound-smtp-port'] == '10587'
     assert p['outbound-has-proxy'] is True
     assert results['n']['outbound-has-proxy'] is False
     assert p['tls-fingerprints'] == ['AA', 'BB']
