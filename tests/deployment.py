@@ -16,7 +16,7 @@ import uuid
 
 from recipes.promises import unverified_tls
 from tests.dns_server import DNSServer
-from tests.harness import partition_ipv6
+from tests.harness import IPV6_RANGE, partition_ipv6
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAIL_SERVER = str(ROOT / 'software' / 'mail-server' / 'software.cfg')
@@ -25,6 +25,13 @@ RELAY = str(ROOT / 'software' / 'mail-server-relay' / 'software.cfg')
 
 # TLS that accepts the partitions' self-signed certificates
 insecure_tls = unverified_tls
+
+# A client of this machine connects from a partition's address (a node's
+# own, when it connects to that node), which a relay node greylists as it
+# does any outside client: where greylisting is not what a test shows, its
+# relay configuration whitelists the machine's clients (the tests' and the
+# demo's stand-ins for the Internet's senders).
+MACHINE_CLIENTS = {'whitelist-clients': [IPV6_RANGE]}
 
 
 def send(host, port, sender, recipients, subject, body='Hello.\n',
@@ -367,6 +374,7 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
         'topology': {'node1': {'fqdn': RELAY_FQDN}},
         'default-relay-config': {
             'nameservers': ['[%s]:%d' % (DNS_HOST, DNS_PORT)],
+            'greylisting': MACHINE_CLIENTS,
             'proxy-map': {'smarthost': {
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
                 'user': user, 'password': password, 'domains': [MAIL1]}}}})

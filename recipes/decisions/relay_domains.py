@@ -190,6 +190,14 @@ def add_mx_checks(results, accepted, nodes, relay_domain, lookup):
     return results
 
 
+def node_fqdns(topology):
+    """The fqdn of each node of the topology that has one (it is optional,
+    as upstream's: a node without it is named by no MX record), in the
+    order of the nodes' names."""
+    return [topology[name]['fqdn'] for name in sorted(topology)
+            if topology[name].get('fqdn')]
+
+
 def running_nodes(topology):
     """The names of the topology's nodes that are not to be destroyed,
     sorted."""

@@ -77,9 +77,9 @@ class Domains:
         configs = smarthosts.relay_configs(parameters)
         proxy_errors = smarthosts.conflicts(configs)
         topology = parameters['topology']
-        expected = [topology[node]['fqdn'] for node in
-                    relay_domains.running_nodes(topology)
-                    if topology[node].get('fqdn')] + [
+        expected = relay_domains.node_fqdns({
+            name: topology[name] for name in
+            relay_domains.running_nodes(topology)}) + [
             parameters.get('relay-domain', '')]
         lookup = lookup_of(parameters)
 

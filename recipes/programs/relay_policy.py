@@ -418,12 +418,15 @@ def outbound_policy(config_path, identities):
     """``new_policy`` of the outbound socket: one for every connection (it
     keeps nothing between requests); what it finds goes to
     ``identities``."""
-    domains = ConfigFile(config_path, lambda config: config['domains'])
+    config = ConfigFile(config_path, lambda config: config)
 
     def decide(request):
-        mine = identified_domains(request, domains())
+        current = config()
+        mine = identified_domains(request, current['domains'])
         identities.record(request, mine)
-        return sender_action(request, mine)
+        return sender_action(request, mine,
+                             {d['name'] for d in current['domains']},
+                             set(current.get('sent-outside', ())))
     return lambda: decide
 
 

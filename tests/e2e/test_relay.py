@@ -281,6 +281,20 @@ def test_each_authentication_is_refused_when_wrong(deployment):
             s.login(MAIL3, 'not-the-password')
 
 
+def test_a_domain_no_smarthost_sends_goes_to_the_relays_domains_only(
+        deployment):
+    # upstream's rule: mail3 has no smarthost in the proxy-map
+    shared = deployment['shared']['domain-' + MAIL3]
+    with submission(deployment, STRANGER) as s:
+        s.login(shared['outbound-user'], shared['outbound-password'])
+        s.mail('alice@' + MAIL3)
+        code, text = s.rcpt('david@gmail.com')
+        assert code == 554 and (
+            b"the mail of %s goes to this relay's own domains only"
+            % MAIL3.encode()) in text, (code, text)
+        assert s.rcpt('testmail@' + MAIL2)[0] == 250
+
+
 def test_a_backend_cannot_send_as_another_backends_domain(deployment):
     with submission(deployment, deployment['backend1']['imap-smtp-ipv6']) as s:
         assert rcpt_code(s, 'testmail@' + MAIL2, 'david@gmail.com') == 554

@@ -308,3 +308,10 @@ def test_zone_text_quotes_and_splits_long_txt_values():
     assert dkim == 's._domainkey.a.example. TXT "%s" "%s"' % (key[:255],
                                                               key[255:])
     assert quoted == 'a.example. TXT "say \\"hi\\""'
+
+
+def test_node_fqdns_leave_out_a_node_without_one():
+    assert domains.node_fqdns({
+        'b': {'fqdn': 'relay.b.example'}, 'test': {'state': 'started'},
+        'a': {'fqdn': 'relay.a.example'}}) == ['relay.a.example',
+                                               'relay.b.example']

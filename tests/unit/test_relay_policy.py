@@ -43,6 +43,33 @@ def test_a_backend_cannot_send_as_another_backends_domain():
     assert action(client_address='fd00::2', sender='') == 'OK'
 
 
+def test_only_a_domain_a_smarthost_sends_goes_outside():
+    # upstream's rule: a domain of the proxy-map anywhere (through its
+    # smarthost), any other to the relay's own domains only
+    def outside(sender, recipient, client='fd00::2'):
+        return outbound_action(
+            {'client_address': client, 'sender': sender,
+             'recipient': recipient}, DOMAINS, sent_outside={'ip.example'})
+    assert outside('a@ip.example', 'david@gmail.example') == 'OK'
+    assert outside('a@ip.example', 'b@cert.example') == 'OK'
+    refused = outbound_action(
+        {'client_address': 'fd00::9', 'ccert_fingerprint': 'AB:CD:EF',
+         'sender': 'a@cert.example', 'recipient': 'david@gmail.example'},
+        DOMAINS, sent_outside={'ip.example'})
+    assert refused.startswith('REJECT 5.7.1 <david@gmail.example>: Recipient '
+                              'address rejected: the mail of cert.example '
+                              "goes to this relay's own domains only"), refused
+    assert outbound_action(
+        {'client_address': 'fd00::9', 'ccert_fingerprint': 'AB:CD:EF',
+         'sender': 'a@cert.example', 'recipient': 'b@ip.example'},
+        DOMAINS, sent_outside={'ip.example'}) == 'OK'
+    # a bounce goes back wherever its sender is
+    assert outbound_action(
+        {'client_address': 'fd00::9', 'ccert_fingerprint': 'AB:CD:EF',
+         'sender': '', 'recipient': 'david@gmail.example'},
+        DOMAINS, sent_outside=set()) == 'OK'
+
+
 def test_the_policy_protocol():
     out = io.StringIO()
     relay_policy.serve(
@@ -436,9 +463,9 @@ def test_concurrent_connections_are_answered_in_parallel(tmp_path, serving,
     real = relay_policy.sender_action
     answers = []
 
-    def slow(request, mine):
+    def slow(request, *args):
         time.sleep(1)
-        return real(request, mine)
+        return real(request, *args)
 
     def one():
         client = Client(path)
