@@ -83,6 +83,7 @@ export REPO ROOT DNS_ADDRESS UPSTREAM
 exec unshare --mount --propagation private -- bash -c '
 set -euo pipefail
 mount --bind "$ROOT/dns/resolv.conf" /etc/resolv.conf
+: >"$ROOT/dns/name-server.log"
 "$ROOT/venv/bin/python" "$ROOT/src/tests/upstream/name_server.py" \
   "$DNS_ADDRESS" "$ROOT/dns/host-resolv.conf" >"$ROOT/dns/name-server.log" 2>&1 &
 DNS_PID=$!
