@@ -138,6 +138,18 @@ def missing_keys(accepted, nodes):
                                        node.get('dns-records', ()))]
 
 
+def ready_domains(accepted, nodes):
+    """The accepted domains that every running node has taken (published
+    its DKIM record of): only those get their answer, so that a backend
+    sends through the relay once every node knows its domain (a node that
+    does not refuses it, for good). None while a node has not published
+    itself."""
+    if not all(node.get('smtp-ipv6') for node in nodes):
+        return []
+    missing = {domain for _, domain in missing_keys(accepted, nodes)}
+    return [domain for domain in accepted if domain['name'] not in missing]
+
+
 # -- what each shared instance gets ------------------------------------------
 def publications(accepted, errors, unverified, creds, nodes, relay_configs,
                  relay_domain=None):

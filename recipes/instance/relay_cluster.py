@@ -44,11 +44,13 @@ so, and never refuses the domain).
 Exports ``relay-hosts`` (JSON list: the addresses of the nodes that
 published theirs). Publishes every shared instance's connection parameters
 (as ``slapos.mailbundle:publish-shared`` does; the passwords are read from
-the credentials file, so that they never sit in buildout's records; an
-accepted domain's from the nodes that published themselves), then, while a
-node has not published its DKIM record of an accepted domain yet, keeps
-that wait in ``waiting-file`` (``recipes.stores.waiting``) for the
-``waiting-for`` promise, so that slapgrid runs the cluster again.
+the credentials file, so that they never sit in buildout's records); an
+accepted domain gets its answer once every node has taken it
+(``relay_domains.ready_domains``: a node that does not know a domain
+refuses its mail). While a node has not taken an accepted domain yet (its
+DKIM record of it), keeps that wait in ``waiting-file``
+(``recipes.stores.waiting``) for the ``waiting-for`` promise, so that
+slapgrid runs the cluster again.
 """
 import json
 import os
@@ -137,13 +139,14 @@ class Publications:
         parameters = json.loads(o['parameters'])
         accepted = json.loads(o['accepted'])
         nodes = self.nodes()
+        ready = relay_domains.ready_domains(accepted, nodes)
         results = relay_domains.publications(
-            accepted, json.loads(o['errors']), json.loads(o['unverified']),
+            ready, json.loads(o['errors']), json.loads(o['unverified']),
             read_json(o['credentials-file'], {}), nodes,
             smarthosts.relay_configs(parameters),
             parameters.get('relay-domain'))
         if parameters['check-mx'] and nodes:
-            relay_domains.add_mx_checks(results, accepted, nodes,
+            relay_domains.add_mx_checks(results, ready, nodes,
                                         parameters.get('relay-domain'),
                                         lookup_of(parameters))
         publish_changed(o, results)
@@ -152,8 +155,9 @@ class Publications:
             accepted, [node for node in nodes if node['smtp-ipv6']])
         if missing:
             return [waiting.wait(directory, wait, (
-                'waiting for the DKIM records of %s' % ', '.join(
-                    'node %s (domain %s)' % m for m in missing)))]
+                'waiting for %s: its answer comes once every node has it'
+                % ', '.join('relay node %s to take domain %s (its DKIM '
+                            'record)' % m for m in missing)))]
         waiting.done(directory, wait)
         return []
 

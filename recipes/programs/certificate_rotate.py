@@ -1,7 +1,7 @@
 """Rotate the partition's self-signed certificate now, as upstream's
 ``bin/postfix-certificate-rotate`` does:
 
-  python -m recipes.programs.certificate_rotate PREFIX SERVER-URL KEY-FILE CERT-FILE COMPUTER-ID PARTITION-ID
+  python -m recipes.programs.certificate_rotate PREFIX server-url=URL key-file=PATH cert-file=PATH computer-id=ID partition-id=ID
 
 The partition has it as ``bin/postfix-certificate-rotate``. It removes the
 current fingerprint file of upstream's layout (``<prefix>.fingerprint``,
@@ -12,7 +12,9 @@ partition so that the node runs it soon; its requesters and the relay
 cluster take the new fingerprints at their own next runs.
 
 PREFIX: the prefix of upstream's files (``etc/postfix/ssl/postfix``); then
-the partition's slap connection (``[slap-master]``), to bang it.
+the partition's slap connection (``[slap-master]``), to bang it, as
+``name=value`` (a master without TLS has empty key and certificate
+files).
 """
 import sys
 
@@ -22,10 +24,11 @@ from ..stores.certificates import fingerprint_files, request_rotation
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 + len(master.CONNECTION_OPTIONS):
+    connection = dict(a.partition('=')[::2] for a in argv[1:])
+    if not argv or sorted(connection) != sorted(master.CONNECTION_OPTIONS):
         raise SystemExit('usage: python -m recipes.programs.certificate_rotate '
                          'PREFIX %s' % ' '.join(
-                             o.upper() for o in master.CONNECTION_OPTIONS))
+                             '%s=...' % o for o in master.CONNECTION_OPTIONS))
     prefix = argv[0]
     if request_rotation(prefix):
         print('rotation asked for (%s removed)' % fingerprint_files(prefix)[0])
@@ -33,8 +36,7 @@ def main(argv=None):
         print('a rotation was already asked for (%s is absent)'
               % fingerprint_files(prefix)[0])
     try:
-        master.bang(dict(zip(master.CONNECTION_OPTIONS, argv[1:])),
-                    'certificate rotation')
+        master.bang(connection, 'certificate rotation')
         print('the partition was banged: the node\'s next run rotates the '
               'certificate and reloads the daemons')
     except Exception as e:
