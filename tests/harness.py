@@ -566,8 +566,8 @@ class EmbeddedSlapOS(object):
             link = os.path.join(cache, name)
             if not os.path.lexists(link):
                 os.symlink(os.path.join(shared, name), link)
-        if '://' not in url:
-            return  # built from the checkout in develop mode: nothing cached
+        # (a build from a local path takes the checkout in develop mode,
+        # but an egg of the index's sdist may be in its eggs too: seen)
         index = os.path.join(self.served_directory, 'index')
         stamp = os.path.join(software, '.slapos.mailbundle-sdist')
         sdist = read(os.path.join(index, DIGEST_FILE))

@@ -120,7 +120,8 @@ def node_settings(node, scratch, mode):
     environment = {}
     for release in RELEASES:
         path = os.path.join(scratch, 'software', release, 'software.cfg')
-        url = node._serve(path) if mode == 'url' else path
+        served = node._serve(path)   # the served copy and the sdist, fresh
+        url = served if mode == 'url' else path
         node._write_node_buildout(url)
         node._forget_changed_content(url)
     if mode == 'url':
