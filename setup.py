@@ -37,6 +37,7 @@ setup(
             'recipes.instance.smarthost_passwords:Recipe',
             'accounts = recipes.instance.accounts:Recipe',
             'request = recipes.instance.request:Recipe',
+            'wait = recipes.instance.waiting:Recipe',
             'reload = recipes.instance.reload:Recipe',
             'publish = recipes.instance.publish:Recipe',
             'publish-shared = recipes.instance.publish:SharedRecipe',

@@ -43,7 +43,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.throughput import (RECIPIENT, SENDER, maildir_count,  # noqa: E402
                               smtp_source, start_bundle, wait_for)
-from tests.deployment import listening, software_binary  # noqa: E402
+from tests.deployment import (MACHINE_CLIENTS, listening,  # noqa: E402
+                              software_binary)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 
 INBOUND = 10025
@@ -279,7 +280,10 @@ def main(argv):
         slapos = EmbeddedSlapOS()
         slapos.start()
         try:
-            deployment = start_bundle(slapos)
+            # the load comes from the node's own address: greylisted as any
+            # outside client's unless whitelisted
+            deployment = start_bundle(slapos, relay_config={
+                'greylisting': MACHINE_CLIENTS})
             if 'backend' in scenarios:
                 print_backend_down(messages, backend_down(
                     slapos, deployment, messages))

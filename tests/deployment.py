@@ -24,7 +24,7 @@ import uuid
 
 from recipes.promises import unverified_tls
 from tests.dns_server import DNSServer
-from tests.harness import partition_ipv6
+from tests.harness import IPV6_RANGE, partition_ipv6
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAIL_SERVER = str(ROOT / 'software' / 'mail-server' / 'software.cfg')
@@ -33,6 +33,13 @@ RELAY = str(ROOT / 'software' / 'mail-server-relay' / 'software.cfg')
 
 # TLS that accepts the partitions' self-signed certificates
 insecure_tls = unverified_tls
+
+# A client of this machine connects from a partition's address (a node's
+# own, when it connects to that node), which a relay node greylists as it
+# does any outside client: where greylisting is not what a test shows, its
+# relay configuration whitelists the machine's clients (the tests' and the
+# demo's stand-ins for the Internet's senders).
+MACHINE_CLIENTS = {'whitelist-clients': [IPV6_RANGE]}
 
 
 def send(host, port, sender, recipients, subject, body='Hello.\n',
@@ -506,13 +513,14 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
             **({'sla': {'computer_guid': computers['node%d' % i]}}
                if 'node%d' % i in computers else {}))
             for i in range(1, nodes + 1)},
-        'default-relay-config': dict(relay_config or {}, **{
+        'default-relay-config': dict(
+            {'greylisting': MACHINE_CLIENTS}, **dict(relay_config or {}, **{
             'nameservers': ['[%s]:%d' % (DNS_HOST, DNS_PORT)],
             'proxy-map': {'smarthost': dict({
                 'host': SMARTHOST_HOST, 'port': SMARTHOST_PORT,
                 'user': user, 'password': password,
                 'domains': [MAIL1, API_DOMAIN]},
-                **({'tls': smarthost_tls} if smarthost_tls else {}))}})})
+                **({'tls': smarthost_tls} if smarthost_tls else {}))}}))})
     if api is not None:
         slapos.request(RELAY, 'domain-' + API_DOMAIN, 'cluster', {
             'name': API_DOMAIN, 'http-endpoint': api.url,

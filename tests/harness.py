@@ -417,6 +417,23 @@ class EmbeddedSlapOS(object):
         log('node loop started (slapos node software and instance every '
             'minute, report every hour)')
 
+    @contextlib.contextmanager
+    def node_loop_paused(self):
+        """While it lasts, the node's periodic runs are stopped (after the
+        run in progress): a test that counts the node's runs makes them
+        all."""
+        with self.standalone.system_supervisor_rpc as supervisor:
+            if supervisor.getProcessInfo(self.NODE_LOOP)['statename'] in (
+                    'STARTING', 'RUNNING'):
+                supervisor.stopProcess(self.NODE_LOOP)
+        for program in ('slapos-node-software', 'slapos-node-instance'):
+            self._wait_idle(program)
+        try:
+            yield
+        finally:
+            if self.node_loop:
+                self._start_node_loop()
+
     def _wait_idle(self, program, timeout=3600):
         """Waits until no slapgrid command of the kind of ``program`` runs
         (a run of the node loop)."""
@@ -690,9 +707,13 @@ class EmbeddedSlapOS(object):
         self._give_to_software_user(self.develop_checkout)
         return os.path.join(self.develop_checkout,
                             os.path.relpath(path, checkout_root(path)))
+    def software_directory(self):
+        """Where the node builds its software releases (StandaloneSlapOS's
+        ``soft``), known before it starts."""
+        return os.path.join(self.base_directory, 'soft')
 
     def _software_path(self, url):
-        return os.path.join(self.standalone.software_directory,
+        return os.path.join(self.software_directory,
                             hashlib.md5(url.encode()).hexdigest())
 
     def _write_node_buildout(self, url):
@@ -755,8 +776,8 @@ class EmbeddedSlapOS(object):
             link = os.path.join(cache, name)
             if not os.path.lexists(link):
                 os.symlink(os.path.join(shared, name), link)
-        if '://' not in url:
-            return  # built from the checkout in develop mode: nothing cached
+        # (a build from a local path takes the checkout in develop mode,
+        # but an egg of the index's sdist may be in its eggs too: seen)
         index = os.path.join(self.served_directory, 'index')
         stamp = os.path.join(software, '.slapos.mailbundle-sdist')
         sdist = read(os.path.join(index, DIGEST_FILE))

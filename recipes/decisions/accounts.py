@@ -8,8 +8,10 @@ The steps of ``decide``, in order:
 1. ``read_requests``: what each shared instance asks for (an account, an
    alias or a catch-all), its address normalised, or its error;
 2. ``settle_claims``: the first claim of an address wins
-   (``recipes.decisions.claims``); a later claimant, or an address outside
-   the hosted domains, gets an error;
+   (``recipes.decisions.claims``); a later claimant, or an alias outside
+   the hosted domains, gets an error; an account outside them is created
+   as upstream's releases do (it logs in and sends) with a ``warning``:
+   no mail reaches it;
 3. ``open_accounts``: the accounts, with their state (password hash,
    one-time tokens) kept from one run to the next; released ones are moved
    aside;
@@ -83,10 +85,10 @@ def decide(domains, shared_instances, state, default_quota, test_account,
     now = int(now)
     domains = [d.lower() for d in domains]
     hosted = set(domains)
-    errors = {}
+    errors, warnings = {}, {}
     requests = read_requests(domains, shared_instances, test_account, errors)
     claims, kinds, owned = settle_claims(
-        requests, state.get('claims', {}), hosted, errors)
+        requests, state.get('claims', {}), hosted, errors, warnings)
     kept = {postmaster} if postmaster and domain_of(postmaster) in hosted \
         and postmaster not in claims else set()
     accounts, accounts_state, removed = open_accounts(
@@ -103,7 +105,7 @@ def decide(domains, shared_instances, state, default_quota, test_account,
         senders=senders(accounts, aliases),
         errors=errors,
         published=publish(accounts, accounts_state, aliases, errors,
-                          shared_instances, password_url),
+                          shared_instances, password_url, warnings),
         state={'version': STATE_VERSION, 'claims': claims,
                'accounts': accounts_state},
         removed=removed)
@@ -155,26 +157,37 @@ def requested_key(parameters):
 
 # --- 2. who owns each address ----------------------------------------------------
 
-def settle_claims(requests, old_claims, hosted, errors):
+def settle_claims(requests, old_claims, hosted, errors, warnings):
     """``(claims, kinds, owned)``: ``{key: reference}`` of every claim kept,
-    the kind of each key's owner, and the requests that own their key in a
-    hosted domain. A claim made before its domain was removed is kept but
-    inactive."""
+    the kind of each key's owner, and the requests that own their key: in
+    a hosted domain, or an account outside them (``warnings`` gets why no
+    mail reaches it). An alias claimed before its domain was removed keeps
+    its claim, inactive."""
+    accounts = {r.key for r in requests if r.kind == 'account'}
     claims = first_claims(((r.reference, r.key) for r in requests),
-                          old_claims, lambda key: domain_of(key) in hosted)
+                          old_claims,
+                          lambda key: domain_of(key) in hosted or key in accounts)
     kinds = {r.key: r.kind for r in requests
              if r.key in claims and claims[r.key] == r.reference}
+    listed = ', '.join(sorted(hosted))
     outside = ('address_outside_domains: %%s is not in a domain of this '
-               'server (%s); use one of them' % ', '.join(sorted(hosted)))
+               'server (%s); use one of them' % listed)
+    unreachable = ('%%s is not in a domain of this server (%s): the account '
+                   'logs in and sends, but no mail reaches it, from outside '
+                   'or from this server; use an address of these domains to '
+                   'receive mail' % listed)
     owned = []
     for r in requests:
         if claims.get(r.key, r.reference) != r.reference:
             if r.reference is not None:   # the test account gives way
                 errors[r.reference] = claimed_error(r, kinds.get(r.key))
-        elif domain_of(r.key) not in hosted:
-            errors[r.reference] = outside % r.key
-        else:
+        elif domain_of(r.key) in hosted:
             owned.append(r)
+        elif r.kind == 'account':
+            owned.append(r)
+            warnings[r.reference] = unreachable % r.key
+        else:
+            errors[r.reference] = outside % r.key
     return claims, kinds, owned
 
 
@@ -372,17 +385,20 @@ def postmaster_aliases(postmaster, domains, claims, accounts, aliases):
 # --- 5. what is published, who sends as what ----------------------------------
 
 def publish(accounts, accounts_state, aliases, errors, shared_instances,
-            password_url):
+            password_url, warnings=None):
     """``{reference: connection parameters}``: an account's address and,
     while it has one, its one-time token and the setup link with it (the
-    ``reset-token`` given, until it is used; else the setup token); an
-    alias and its destinations; or the error with the address asked for."""
+    ``reset-token`` given, until it is used; else the setup token), and its
+    ``warning`` if any (``warnings``: reference -> text); an alias and its
+    destinations; or the error with the address asked for."""
     published = {}
     asked = {s['reference']: s['parameters'] for s in shared_instances}
     for address, account in accounts.items():
         if account['reference'] is None:
             continue
         published[account['reference']] = parameters = {'address': address}
+        if account['reference'] in (warnings or {}):
+            parameters['warning'] = warnings[account['reference']]
         token = usable_reset_token(
             address, accounts_state[address],
             asked.get(account['reference'], {}).get('reset-token')) \

@@ -52,11 +52,13 @@ def mx_records(domain, fqdns):
 
 def domain_records(domain, nodes, smarthosts):
     """The records ``domain`` needs. ``nodes``: ``[{fqdn, smtp-ipv6,
-    dns-records: [record]}]`` (each node's DKIM records, of every domain);
+    dns-records: [record]}]`` (each node's DKIM records, of every domain;
+    a node without fqdn gets no MX nor AAAA record: nothing names it);
     ``smarthosts``: the hosts that send its mail."""
-    records = mx_records(domain, [node['fqdn'] for node in nodes])
+    records = mx_records(domain, [node['fqdn'] for node in nodes
+                                  if node.get('fqdn')])
     records += [record(node['fqdn'], 'AAAA', node['smtp-ipv6'])
-                for node in nodes if node.get('smtp-ipv6')]
+                for node in nodes if node.get('smtp-ipv6') and node.get('fqdn')]
     mechanisms = [spf_mechanism(n['smtp-ipv6']) for n in nodes
                   if n.get('smtp-ipv6')]
     mechanisms += [spf_mechanism(h) for h in smarthosts]

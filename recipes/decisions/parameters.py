@@ -9,7 +9,9 @@ and ignores, and of the type of each published value.
   ``topology`` node's ``state``) and inside list items are left out.
 - ``ignored_keys``: the keys of an object that upstream's schema leaves open
   and this release does not use (their schema is ``$defs/ignored`` of
-  ``software/stack/definitions.json``): accepted, named in the instance log.
+  ``software/stack/definitions.json``), and the keys of upstream's that
+  this release names and ignores, with why: accepted, named in the
+  instance log.
 - ``format_errors``: the values whose ``format`` the validator does not
   check (``nameserver``), checked by the function that decides it.
 - ``typed``: connection parameters given as text (buildout options) as the
@@ -65,16 +67,30 @@ def with_defaults(schema, value, load, base=''):
 
 
 def ignored_keys(schema, value, load, base=''):
-    """The paths of the keys of ``value`` that the schema accepts and
-    ignores (``"ignored": true``), in order."""
+    """``[(path, note)]`` of the keys of ``value`` that the schema accepts
+    and ignores (``"ignored": true``), in order: a key an open object
+    accepts, or a key of upstream's named with its own ignored schema,
+    whose ``description`` is the note (empty otherwise)."""
     found = []
     for path, node, item, node_base in walk(schema, value, load, base):
-        extra = node.get('additionalProperties')
-        if not isinstance(item, dict) or not isinstance(extra, dict):
+        if not isinstance(item, dict):
             continue
-        if resolved(extra, load, node_base)[0].get('ignored'):
-            found += ['%s.%s' % (path, key) if path else key
-                      for key in item if key not in node.get('properties', {})]
+        properties = node.get('properties', {})
+        extra = node.get('additionalProperties')
+        open_ignored = isinstance(extra, dict) and \
+            resolved(extra, load, node_base)[0].get('ignored')
+        for key in item:
+            if key in properties:
+                declared = properties[key]
+                if not (isinstance(declared, dict) and resolved(
+                        declared, load, node_base)[0].get('ignored')):
+                    continue
+                note = declared.get('description', '')
+            elif open_ignored:
+                note = ''
+            else:
+                continue
+            found.append(('%s.%s' % (path, key) if path else key, note))
     return found
 
 

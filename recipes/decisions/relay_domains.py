@@ -160,6 +160,18 @@ def missing_keys(accepted, nodes):
                                        node.get('dns-records', ()))]
 
 
+def ready_domains(accepted, nodes):
+    """The accepted domains that every running node has taken (published
+    its DKIM record of): only those get their answer, so that a backend
+    sends through the relay once every node knows its domain (a node that
+    does not refuses it, for good). None while a node has not published
+    itself."""
+    if not all(node.get('smtp-ipv6') for node in nodes):
+        return []
+    missing = {domain for _, domain in missing_keys(accepted, nodes)}
+    return [domain for domain in accepted if domain['name'] not in missing]
+
+
 # -- what each shared instance gets ------------------------------------------
 def publications(accepted, errors, unverified, creds, nodes, relay_configs,
                  relay_domain=None):
@@ -168,7 +180,7 @@ def publications(accepted, errors, unverified, creds, nodes, relay_configs,
     tls-fingerprints, dns-records}``; those that have not answered yet
     have no address."""
     results = dict(errors)
-    fqdns = [node['fqdn'] for node in nodes]
+    fqdns = [node['fqdn'] for node in nodes if node.get('fqdn')]
     for reference, entry in unverified.items():
         records = dns.mx_records(entry['domain'], fqdns)
         results[reference] = {
@@ -188,7 +200,8 @@ def publications(accepted, errors, unverified, creds, nodes, relay_configs,
             # not answer (a relay-domain, a name of every node: itself)
             'outbound-hosts': [relay_domain] if relay_domain else [
                 node['smtp-ipv6'] for node in answered],
-            'outbound-smtp-port': int(answered[0]['submission-port']),
+            # a string: upstream's tests read it so, scripts do too
+            'outbound-smtp-port': str(int(answered[0]['submission-port'])),
             'outbound-has-proxy': bool(hosts),
             'tls-fingerprints': fingerprints,
             'dns-entries': dns.zone_text(dns.mx_records(name, fqdns)),
@@ -205,13 +218,22 @@ def publications(accepted, errors, unverified, creds, nodes, relay_configs,
 def add_mx_checks(results, accepted, nodes, relay_domain, lookup):
     """Add ``mx-check`` (``dns.mx_check``) to the publication of each
     accepted domain."""
-    expected = [n['fqdn'] for n in nodes] + [relay_domain or '']
+    expected = [n['fqdn'] for n in nodes if n.get('fqdn')] + [
+        relay_domain or '']
     for domain in accepted:
         if domain['reference'] in results and \
                 'error' not in results[domain['reference']]:
             results[domain['reference']]['mx-check'] = dns.mx_check(
                 domain['name'], expected, lookup)
     return results
+
+
+def node_fqdns(topology):
+    """The fqdn of each node of the topology that has one (it is optional,
+    as upstream's: a node without it is named by no MX record), in the
+    order of the nodes' names."""
+    return [topology[name]['fqdn'] for name in sorted(topology)
+            if topology[name].get('fqdn')]
 
 
 def running_nodes(topology):

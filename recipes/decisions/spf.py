@@ -10,6 +10,10 @@ Decision (``spf_action``), as an operator would have it:
 - ``temperror`` and ``permerror`` (no DNS, a timeout, a broken record):
   accepted, with the header; a lookup that fails never refuses mail.
 
+A ``pass`` also skips greylisting (``skips_greylisting``), as upstream's
+relay does (policyd-spf's ``Mail_From_pass_restriction``): a client that
+the sender's domain names as its own is no spam run to slow down.
+
 The null sender of a bounce is checked against the HELO name, as RFC 7208
 says (pyspf does it).
 """
@@ -22,3 +26,9 @@ def spf_action(result, explanation, sender):
         return '%s SPF check failed for <%s>: %s' % (
             SPF_FAIL_CODE, sender, explanation)
     return None
+
+
+def skips_greylisting(result):
+    """Whether an SPF result lets the message skip greylisting: a
+    ``pass``."""
+    return result == 'pass'

@@ -13,7 +13,8 @@ import ssl
 from ..stores.certificates import (RENEW_BEFORE_DAYS, SLOTS, VALIDITY_DAYS,
                                   check_custom, custom_paths, ensure,
                                   fingerprint, fingerprint_of_der,
-                                  install_custom)
+                                  install_custom, rotation_requested,
+                                  write_fingerprint_files)
 from .slapconfiguration import partition_parameters
 
 
@@ -32,6 +33,10 @@ class Recipe:
                                     RENEW_BEFORE_DAYS)
       max-age-days =                (optional) rotate when the current one
                                     is older than that
+      fingerprint-files =           (optional) the prefix of upstream's
+                                    files (``etc/postfix/ssl/postfix``):
+                                    its ``.fingerprint`` removed asks for a
+                                    rotation now; they are written again
 
     Exports ``key`` and ``cert`` (the current pair), ``fingerprint``,
     ``next-fingerprint`` and ``fingerprints`` (JSON list: current, next).
@@ -39,12 +44,16 @@ class Recipe:
 
     def __init__(self, buildout, name, options):
         max_age = options.get('max-age-days')
+        prefix = options.get('fingerprint-files')
         pairs = ensure(options['openssl'], options['directory'],
                        options['common-name'],
                        int(options.get('renew-before-days')
                            or RENEW_BEFORE_DAYS),
                        int(max_age) if max_age else None,
-                       int(options.get('validity-days') or VALIDITY_DAYS))
+                       int(options.get('validity-days') or VALIDITY_DAYS),
+                       rotate_now=bool(prefix) and rotation_requested(prefix))
+        if prefix:
+            write_fingerprint_files(prefix, pairs)
         options['key'] = pairs['current']['key']
         options['cert'] = pairs['current']['cert']
         options['fingerprint'] = pairs['current']['fingerprint']

@@ -30,29 +30,37 @@ written on install.
   credentials-file = ${relay-domains:credentials-file}
   invalid = ${slap-configuration:invalid-shared-instance-list}
   state-file = ${directory:srv}/published.json
+  waiting-file = ${directory:waiting}/dkim-records
   nodes = node1 node2
   node1-fqdn, node1-smtp-ipv6, node1-submission-port,
-  node1-tls-fingerprints (JSON), node1-dns-records (JSON)   (each node)
+  node1-tls-fingerprints (JSON), node1-dns-records (JSON)   (each node;
+  empty until the node published them; fqdn empty when the topology
+  gives none)
 
 With the cluster parameter ``check-mx``, each accepted domain also gets
 ``mx-check``: whether its MX points at the cluster (a lookup that fails says
 so, and never refuses the domain).
 
-Publishes every shared instance's connection parameters (as
-``slapos.mailbundle:publish-shared`` does; the passwords are read from the
-credentials file, so that they never sit in buildout's records), then fails
-while a node has not published its DKIM record of an accepted domain yet, so
-that slapgrid runs the cluster again.
+Exports ``relay-hosts`` (JSON list: the addresses of the nodes that
+published theirs). Publishes every shared instance's connection parameters
+(as ``slapos.mailbundle:publish-shared`` does; the passwords are read from
+the credentials file, so that they never sit in buildout's records); an
+accepted domain gets its answer once every node has taken it
+(``relay_domains.ready_domains``: a node that does not know a domain
+refuses its mail). While a node has not taken an accepted domain yet (its
+DKIM record of it), keeps that wait in ``waiting-file``
+(``recipes.stores.waiting``) for the ``waiting-for`` promise, so that
+slapgrid runs the cluster again.
 """
 import json
-
-from zc.buildout import UserError
+import os
 
 from ..clients.resolver import domain_lookup
 from ..decisions import domain_verification, relay_domains, smarthosts
 from ..decisions.dns import resolvers
 from ..decisions.passwords import hash_password, verify_password
 from ..stores import relay_domains as state
+from ..stores import waiting
 from ..stores.files import read_json
 from .publish import publish_changed
 
@@ -71,8 +79,9 @@ class Domains:
         configs = smarthosts.relay_configs(parameters)
         proxy_errors = smarthosts.conflicts(configs)
         topology = parameters['topology']
-        expected = [topology[node]['fqdn'] for node in
-                    relay_domains.running_nodes(topology)] + [
+        expected = relay_domains.node_fqdns({
+            name: topology[name] for name in
+            relay_domains.running_nodes(topology)}) + [
             parameters.get('relay-domain', '')]
         lookup = lookup_of(parameters)
 
@@ -110,6 +119,8 @@ class Publications:
     def __init__(self, buildout, name, options):
         self.name = name
         self.options = options
+        options['relay-hosts'] = json.dumps(
+            [node['smtp-ipv6'] for node in self.nodes() if node['smtp-ipv6']])
 
     def nodes(self):
         o = self.options
@@ -128,20 +139,26 @@ class Publications:
         parameters = json.loads(o['parameters'])
         accepted = json.loads(o['accepted'])
         nodes = self.nodes()
+        ready = relay_domains.ready_domains(accepted, nodes)
         results = relay_domains.publications(
-            accepted, json.loads(o['errors']), json.loads(o['unverified']),
+            ready, json.loads(o['errors']), json.loads(o['unverified']),
             read_json(o['credentials-file'], {}), nodes,
             smarthosts.relay_configs(parameters),
             parameters.get('relay-domain'))
         if parameters['check-mx'] and nodes:
-            relay_domains.add_mx_checks(results, accepted, nodes,
+            relay_domains.add_mx_checks(results, ready, nodes,
                                         parameters.get('relay-domain'),
                                         lookup_of(parameters))
         publish_changed(o, results)
-        missing = relay_domains.missing_keys(accepted, nodes)
+        directory, wait = os.path.split(o['waiting-file'])
+        missing = relay_domains.missing_keys(
+            accepted, [node for node in nodes if node['smtp-ipv6']])
         if missing:
-            raise UserError('waiting for the DKIM records of %s' % ', '.join(
-                'node %s (domain %s)' % m for m in missing))
+            return [waiting.wait(directory, wait, (
+                'waiting for %s: its answer comes once every node has it'
+                % ', '.join('relay node %s to take domain %s (its DKIM '
+                            'record)' % m for m in missing)))]
+        waiting.done(directory, wait)
         return []
 
     update = install

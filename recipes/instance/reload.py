@@ -10,7 +10,10 @@
 Referencing the files puts this part after the parts that write them. The
 command runs when their content changed since the last run; a daemon that
 is not running yet (first run) reads the configuration when it starts, so
-the command's failure then is not an error.
+the command's failure then is not an error. With ``unless = VALUE``, a
+non-empty value keeps the command from running (a ``postfix flush`` while
+``defer_transports`` holds outbound mail would send it anyway, around
+the relay the backend waits for).
 """
 import hashlib
 import logging
@@ -55,6 +58,8 @@ class Recipe:
         self.options = options
 
     def install(self):
+        if self.options.get('unless', '').strip():
+            return []
         reload_if_changed(self.options['files'].split(),
                           shlex.split(self.options['command']),
                           self.options['state-file'])

@@ -8,7 +8,9 @@ to pass structured parameters: each ``config-<name>`` option is a JSON value
 
 Options as the cookbook's: server-url, key-file, cert-file, computer-id,
 partition-id, software-url, software-type, name, shared, state, sla-<key>,
-config-<name>, return; and ``secret-config-<name> = PATH [PATH...]``: the
+config-<name>, return; ``waiting-for`` (what the answer is, for the
+messages: ``the relay's answer to the order of domain example.com``),
+``waiting-file`` (below); and ``secret-config-<name> = PATH [PATH...]``: the
 parameter ``<name>`` is the value found at the first of these dotted paths
 (``topology.node1.config.proxy-map``) in the partition's own parameters
 file (``recipes.instance.slapconfiguration``), absent when none is there:
@@ -22,10 +24,17 @@ place of the placeholder ``[slap-configuration]`` put in its options, the
 secrets of the valid shared instance of that reference (an HTTPS API
 domain's ``http-token`` in the ``mail-domains`` a relay node is given).
 Exports ``connection-<name>`` for each name in
-``return`` (JSON unless a string). Fails until they are all published, so
-that slapgrid processes the partition again; with ``optional = true``, it
-does not fail but exports empty values for what is not published yet (for
-an answer that may never come, such as a relay that refuses the request).
+``return`` (JSON unless a string), empty while not published, and
+``waiting``: the sentence that names what is missing
+(``recipes.decisions.readiness``), empty once everything is there.
+
+Until everything is published, install fails with that sentence (never the
+cookbook's ``KeyError``), so that slapgrid processes the partition again.
+With ``waiting-file = DIRECTORY/NAME``, it does not fail: it keeps the
+sentence in that file (``recipes.stores.waiting``) for the partition's
+``waiting-for`` promise, which fails instead once the rest of the
+partition is in place, and removes it once answered. With ``optional =
+true``, it only logs the sentence.
 
 A ``software-url`` of the form ``urn:slapos:<name>`` is requested as the
 release the master lists first for the Software Product ``<name>``
@@ -33,12 +42,16 @@ release the master lists first for the Software Product ``<name>``
 exports what was requested.
 """
 import json
+import logging
+import os
 
 from slapos.recipe.request import (RequestJSONEncoded,
                                    RequestOptionalJSONEncoded)
 from zc.buildout import UserError
 
 from ..clients.master import software_release_url
+from ..decisions.readiness import default_waiting_for, request_wait
+from ..stores import waiting
 from .slapconfiguration import REDACTED, partition_parameters, serialise
 
 SECRET_PREFIX = 'secret-config-'
@@ -46,6 +59,15 @@ SECRET_FILE_PREFIX = 'secret-file-config-'
 
 
 class _DecodeConfig:
+    """Decodes the ``config-`` values, and keeps what the requested
+    instance published (``answer``)."""
+
+    answer = None
+
+    def _getReturnParameterDict(self, instance, return_parameter_list):
+        self.answer = super()._getReturnParameterDict(
+            instance, return_parameter_list)
+        return self.answer
 
     def _filterForStorage(self, partition_parameter_kw):
         decoded = {}
@@ -119,9 +141,23 @@ class Recipe:
             secret.add(key)
         values['software-url'] = software_release_url(values,
                                                       values['software-url'])
-        optional = values.get('optional', 'false').lower() in ('true', 'yes', '1')
-        self._request = (_OptionalRequest if optional else _Request)(
-            buildout, name, values)
+        true = ('true', 'yes', '1')
+        self.optional = values.get('optional', 'false').lower() in true
+        self.waiting_file = values.get('waiting-file')
+        self.logger = logging.getLogger(name)
+        self._request = (_OptionalRequest if self.optional or self.waiting_file
+                         else _Request)(buildout, name, values)
+        returned = values.get('return', '').split()
+        answer = self._request.answer or {}
+        error = self._request._raise_request_exception
+        self.reason = request_wait(
+            values.get('waiting-for') or default_waiting_for(
+                values['name'], values.get('software-type', 'default'),
+                values['software-url'],
+                values.get('shared', 'false').lower() in true),
+            [key for key in returned if key not in answer], answer,
+            error and (str(error) or error.__class__.__name__))
+        values['waiting'] = self.reason or ''
         for key, value in values.items():
             if key in secret:
                 continue
@@ -132,6 +168,15 @@ class Recipe:
                 options[key] = value
 
     def install(self):
-        return self._request.install()
+        if self.waiting_file:
+            directory, name = os.path.split(self.waiting_file)
+            if self.reason:
+                return [waiting.wait(directory, name, self.reason)]
+            waiting.done(directory, name)
+        elif self.reason:
+            if not self.optional:
+                raise UserError(self.reason)
+            self.logger.info(self.reason)
+        return []
 
     update = install

@@ -136,9 +136,10 @@ def apply_defaults(recipe, values, logger):
                 '  %s' % e for e in errors)
             recipe._computer_partition.error(message, logger=logger)
             raise UserError(message)
-        for path in ignored_keys(main, configuration, load, base):
+        for path, note in ignored_keys(main, configuration, load, base):
             logger.warning('parameter %s is not used by this software '
-                           'release: ignored', path)
+                           'release: ignored%s', path,
+                           ' (%s)' % note if note else '')
         with_defaults(main, configuration, load, base)
         for key, value in configuration.items():
             values['configuration.' + key] = value

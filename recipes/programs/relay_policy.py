@@ -15,7 +15,7 @@ when it is its domains' MX): the size of the message against its
 recipients' backend (``recipes.decisions.size_limits``: at RCPT with the
 announced size, at the end of the data with the real one); SPF of the
 sender (``recipes.decisions.spf``: refused on ``fail`` only, a
-``Received-SPF`` header otherwise), then greylisting
+``Received-SPF`` header otherwise; a ``pass`` skips greylisting), then greylisting
 (``recipes.decisions.greylisting``: a first attempt is deferred with
 ``DEFER_IF_PERMIT 4.7.1``, so that a recipient refused for another reason
 is still refused at once). Clients that are the partition itself (its
@@ -104,7 +104,7 @@ from ..clients.resolver import (MessageAuthenticator, SPFChecker,
 from ..decisions import dmarc, greylisting, header_from, size_limits, srs
 from ..decisions.names import domain_of
 from ..decisions.relay_policy import identified_domains, sender_action
-from ..decisions.spf import spf_action
+from ..decisions.spf import skips_greylisting, spf_action
 from ..stores import accounts, files
 from ..stores.greylist import Greylist
 from .milter import (ACCEPT, ADD_HEADERS, CHANGE_HEADERS,
@@ -259,6 +259,7 @@ class Inbound:
         sender = request.get('sender', '')
         recipient = request.get('recipient', '')
         header = None
+        spf_passed = False
         if checks.spf is not None:
             # once per message, whatever its number of recipients
             key = (request.get('instance'), client, sender,
@@ -273,8 +274,9 @@ class Inbound:
             if refusal:
                 checks.log(request, 'SPF %s, refused' % result)
                 return refusal
+            spf_passed = skips_greylisting(result)
         grey = checks.grey
-        if checks.greylist is not None and not (
+        if checks.greylist is not None and not spf_passed and not (
                 greylisting.whitelisted_client(
                     grey.get('whitelist-clients', ()), client,
                     request.get('client_name', ''))
@@ -651,12 +653,15 @@ def outbound_policy(config_path, shared):
     """``new_policy`` of the outbound socket: one for every connection (it
     keeps nothing between requests); what it finds goes to
     ``shared.identities``."""
-    domains = ConfigFile(config_path, lambda config: config['domains'])
+    config = ConfigFile(config_path, lambda config: config)
 
     def decide(request):
-        mine = identified_domains(request, domains())
+        current = config()
+        mine = identified_domains(request, current['domains'])
         shared.identities.record(request, mine)
-        return sender_action(request, mine)
+        return sender_action(request, mine,
+                             {d['name'] for d in current['domains']},
+                             set(current.get('sent-outside', ())))
     return lambda: decide
 
 

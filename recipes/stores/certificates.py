@@ -9,10 +9,23 @@ Files in the certificate directory (0700; keys 0600):
   current.key current.crt next.key next.crt
 
 Rotation: when the current certificate expires within ``renew-before-days``
-(or is older than ``max-age-days``, when given), the next one becomes
-current and a new next one is generated. Peers already trust the promoted
-certificate (its fingerprint was published as the next one); the daemons
-take it by a reload, which does not drop connections.
+(or is older than ``max-age-days``, when given), or when an operator asks
+for it (below), the next one becomes current and a new next one is
+generated. Peers already trust the promoted certificate (its fingerprint
+was published as the next one); the daemons take it by a reload, which
+does not drop connections.
+
+Upstream's files, for what upstream's operators and tests read and run
+(``fingerprint_files``), beside a prefix such as
+``etc/postfix/ssl/postfix-backend``:
+  <prefix>.fingerprint       the current certificate's, as openssl prints
+                             it (``sha256 Fingerprint=AA:BB:...``)
+  <prefix>.next.fingerprint  the next one's
+  <prefix>.bundle.pem        the current key then certificate (0600): what
+                             the partition shows as client certificate
+Removing ``<prefix>.fingerprint`` (``request_rotation``: the partition's
+``bin/postfix-certificate-rotate``) asks for a rotation at the next run, as
+upstream's releases do.
 """
 import hashlib
 import os
@@ -93,17 +106,18 @@ def generate(openssl, key_path, cert_path, common_name,
 
 def ensure(openssl, directory, common_name,
            renew_before_days=RENEW_BEFORE_DAYS, max_age_days=None,
-           days=VALIDITY_DAYS, now=None):
+           days=VALIDITY_DAYS, now=None, rotate_now=False):
     """Create what is missing of the current and next certificates, rotate
-    them when due; return ``{slot: {'key', 'cert', 'fingerprint'}}``."""
+    them when due (or at once with ``rotate_now``); return ``{slot: {'key',
+    'cert', 'fingerprint'}}``."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
     current = os.path.join(directory, 'current.crt')
     if (os.path.exists(current) and os.path.exists(
-            os.path.join(directory, 'next.crt')) and rotation_due(
+            os.path.join(directory, 'next.crt')) and (rotate_now or rotation_due(
                 *validity(openssl, current),
                 time.time() if now is None else now,
-                renew_before_days, max_age_days)):
+                renew_before_days, max_age_days))):
         rotate(directory)
     pairs = {}
     for slot in SLOTS:
@@ -114,6 +128,55 @@ def ensure(openssl, directory, common_name,
         pairs[slot] = {'key': key, 'cert': cert,
                        'fingerprint': fingerprint(cert)}
     return pairs
+
+
+# -- upstream's files -----------------------------------------------------------
+FINGERPRINT_LINE = 'sha256 Fingerprint=%s\n'
+
+
+def fingerprint_files(prefix):
+    """``(current, next, bundle)``: the paths of upstream's files."""
+    return (prefix + '.fingerprint', prefix + '.next.fingerprint',
+            prefix + '.bundle.pem')
+
+
+def rotation_requested(prefix):
+    """Whether an operator asked for a rotation: the current fingerprint
+    file removed, the next one still there (neither is there before the
+    first run that writes them)."""
+    current, next_, _ = fingerprint_files(prefix)
+    return os.path.exists(next_) and not os.path.exists(current)
+
+
+def request_rotation(prefix):
+    """Ask for a rotation at the next run; False when one is already
+    asked for."""
+    try:
+        os.unlink(fingerprint_files(prefix)[0])
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def write_fingerprint_files(prefix, pairs):
+    """Upstream's files for the pairs of ``ensure`` (each written when it
+    changed)."""
+    os.makedirs(os.path.dirname(prefix), mode=0o700, exist_ok=True)
+    current, next_, bundle = fingerprint_files(prefix)
+    wanted = {current: (FINGERPRINT_LINE % pairs['current']['fingerprint'],
+                        0o644),
+              next_: (FINGERPRINT_LINE % pairs['next']['fingerprint'], 0o644)}
+    with open(pairs['current']['key']) as key, \
+            open(pairs['current']['cert']) as cert:
+        wanted[bundle] = (key.read() + cert.read(), 0o600)
+    for path, (text, mode) in wanted.items():
+        try:
+            with open(path) as f:
+                if f.read() == text:
+                    continue
+        except FileNotFoundError:
+            pass
+        write_atomically(path, text, mode)
 
 
 def pair_files(directory):

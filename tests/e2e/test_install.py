@@ -15,8 +15,8 @@ import uuid
 import psutil
 import pytest
 
-from tests.deployment import (MAIL_SERVER, RELAY, imaps_find, send,
-                              set_password)
+from tests.deployment import (MACHINE_CLIENTS, MAIL_SERVER, RELAY, imaps_find,
+                              send, set_password)
 from tests.harness import SlapOSCommandFailed
 
 DOMAIN = 'install.example.com'
@@ -47,7 +47,8 @@ def deployment(slapos, urls):
     backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
     set_password(slapos, 'alice', PASSWORD, backend['password-url'])
     slapos.request(RELAY, 'relay', 'cluster',
-                   {'topology': {'node1': {'fqdn': 'relay1.example.com'}}})
+                   {'topology': {'node1': {'fqdn': 'relay1.example.com'}},
+                    'default-relay-config': {'greylisting': MACHINE_CLIENTS}})
     slapos.request(RELAY, 'domain', 'cluster', {
         'name': DOMAIN, 'mail-server-host': backend['imap-smtp-ipv6'],
         'mail-server-port': int(backend['smtp-port'])}, shared=True)

@@ -53,7 +53,11 @@ ALIASES = {
 REFUSED = {
     'alice-again': {'address': 'alice@' + DOMAIN},
     'invalid': {'address': 'not..valid@' + DOMAIN},
-    'outside': {'address': 'frank@elsewhere.example.org'},
+    'outside': {'alias': 'frank@elsewhere.example.org',
+                'destinations': ['alice@' + DOMAIN]},
+    # an account outside mail-domains is created as upstream's releases
+    # create it, with its warning (test_an_account_outside_the_domains...)
+    'outside-account': {'address': 'grace@elsewhere.example.org'},
     'shadow': {'alias': 'alice@' + DOMAIN,
                'destinations': ['someone@external.example.net']},
     'loop-1': {'alias': 'loop-1@' + DOMAIN,
@@ -485,7 +489,7 @@ def test_external_alias_and_outbound_mail_leave_through_the_smarthost(
 def test_duplicate_invalid_and_foreign_addresses_get_their_error(backend):
     assert 'address_already_used' in backend.shared('alice-again')['error']
     assert 'error' in backend.shared('invalid')
-    assert 'error' in backend.shared('outside')
+    assert 'address_outside_domains' in backend.shared('outside')['error']
     # an alias may not shadow an account, nor loop
     assert 'alias_shadows_account' in backend.shared('shadow')['error']
     for reference in ('loop-1', 'loop-2'):
@@ -506,6 +510,27 @@ def test_duplicate_invalid_and_foreign_addresses_get_their_error(backend):
          [address('alice')], subject)
     imaps_find(backend.host, backend.port('imaps'), address('alice'),
                PASSWORD, subject)
+
+
+def test_an_account_outside_the_domains_logs_in_and_sends(backend):
+    # as upstream's releases create it (its tests use one); its warning
+    # says that no mail reaches it
+    published = backend.shared('outside-account')
+    grace = 'grace@elsewhere.example.org'
+    assert published['address'] == grace and 'error' not in published
+    assert published['warning'].startswith(
+        '%s is not in a domain of this server' % grace)
+    backend.set_password('outside-account')
+    subject = 'from grace %s' % uuid.uuid4()
+    smtp_submit(backend.host, backend.port('submission'), grace, PASSWORD,
+                grace, [address('alice')], subject)
+    imaps_find(backend.host, backend.port('imaps'), address('alice'),
+               PASSWORD, subject)
+    with smtplib.SMTP(backend.host, backend.port('smtp'), timeout=30) as smtp:
+        smtp.ehlo()
+        smtp.mail('etienne@hotmail.example')
+        code, _ = smtp.rcpt(grace)
+        assert code >= 500
 
 
 def test_a_reclaimed_address_starts_with_an_empty_mailbox(backend, slapos):

@@ -144,7 +144,7 @@ def test_cluster_publishes_nodes_domains_and_errors(deployment):
 def test_accepted_domains_get_where_to_send_and_their_dns_records(deployment):
     shared = deployment['shared']['domain-' + MAIL1]
     assert shared['outbound-host'] == deployment['node']
-    assert shared['outbound-smtp-port'] == 10587
+    assert shared['outbound-smtp-port'] == '10587'
     assert shared['outbound-has-proxy'] is True
     assert len(shared['tls-fingerprints']) == 2
     assert shared['dns-entries'] == '%s. MX 10 relay1.example.net.' % MAIL1
@@ -269,6 +269,20 @@ def test_each_authentication_is_refused_when_wrong(deployment):
     with submission(deployment, STRANGER) as s:
         with pytest.raises(smtplib.SMTPAuthenticationError):
             s.login(MAIL3, 'not-the-password')
+
+
+def test_a_domain_no_smarthost_sends_goes_to_the_relays_domains_only(
+        deployment):
+    # upstream's rule: mail3 has no smarthost in the proxy-map
+    shared = deployment['shared']['domain-' + MAIL3]
+    with submission(deployment, STRANGER) as s:
+        s.login(shared['outbound-user'], shared['outbound-password'])
+        s.mail('alice@' + MAIL3)
+        code, text = s.rcpt('david@gmail.com')
+        assert code == 554 and (
+            b"the mail of %s goes to this relay's own domains only"
+            % MAIL3.encode()) in text, (code, text)
+        assert s.rcpt('testmail@' + MAIL2)[0] == 250
 
 
 def test_a_backend_cannot_send_as_another_backends_domain(deployment):

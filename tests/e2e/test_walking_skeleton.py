@@ -9,7 +9,8 @@ import uuid
 import psutil
 import pytest
 
-from tests.deployment import MAIL_SERVER, RELAY, imaps_find, mx_dns, send
+from tests.deployment import (MACHINE_CLIENTS, MAIL_SERVER, RELAY, imaps_find,
+                              mx_dns, send)
 from tests.harness import IPV6_RANGE, SlapOSCommandFailed
 
 PREFIX = IPV6_RANGE.split('/')[0]
@@ -35,7 +36,8 @@ def deployment(slapos, dns):
     backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
     slapos.request(RELAY, 'relay', 'cluster', {
         'topology': {'node1': {'fqdn': 'relay1.example.com'}},
-        'default-relay-config': {'nameservers': [dns.address]}})
+        'default-relay-config': {'nameservers': [dns.address],
+                                 'greylisting': MACHINE_CLIENTS}})
     slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster',
                    {'name': DOMAIN,
                     'mail-server-host': backend['imap-smtp-ipv6'],

@@ -121,22 +121,52 @@ def test_changed_address_releases_the_old_one():
     assert second.removed[0]['address'] == 'alice@example.com'
 
 
-def test_address_outside_the_domains():
+def test_account_outside_the_domains_is_created_with_a_warning():
+    # as upstream's releases: it logs in and sends; no mail reaches it
     db = decide([account('_a', 'alice@example.net')])
+    assert db.errors == {}
+    assert db.accounts['alice@example.net']['home'] == 'example.net/alice'
+    assert db.senders['alice@example.net'] == ['alice@example.net']
+    published = db.published['_a']
+    assert published['address'] == 'alice@example.net'
+    assert published['token'] and published['setup-url']
+    assert published['warning'].startswith(
+        'alice@example.net is not in a domain of this server (example.com, '
+        'example.org): the account logs in and sends, but no mail reaches it')
+    # the accounts of the domains get no warning
+    assert 'warning' not in decide([account(
+        '_b', 'bob@example.com')]).published['_b']
+
+
+def test_account_outside_the_domains_is_claimed_once():
+    db = decide([account('_a', 'a1@mail.lan'), account('_b', 'a1@mail.lan')])
+    assert list(db.accounts) == ['a1@mail.lan']
+    assert code(db, '_b') == 'address_already_used'
+    # its owner gone, the next claimant starts afresh
+    second = decide([account('_b', 'a1@mail.lan')], db.state)
+    assert second.removed == [{'address': 'a1@mail.lan',
+                               'home': 'mail.lan/a1'}]
+    assert second.published['_b']['token'] != db.published['_a']['token']
+
+
+def test_alias_outside_the_domains_is_refused():
+    db = decide([alias('_a', 'alice@example.net', 'bob@example.com')])
     assert code(db, '_a') == 'address_outside_domains'
     assert 'alice@example.net' in db.errors['_a']
     assert 'example.com, example.org' in db.errors['_a']
-    assert db.accounts == {} and db.state['claims'] == {}
+    assert db.aliases == {} and db.state['claims'] == {}
 
 
-def test_removed_domain_keeps_the_claim_and_the_mail():
+def test_removed_domain_keeps_the_account_and_the_mail():
     first = decide([account('_a', 'alice@example.org')])
     second = decide([account('_a', 'alice@example.org')], first.state,
                     domains=['example.com'])
-    assert code(second, '_a') == 'address_outside_domains'
-    assert second.accounts == {} and second.removed == []
+    assert 'not in a domain of this server' in second.published['_a'][
+        'warning']
+    assert list(second.accounts) == ['alice@example.org']
+    assert second.removed == []
     third = decide([account('_a', 'alice@example.org')], second.state)
-    assert third.errors == {}
+    assert third.errors == {} and 'warning' not in third.published['_a']
     assert (third.state['accounts']['alice@example.org']
             == first.state['accounts']['alice@example.org'])
 
@@ -174,7 +204,7 @@ def test_address_length_limit():
 
 def test_other_shared_instances_keep_working_next_to_errors():
     db = decide([account('_a', 'alice@example.com'),
-                 account('_bad', 'x@nowhere.net'),
+                 account('_bad', 'x@@nowhere.net'),
                  account('_b', 'bob@example.org')])
     assert sorted(db.accounts) == ['alice@example.com', 'bob@example.org']
     assert list(db.errors) == ['_bad']

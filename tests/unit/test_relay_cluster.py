@@ -161,6 +161,7 @@ def publications(tmp_path, domain_options, **nodes):
             'reference': 'bad', 'parameters': {},
             'errors': "$: 'name' is a required property"}]),
         'state-file': str(tmp_path / 'srv' / 'published.json'),
+        'waiting-file': str(tmp_path / 'var' / 'waiting' / 'dkim-records'),
         'nodes': ' '.join(sorted(nodes)),
     }
     for node in nodes.values():
@@ -191,7 +192,7 @@ def test_each_shared_instance_gets_its_publication(tmp_path, monkeypatch):
     assert published['p']['outbound-password'] == password
     assert published['p']['outbound-host'] == 'fd00::11'
     # JSON values, as upstream's users read them
-    assert published['p']['outbound-smtp-port'] == 10587
+    assert published['p']['outbound-smtp-port'] == '10587'
     assert published['p']['tls-fingerprints'] == ['AA', 'BB']
     assert published['p']['outbound-has-proxy'] is True
     assert published['n']['outbound-has-proxy'] is False
@@ -227,25 +228,45 @@ def test_only_what_changed_is_published_again(tmp_path, monkeypatch):
     assert sorted(r for r, _ in master.publications()[4:]) == ['n', 'p']
 
 
-def test_it_fails_while_a_node_has_no_dkim_record(tmp_path, monkeypatch):
+def test_it_waits_while_a_node_has_no_dkim_record(tmp_path, monkeypatch):
     master = FakeMaster().install(monkeypatch)
     domain_options = installed_domains(tmp_path)
     node2 = node_options('node2', 2, dns_domains=['example.com'])
-    recipe, _ = publications(tmp_path, domain_options,
-                             node1=node_options('node1', 1), node2=node2)
-    with pytest.raises(UserError) as e:
-        recipe.install()
-    assert str(e.value) == ('waiting for the DKIM records of node node2 '
-                            '(domain example.org)')
-    # what is known is published meanwhile
+    recipe, options = publications(tmp_path, domain_options,
+                                   node1=node_options('node1', 1), node2=node2)
+    wait = tmp_path / 'var' / 'waiting' / 'dkim-records'
+    # the waiting-for promise fails with it
+    assert recipe.install() == [str(wait)]
+    assert wait.read_text() == (
+        'waiting for relay node node2 to take domain example.org (its DKIM '
+        'record): its answer comes once every node has it\n')
+    # the others are published meanwhile; example.org waits for its answer
     assert sorted(r for r, _ in master.publications()) == [
-        'bad', 'dup', 'n', 'p']
-    # the node publishes its record: the cluster's run succeeds
+        'bad', 'dup', 'p']
+    # the node publishes its record: the wait is over
     recipe, _ = publications(tmp_path, domain_options,
                              node1=node_options('node1', 1),
                              node2=node_options('node2', 2))
     assert recipe.install() == []
-    assert sorted(r for r, _ in master.publications()[4:]) == ['n']
+    assert not wait.exists()
+    assert sorted(r for r, _ in master.publications()[3:]) == ['n']
+
+
+def test_a_node_that_did_not_publish_itself_is_left_out(
+        tmp_path, monkeypatch):
+    # its own request waits for it (the request recipe's waiting-file):
+    # relay-hosts has the nodes that answered; no domain gets its answer
+    # before every node has it
+    master = FakeMaster().install(monkeypatch)
+    domain_options = installed_domains(tmp_path)
+    silent = {key: '' for key in node_options('node2', 2)}
+    silent['node2-fqdn'] = 'relay2.example.net'
+    recipe, options = publications(tmp_path, domain_options,
+                                   node1=node_options('node1', 1),
+                                   node2=silent)
+    assert json.loads(options['relay-hosts']) == ['fd00::11']
+    assert recipe.install() == []
+    assert sorted(dict(master.publications())) == ['bad', 'dup']
 
 
 def test_without_running_nodes_only_the_errors_are_published(

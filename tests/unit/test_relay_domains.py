@@ -185,7 +185,7 @@ def test_publications_carry_upstreams_keys_as_json_values():
     p = results['p']
     assert p['outbound-host'] == 'fd00::9'
     assert p['outbound-hosts'] == ['fd00::9']
-    assert p['outbound-smtp-port'] == 10587
+    assert p['outbound-smtp-port'] == '10587'
     assert p['outbound-has-proxy'] is True
     assert results['n']['outbound-has-proxy'] is False
     assert p['tls-fingerprints'] == ['AA', 'BB']
@@ -368,3 +368,10 @@ def test_a_node_gets_the_endpoint_of_an_api_domain():
         creds['api']['password']
     assert published['api']['dns-entries'] == \
         'in.example.com. MX 10 relay1.example.net.'
+
+
+def test_node_fqdns_leave_out_a_node_without_one():
+    assert domains.node_fqdns({
+        'b': {'fqdn': 'relay.b.example'}, 'test': {'state': 'started'},
+        'a': {'fqdn': 'relay.a.example'}}) == ['relay.a.example',
+                                               'relay.b.example']

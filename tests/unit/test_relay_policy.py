@@ -1,5 +1,6 @@
 import io
 
+from recipes.decisions import relay_policy as relay_policy_decisions
 from recipes.decisions.relay_policy import outbound_action
 from recipes.programs import relay_policy
 
@@ -40,6 +41,33 @@ def test_a_backend_cannot_send_as_another_backends_domain():
                     sender='a@ip.example')
     assert answer.startswith('REJECT') and 'ip.example' in answer
     assert action(client_address='fd00::2', sender='') == 'OK'
+
+
+def test_only_a_domain_a_smarthost_sends_goes_outside():
+    # upstream's rule: a domain of the proxy-map anywhere (through its
+    # smarthost), any other to the relay's own domains only
+    def outside(sender, recipient, client='fd00::2'):
+        return outbound_action(
+            {'client_address': client, 'sender': sender,
+             'recipient': recipient}, DOMAINS, sent_outside={'ip.example'})
+    assert outside('a@ip.example', 'david@gmail.example') == 'OK'
+    assert outside('a@ip.example', 'b@cert.example') == 'OK'
+    refused = outbound_action(
+        {'client_address': 'fd00::9', 'ccert_fingerprint': 'AB:CD:EF',
+         'sender': 'a@cert.example', 'recipient': 'david@gmail.example'},
+        DOMAINS, sent_outside={'ip.example'})
+    assert refused.startswith('REJECT 5.7.1 <david@gmail.example>: Recipient '
+                              'address rejected: the mail of cert.example '
+                              "goes to this relay's own domains only"), refused
+    assert outbound_action(
+        {'client_address': 'fd00::9', 'ccert_fingerprint': 'AB:CD:EF',
+         'sender': 'a@cert.example', 'recipient': 'b@ip.example'},
+        DOMAINS, sent_outside={'ip.example'}) == 'OK'
+    # a bounce goes back wherever its sender is
+    assert outbound_action(
+        {'client_address': 'fd00::9', 'ccert_fingerprint': 'AB:CD:EF',
+         'sender': '', 'recipient': 'david@gmail.example'},
+        DOMAINS, sent_outside=set()) == 'OK'
 
 
 def test_the_policy_protocol():
@@ -273,6 +301,18 @@ def test_inbound_refuses_an_spf_fail_before_greylisting(tmp_path, dns_server):
     assert ask(policy, sender='a@strict.example').startswith('550 5.7.23')
 
 
+def test_inbound_spf_pass_skips_greylisting(tmp_path, dns_server):
+    # as upstream's relay (policyd-spf's Mail_From_pass_restriction): the
+    # client the sender's domain names passes at once, with the header
+    policy = inbound(tmp_path, dns_server)
+    answer = ask(policy, client='192.0.2.7', sender='a@strict.example')
+    assert answer.lower().startswith('prepend received-spf: pass'), answer
+    # a softfail is greylisted
+    assert ask(policy, client='198.51.100.9', sender='a@soft.example',
+               instance='2') == ('DEFER_IF_PERMIT 4.7.1 Greylisted, retry in '
+                                 '60 seconds')
+
+
 def test_inbound_whitelists_and_trusted_clients(tmp_path, dns_server):
     policy = inbound(tmp_path, dns_server, **{
         'whitelist-clients': ['198.51.100.0/24', 'friend.example'],
@@ -423,9 +463,9 @@ def test_concurrent_connections_are_answered_in_parallel(tmp_path, serving,
     real = relay_policy.sender_action
     answers = []
 
-    def slow(request, mine):
+    def slow(request, *args):
         time.sleep(1)
-        return real(request, mine)
+        return real(request, *args)
 
     def one():
         client = Client(path)
@@ -747,3 +787,23 @@ def test_a_backend_user_may_only_show_its_own_addresses(tmp_path, serving):
             milter.CONTINUE, b'')
     finally:
         mta.close()
+
+
+# -- the other way: the node pins a backend known by its certificate ---------------
+def test_backend_pins_gather_each_backends_fingerprints():
+    domains = [
+        {'name': 'a.example', 'mail-server-host': 'fd00::3',
+         'mail-server-port': 10025, 'authentication': 'fingerprint',
+         'fingerprints': ['AA:01', 'BB:02']},
+        # the same backend for a second domain: one next hop
+        {'name': 'b.example', 'mail-server-host': 'fd00::3',
+         'mail-server-port': 10025, 'authentication': 'fingerprint',
+         'fingerprints': ['BB:02', 'CC:03']},
+        {'name': 'c.example', 'mail-server-host': 'fd00::4',
+         'mail-server-port': 10025, 'authentication': 'password'},
+        {'name': 'd.example', 'mail-server-host': '192.0.2.5',
+         'authentication': 'fingerprint', 'fingerprints': ['DD:04']},
+    ]
+    assert relay_policy_decisions.backend_pins(domains) == [
+        ('[192.0.2.5]:25', ['DD:04']),
+        ('[fd00::3]:10025', ['AA:01', 'BB:02', 'CC:03'])]

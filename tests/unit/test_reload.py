@@ -87,3 +87,21 @@ def test_a_daemon_not_running_is_no_error_and_is_not_asked_again(
     # it reads the configuration when it starts: no retry of the same one
     recipe(tmp_path, [conf], status=1).update()
     assert reloads(tmp_path / 'log') == 1
+
+
+def test_unless_keeps_the_command_from_running(tmp_path):
+    # a flush while defer_transports holds the mail would send it around
+    # the relay: the backend's flush waits while its mode defers
+    main = tmp_path / 'main.cf'
+    main.write_text('defer_transports = smtp\n')
+    log = tmp_path / 'log'
+    held = recipe(tmp_path, [main])
+    held.options['unless'] = 'smtp'
+    assert held.install() == []
+    assert reloads(log) == 0
+    # the relay answered: the files changed, the command runs
+    main.write_text('defer_transports =\n')
+    released = recipe(tmp_path, [main])
+    released.options['unless'] = ''
+    released.install()
+    assert reloads(log) == 1

@@ -194,14 +194,64 @@ def test_without_a_parameters_file_the_secret_is_absent(tmp_path, monkeypatch):
 
 
 def test_install_fails_until_everything_is_published(tmp_path, monkeypatch):
-    # slapgrid processes the partition again while install fails
+    # slapgrid processes the partition again while install fails; the
+    # message names what it waits for (not the cookbook's KeyError)
     FakeMaster({'smtp-ipv6': 'fd00::9'}).install(monkeypatch)
-    buildout, options = request_section(tmp_path)
+    buildout, options = request_section(
+        tmp_path, **{'waiting-for': 'relay node node1 to publish itself'})
     recipe = Recipe(buildout, 'request-node1', options)
     assert options['connection-smtp-ipv6'] == 'fd00::9'
     assert options['connection-tls-fingerprints'] == ''
-    with pytest.raises(KeyError, match='tls-fingerprints'):
+    with pytest.raises(UserError) as e:
         recipe.install()
+    assert str(e.value) == ('waiting for relay node node1 to publish itself: '
+                            'tls-fingerprints not published yet')
+    assert options['waiting'] == str(e.value)
+
+
+def test_without_waiting_for_the_request_is_named(tmp_path, monkeypatch):
+    FakeMaster(None).install(monkeypatch)
+    buildout, options = request_section(tmp_path)
+    with pytest.raises(UserError) as e:
+        Recipe(buildout, 'request-node1', options).install()
+    assert str(e.value) == (
+        'waiting for the answer of instance node1 (software type relay of '
+        'http://software.invalid/software.cfg): smtp-ipv6, tls-fingerprints '
+        'not published yet')
+
+
+def test_an_answer_that_is_an_error_is_quoted(tmp_path, monkeypatch):
+    FakeMaster({'error': 'this domain has already\nbeen claimed'}) \
+        .install(monkeypatch)
+    buildout, options = request_section(
+        tmp_path, **{'waiting-for': "the relay's answer"})
+    with pytest.raises(UserError) as e:
+        Recipe(buildout, 'request-node1', options).install()
+    assert str(e.value) == ("waiting for the relay's answer: it answered with "
+                            'an error: this domain has already been claimed')
+
+
+def test_with_a_waiting_file_the_wait_is_kept_not_raised(
+        tmp_path, monkeypatch):
+    # the rest of the partition is installed; the waiting-for promise
+    # fails with the file's sentence
+    master = FakeMaster(None).install(monkeypatch)
+    waiting = tmp_path / 'var' / 'waiting'
+    buildout, options = request_section(
+        tmp_path, **{'waiting-file': str(waiting / 'node1'),
+                     'waiting-for': 'relay node node1'})
+    assert Recipe(buildout, 'request-node1', options).install() == [
+        str(waiting / 'node1')]
+    assert (waiting / 'node1').read_text() == (
+        'waiting for relay node node1: smtp-ipv6, tls-fingerprints not '
+        'published yet\n')
+    # answered: the file goes
+    master.answer = {'smtp-ipv6': 'fd00::9', 'tls-fingerprints': []}
+    buildout, options = request_section(
+        tmp_path, **{'waiting-file': str(waiting / 'node1')})
+    assert Recipe(buildout, 'request-node1', options).install() == []
+    assert not (waiting / 'node1').exists()
+    assert options['waiting'] == ''
 
 
 def test_an_optional_request_waits_without_failing(tmp_path, monkeypatch):
@@ -211,6 +261,8 @@ def test_an_optional_request_waits_without_failing(tmp_path, monkeypatch):
     assert recipe.install() == []
     assert options['connection-smtp-ipv6'] == ''
     assert options['connection-tls-fingerprints'] == ''
+    assert options['waiting'].endswith(
+        'smtp-ipv6, tls-fingerprints not published yet')
 
 
 def test_a_config_value_that_is_not_json_is_named(tmp_path, monkeypatch):

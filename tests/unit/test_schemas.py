@@ -109,10 +109,15 @@ def test_a_relay_domain_name_follows_upstreams_pattern():
     assert errors(d, {'name': 'a/b.example', 'mail-server-host': 'fd00::2'})
 
 
-def test_a_topology_node_needs_its_fqdn():
+def test_upstreams_cluster_requests_are_accepted():
+    # upstream's own tests: a topology entry without fqdn, and the
+    # top-level outbound-domain-whitelist that upstream dropped
     s = schema('mail-server-relay', 'instance-cluster-input-schema.json')
-    assert any("'fqdn' is a required property" in e for e in errors(
-        s, {'topology': {'node1': {'state': 'started'}}}))
+    assert errors(s, {'topology': {'relay-test': {'state': 'started'}},
+                      'outbound-domain-whitelist': ['a.example'],
+                      'relay-domain': 'relay.test.lan'}) == []
+    # a wrong fqdn is still refused
+    assert errors(s, {'topology': {'n': {'fqdn': 'not a name'}}})
 
 
 # where a relay configuration's (or a backend's) own keys go: each schema,
