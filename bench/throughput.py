@@ -35,7 +35,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.deployment import MAIL_SERVER, RELAY, mx_dns  # noqa: E402
+from tests.deployment import (MAIL_SERVER, RELAY, mx_dns,  # noqa: E402
+                              software_binary)
 from tests.harness import EmbeddedSlapOS, partition_ipv6  # noqa: E402
 
 SESSIONS = 20
@@ -50,12 +51,11 @@ PORT = 2525
 
 
 def postfix_binaries(slapos):
-    """The Postfix the software release built (smtp-source, master...)."""
-    found = glob.glob(os.path.join(slapos.base_directory, 'soft', '*',
-                                   'parts', 'postfix'))
-    if not found:
-        raise SystemExit('no Postfix built under %s' % slapos.base_directory)
-    return found[0]
+    """The Postfix the software releases built (smtp-source, master...)."""
+    try:
+        return software_binary(slapos, 'postfix')
+    except AssertionError as missing:
+        raise SystemExit(str(missing))
 
 
 def smtp_source(postfix, host, messages):

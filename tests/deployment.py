@@ -221,15 +221,22 @@ def assert_no_secret_in_records(slapos, secrets, expected):
             secret[:3], leaks)
 
 
-def software_binary(slapos, *path):
-    """A file of a built software release: ``software_binary(slapos,
-    'postfix', 'sbin', 'postqueue')``."""
-    software = os.path.join(slapos.base_directory, 'soft')
-    for name in os.listdir(software):
-        candidate = os.path.join(software, name, 'parts', *path)
-        if os.path.exists(candidate):
-            return candidate
-    raise AssertionError('%s not built' % os.path.join(*path))
+def software_binary(slapos, component, *path):
+    """A file of a component of the built software releases, where their
+    ``components.cfg`` puts it (a shared part of the node, for Postfix):
+    ``software_binary(slapos, 'postfix', 'sbin', 'postqueue')``."""
+    import configparser
+    import glob
+    for cfg in sorted(glob.glob(os.path.join(
+            slapos.base_directory, 'soft', '*', 'components.cfg'))):
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(cfg)
+        if parser.has_option(component, 'location'):
+            candidate = os.path.join(parser.get(component, 'location'), *path)
+            if os.path.exists(candidate):
+                return candidate
+    raise AssertionError('%s of no software release built in %s' % (
+        os.path.join(component, *path), slapos.base_directory))
 
 
 def rcpt_code(smtp, sender, recipient):

@@ -16,7 +16,8 @@ import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY,
                               assert_no_secret_in_records, imaps_find,
-                              insecure_tls, mx_dns, rcpt_code, send)
+                              insecure_tls, mx_dns, rcpt_code, send,
+                              software_binary)
 from tests.harness import partition_ipv6
 from tests.smarthost import Smarthost
 
@@ -101,13 +102,7 @@ def deployment(slapos, smarthost, dns):
 
 
 def postfix_tool(slapos, name):
-    software = os.path.join(slapos.base_directory, 'soft')
-    for directory in sorted(os.listdir(software)):
-        path = os.path.join(software, directory, 'parts', 'postfix', 'sbin',
-                            name)
-        if os.path.exists(path):
-            return path
-    raise AssertionError('no %s built' % name)
+    return software_binary(slapos, 'postfix', 'sbin', name)
 
 
 def message(sender, recipient, subject):
