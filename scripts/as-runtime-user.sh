@@ -3,6 +3,9 @@
 # runs a command as the runtime user, from $SLAPOS_MAIL_ROOT/src, with the
 # virtual environment's Python first in PATH:
 #   bash scripts/as-runtime-user.sh python -m pytest tests
+#   bash scripts/as-runtime-user.sh --no-setup COMMAND...   without the
+#        set-up (what an earlier one set up); nothing to do when there was
+#        none (exit 0, saying so)
 # The command's exit code is this script's.
 set -euo pipefail
 
@@ -10,8 +13,19 @@ SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 REPO=$(dirname "$(dirname "$SCRIPT")")
 ROOT=${SLAPOS_MAIL_ROOT:-/srv/slapos-mail}
 export SLAPOS_MAIL_ROOT=$ROOT
+SETUP=yes
+if [ "${1:-}" = --no-setup ]; then
+  SETUP=no
+  shift
+  if [ ! -x "$ROOT/venv/bin/python" ] || [ ! -d "$ROOT/src" ]; then
+    echo "nothing set up in $ROOT: nothing to do"
+    exit 0
+  fi
+fi
 
-if [ "$(id -u)" -eq 0 ]; then
+if [ "$SETUP" = no ]; then
+  RUN_USER=${SLAPOS_MAIL_USER:-$( [ "$(id -u)" -eq 0 ] && echo slapmail || id -un)}
+elif [ "$(id -u)" -eq 0 ]; then
   bash "$REPO/scripts/setup.sh"
   RUN_USER=${SLAPOS_MAIL_USER:-slapmail}
 else
