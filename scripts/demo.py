@@ -7,12 +7,16 @@ server (the relay verifies mail2 by its MX), and the accounts alice and bob
 on mail1 and charlie on mail2, whose passwords are set through their setup
 links; then the four mail paths of ../shared/interface.md, each found at its
 destination. The deployment keeps running until `demo.sh stop`; the next
-run keeps it (and starts what is stopped) instead of deploying again.
+run keeps it instead of deploying again: while it answers, the next run
+only moves mail and prints (what it deployed is recorded); when it was
+stopped, it is started again, and the passwords, set once, are not set
+again.
 
     python scripts/demo.py          deploy (or keep), move mail, print
     python scripts/demo.py fresh    the same, deploying again from scratch
     python scripts/demo.py stop     stop everything the demo started
 """
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -22,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,6 +37,7 @@ from tests.deployment import (ACCOUNTS, BACKENDS, DNS_HOST,  # noqa: E402
                               SMARTHOST_PORT, deploy_reference_topology,
                               listening, move_mail, mx_dns)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
+from recipes.decisions.autoconfig import AUTODISCOVER_PATH  # noqa: E402
 from recipes.stores.files import read_json, write_atomically  # noqa: E402
 
 # scripts/demo.sh sets it before scripts/setup.sh runs
@@ -169,16 +175,18 @@ def run_smarthost(root):
 def mail_paths(topology, passwords, store):
     from tests.smarthost import Smarthost
     smarthost = Smarthost(SMARTHOST_HOST, store, {})   # its store, read
-    with step('the four mail paths'):
+    with step('the four mail paths, at once'), \
+            concurrent.futures.ThreadPoolExecutor(len(PATHS)) as pool:
+        moved = {path: pool.submit(move_mail, topology, passwords, smarthost,
+                                   path) for path in PATHS}
         for path, (sender, recipient, how) in sorted(PATHS.items()):
-            where, _, seconds = move_mail(topology, passwords, smarthost,
-                                          path)
+            where, _, seconds = moved[path].result()
             print('    %d. %s -> %s (%s): found in %s after %.2f s'
                   % (path, sender, recipient, how, where, seconds),
                   flush=True)
 
 
-def endpoints(slapos, topology, passwords, secrets_path, store):
+def endpoints(slapos, topology, urls, passwords, secrets_path, store):
     print('==> [%4.0f s] ready; to use it by hand (self-signed '
           'certificates):' % (time.time() - STARTED))
     print('    relay node (%s), inbound SMTP: [%s]:%s'
@@ -200,8 +208,10 @@ def endpoints(slapos, topology, passwords, secrets_path, store):
             print('        webmail: none (no Snappymail archive in the '
                   'download cache, see README.md); password page: %s'
                   % b['password-url'])
-        print('        mail clients configure themselves from %s'
-              % b['autoconfig-url'])
+        print('        mail clients configure themselves from %s '
+              '(Thunderbird) and %s (Outlook)' % (
+                  b['autoconfig-url'], urllib.parse.urljoin(
+                      b['autoconfig-url'], AUTODISCOVER_PATH)))
         for address, backend in ACCOUNTS.values():
             if backend == reference:
                 print('        account %s, password %s'
@@ -211,13 +221,57 @@ def endpoints(slapos, topology, passwords, secrets_path, store):
     print('    the smarthost\'s store (what left for the Internet): %s'
           % store)
     print('    to order from it with %s/bin/slapos (README, "Ordering from a '
-          'SlapOS master"):' % slapos.base_directory)
-    print('        MAIL_SERVER_URL=%s RELAY_URL=%s' % (
-        slapos.software_url(MAIL_SERVER), slapos.software_url(RELAY)))
+          'SlapOS master"), in a shell with these variables:'
+          % slapos.base_directory)
+    print('        SLAPOS_MAIL_ROOT=%s MAIL_SERVER_URL=%s RELAY_URL=%s' % (
+        slapos.root, urls['mail-server'], urls['relay']))
     print('        MAIL1_PARTITION=%s MAIL1_PASSWORD_URL=%s' % (
         os.path.basename(topology['partitions']['mail1']),
         topology['backends']['mail1']['password-url']))
     print('    stop it with: bash scripts/demo.sh stop', flush=True)
+
+
+def up(kept):
+    """Whether the deployment recorded by the last run answers (each
+    backend's and the relay node's ports)."""
+    return bool(kept and kept.get('topology') and all(
+        listening(host, port) for host, port in kept['endpoints']))
+
+
+def deploy(slapos, kept, found, passwords):
+    """Deploys the reference topology, or starts again the one the last
+    run left (``kept``, its record), which was stopped. Returns the
+    smarthost's store and the deployment's record: the topology, the
+    software URLs, the endpoints that answer when it runs."""
+    keep = kept is not None
+    with step('starting the embedded SlapOS in %s (%s)' % (
+            slapos.base_directory, 'starting again the deployment of the '
+            'last run' if keep else 'deploying from scratch')):
+        slapos.start(keep=keep)
+    store = start_stand_ins(slapos)
+    with InstanceProgress(slapos):
+        topology = deploy_reference_topology(
+            slapos, found['smarthost'], passwords, step,
+            rebuild=not keep, restart=keep,
+            passwords_set=bool(keep and kept.get('passwords-set')))
+    return store, {'topology': topology, 'passwords-set': True,
+            'urls': {'mail-server': slapos.software_url(MAIL_SERVER),
+                     'relay': slapos.software_url(RELAY)},
+            'endpoints': [(topology['node'], RELAY_INBOUND_PORT)] + [
+                (b['imap-smtp-ipv6'], int(b[name]))
+                for b in topology['backends'].values()
+                for name in ('smtp-port', 'submission-port', 'imaps-port')]}
+
+
+def start_stand_ins(slapos):
+    """The stand-in smarthost and DNS server, unless they run; returns the
+    smarthost's store."""
+    with step('starting the stand-in smarthost on [%s]:%s and DNS '
+              'server on [%s]:%s' % (SMARTHOST_HOST, SMARTHOST_PORT,
+                                     DNS_HOST, DNS_PORT)):
+        start_stand_in(slapos, 'dns', lambda: answering(DNS_HOST, DNS_PORT))
+        return start_stand_in(slapos, 'smarthost', lambda: listening(
+            SMARTHOST_HOST, SMARTHOST_PORT))
 
 
 def main(argv):
@@ -237,33 +291,18 @@ def main(argv):
     passwords = found['passwords']
     record = os.path.join(slapos.record_directory, 'demo.json')
     kept = read_json(record, None) if argv[1:] != ['fresh'] else None
-    keep = kept is not None
-    with step('starting the embedded SlapOS in %s (%s)' % (
-            slapos.base_directory, 'keeping the deployment of the last run'
-            if keep else 'deploying from scratch')):
-        slapos.start(keep=keep)
     try:
-        with step('starting the stand-in smarthost on [%s]:%s and DNS '
-                  'server on [%s]:%s' % (SMARTHOST_HOST, SMARTHOST_PORT,
-                                         DNS_HOST, DNS_PORT)):
-            store = start_stand_in(slapos, 'smarthost', lambda: listening(
-                SMARTHOST_HOST, SMARTHOST_PORT))
-            start_stand_in(slapos, 'dns', lambda: answering(DNS_HOST,
-                                                             DNS_PORT))
-        # stopped (demo.sh stop, or a reboot) if one of them does not answer
-        stopped = keep and not (kept.get('endpoints') and all(
-            listening(host, port) for host, port in kept['endpoints']))
-        with InstanceProgress(slapos):
-            topology = deploy_reference_topology(
-                slapos, found['smarthost'], passwords, step,
-                rebuild=not keep, restart=stopped)
-        write_atomically(record, json.dumps({'endpoints': [
-            (topology['node'], RELAY_INBOUND_PORT)] + [
-            (b['imap-smtp-ipv6'], int(b[name]))
-            for b in topology['backends'].values()
-            for name in ('smtp-port', 'submission-port', 'imaps-port')]})
-            + '\n', mode=0o600)
-        mail_paths(topology, passwords, store)
+        if up(kept):
+            # nothing to deploy, build, instantiate nor set again
+            print('==> [%4.0f s] the deployment of the last run answers '
+                  '(`demo.sh fresh` deploys again)'
+                  % (time.time() - STARTED), flush=True)
+            store = start_stand_ins(slapos)
+        else:
+            store, kept = deploy(slapos, kept, found, passwords)
+            # 0600: the topology holds the webmail's admin password
+            write_atomically(record, json.dumps(kept) + '\n', mode=0o600)
+        mail_paths(kept['topology'], passwords, store)
     except BaseException:
         # the next run deploys again from scratch
         if os.path.exists(record):
@@ -273,7 +312,8 @@ def main(argv):
               flush=True)
         slapos.stop()
         raise
-    endpoints(slapos, topology, passwords, secrets_path, store)
+    endpoints(slapos, kept['topology'], kept['urls'], passwords,
+              secrets_path, store)
     return 0
 
 

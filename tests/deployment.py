@@ -75,7 +75,7 @@ def imaps_find(host, port, user, password, subject, timeout=60):
         if time.time() > deadline:
             raise AssertionError('no message %r for %s after %ss'
                                  % (subject, user, timeout))
-        time.sleep(1)
+        time.sleep(0.2)
 
 
 def imaps_subjects(host, port, user, password, folder='INBOX'):
@@ -344,7 +344,7 @@ def _quietly(what):
 
 def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
-                              backend_parameters=None):
+                              backend_parameters=None, passwords_set=False):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
@@ -363,7 +363,8 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     ``rebuild``, buildout runs again on built software releases; with
     ``restart``, every partition is processed again, which starts the
     services of a deployment that was stopped. ``backend_parameters`` are
-    added to both backends' parameters."""
+    added to both backends' parameters. With ``passwords_set``, an earlier
+    run set the passwords: they are not set again."""
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
         slapos.supply(MAIL_SERVER)
@@ -397,26 +398,33 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
                 for reference in BACKENDS}
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
     node = relay['relay-hosts'][0]
-    with step('setting the passwords through the setup links'):
-        for reference, (address, backend) in ACCOUNTS.items():
-            b = backends[backend]
-            try:
-                set_password(slapos, reference, passwords[address],
-                             b['password-url'])
-            except PasswordNotSet as refused:
-                # the link was used (403) or is gone (None): by an earlier
-                # run, with this password (not tried first: Dovecot slows
-                # down the logins of an address that failed one)
-                if refused.status not in (403, None) or \
-                        not imaps_login_works(b['imap-smtp-ipv6'],
-                                              b['imaps-port'], address,
-                                              passwords[address]):
-                    raise
+    if not passwords_set:
+        with step('setting the passwords through the setup links'):
+            set_reference_passwords(slapos, backends, passwords)
     return {'relay': relay, 'node': node, 'backends': backends,
             'partitions': {reference: slapos.partition_of_address(
                                b['imap-smtp-ipv6'])
                            for reference, b in backends.items()},
             'node-partition': slapos.partition_of_address(node)}
+
+
+def set_reference_passwords(slapos, backends, passwords):
+    """The ``ACCOUNTS``' passwords set through their setup links (when a
+    link was used already, by an earlier run, the password must log in)."""
+    for reference, (address, backend) in ACCOUNTS.items():
+        b = backends[backend]
+        try:
+            set_password(slapos, reference, passwords[address],
+                         b['password-url'])
+        except PasswordNotSet as refused:
+            # the link was used (403) or is gone (None): by an earlier
+            # run, with this password (not tried first: Dovecot slows
+            # down the logins of an address that failed one)
+            if refused.status not in (403, None) or \
+                    not imaps_login_works(b['imap-smtp-ipv6'],
+                                          b['imaps-port'], address,
+                                          passwords[address]):
+                raise
 
 
 def backend_of(address):

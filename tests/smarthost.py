@@ -119,6 +119,6 @@ class Smarthost:
             for metadata, message in self.messages():
                 if predicate(metadata, message):
                     return metadata, message
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise AssertionError('the smarthost received no such message in %ss'
                              % timeout)
