@@ -13,6 +13,11 @@
  *
  * Follows Snappymail 2.38's own change-password plugin (plugins/
  * change-password in its source): same error codes, same session update.
+ *
+ * It also names an account's identity after the account at its first
+ * login (the address's local part), where Snappymail would open its "Edit
+ * Identity" dialog over the inbox after every login until one is saved
+ * (webmail.popup_identity, RainLoop/Providers/Identities.php).
  */
 
 use RainLoop\Exceptions\ClientException;
@@ -23,8 +28,8 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 	const
 		NAME = 'Mail bundle password',
 		AUTHOR = 'SlapOS mail bundle',
-		VERSION = '1.1',
-		RELEASE = '2026-12-01',
+		VERSION = '1.2',
+		RELEASE = '2026-12-07',
 		REQUIRED = '2.36.1',
 		CATEGORY = 'Security',
 		LICENSE = 'MIT',
@@ -41,6 +46,21 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 		$this->addJs('js/MailbundleChangePassword.js');
 		$this->addTemplate('templates/MailbundleChangePasswordSettings.html');
 		$this->addJsonHook('MailbundleChangePassword', 'DoChangePassword');
+		$this->addHook('login.success', 'NameTheIdentity');
+	}
+
+	/** The identity Snappymail made up for a new account, named and kept. */
+	public function NameTheIdentity(\RainLoop\Model\Account $oAccount) : void
+	{
+		$oProvider = $this->Manager()->Actions()->IdentitiesProvider();
+		foreach ($oProvider->GetIdentities($oAccount, false) as $oIdentity) {
+			if (!$oIdentity->exists) {
+				$sEmail = $oAccount->Email();
+				$oIdentity->SetName(\substr($sEmail, 0, \strrpos($sEmail, '@') ?: \strlen($sEmail)));
+				$oIdentity->exists = true;
+				$oProvider->UpdateIdentity($oAccount, $oIdentity);
+			}
+		}
 	}
 
 	/** [exit code, standard error] of the accounts module. */
