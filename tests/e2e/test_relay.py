@@ -253,16 +253,23 @@ def test_outbound_by_fingerprint_through_implicit_tls(deployment, smarthost):
     assert metadata['port'] == smarthost.implicit_tls_port
 
 
-def test_outbound_by_password_to_another_backend(deployment):
-    shared = deployment['shared']['domain-' + MAIL3]
+def sent_with_password(deployment, shared, domain):
+    """A message from ``domain`` submitted to the node with the login its
+    shared instance got (``shared``), to testmail of backend 2: as that
+    backend received it."""
     subject = 'outbound password %s' % uuid.uuid4()
     with submission(deployment, STRANGER) as s:
         s.login(shared['outbound-user'], shared['outbound-password'])
-        s.sendmail('alice@' + MAIL3, ['testmail@' + MAIL2],
-                   message('alice@' + MAIL3, 'testmail@' + MAIL2, subject))
+        s.sendmail('alice@' + domain, ['testmail@' + MAIL2],
+                   message('alice@' + domain, 'testmail@' + MAIL2, subject))
     backend = deployment['backend2']
-    found = imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
-                       'testmail@' + MAIL2, 'password123', subject)
+    return imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
+                      'testmail@' + MAIL2, 'password123', subject)
+
+
+def test_outbound_by_password_to_another_backend(deployment):
+    found = sent_with_password(
+        deployment, deployment['shared']['domain-' + MAIL3], MAIL3)
     assert 'DKIM-Signature:' in found
 
 
@@ -552,12 +559,5 @@ def test_a_new_domain_is_taken_by_reloads_refusing_nothing(
     shared = slapos.connection_parameters(RELAY, 'domain-' + MAIL4,
                                           'cluster', shared=True)
     assert 'error' not in shared, shared
-    subject = 'new tenant %s' % uuid.uuid4()
-    with submission(deployment, STRANGER) as s:
-        s.login(shared['outbound-user'], shared['outbound-password'])
-        s.sendmail('alice@' + MAIL4, ['testmail@' + MAIL2],
-                   message('alice@' + MAIL4, 'testmail@' + MAIL2, subject))
-    backend = deployment['backend2']
-    found = imaps_find(backend['imap-smtp-ipv6'], backend['imaps-port'],
-                       'testmail@' + MAIL2, 'password123', subject)
+    found = sent_with_password(deployment, shared, MAIL4)
     assert dkim_valid(found.encode(), shared)
