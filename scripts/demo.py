@@ -127,26 +127,30 @@ def answering(host, port):
         return False
 
 
-def start_stand_in(slapos, name, running):
-    """The stand-in ``name`` (``smarthost``, ``dns``: ``demo.py <name>``) as
-    a process of its own, unless ``running()``; it runs in the record
-    directory, so that `demo.sh stop` (and a clean start) stops it with
-    the embedded SlapOS. Returns that directory (the smarthost's store)."""
+def launch_stand_in(slapos, name, running):
+    """The stand-in ``name`` (``smarthost``, ``dns``: ``demo.py <name>``)
+    started as a process of its own, unless ``running()``; it runs in the
+    record directory, so that `demo.sh stop` (and a clean start) stops it
+    with the embedded SlapOS. Returns a function that waits until it
+    answers and returns that directory (the smarthost's store)."""
     directory = os.path.join(slapos.record_directory, name)
-    if running():
+    if not running():
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        with open(os.path.join(directory, name + '.log'), 'ab') as log:
+            subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                              name], cwd=directory, stdout=log,
+                             stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def answering():
+        deadline = time.time() + 30
+        while not running():
+            if time.time() > deadline:
+                raise RuntimeError('the %s did not start: see %s' % (
+                    name, os.path.join(directory, name + '.log')))
+            time.sleep(0.1)
         return directory
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    with open(os.path.join(directory, name + '.log'), 'ab') as log:
-        subprocess.Popen([sys.executable, os.path.abspath(__file__), name],
-                         cwd=directory, stdout=log, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 30
-    while not running():
-        if time.time() > deadline:
-            raise RuntimeError('the %s did not start: see %s' % (
-                name, os.path.join(directory, name + '.log')))
-        time.sleep(0.2)
-    return directory
+    return answering
 
 
 def serve_until_terminated(server):
@@ -269,9 +273,13 @@ def start_stand_ins(slapos):
     with step('starting the stand-in smarthost on [%s]:%s and DNS '
               'server on [%s]:%s' % (SMARTHOST_HOST, SMARTHOST_PORT,
                                      DNS_HOST, DNS_PORT)):
-        start_stand_in(slapos, 'dns', lambda: answering(DNS_HOST, DNS_PORT))
-        return start_stand_in(slapos, 'smarthost', lambda: listening(
+        # both at once: each takes seconds to import what it serves with
+        dns = launch_stand_in(slapos, 'dns',
+                              lambda: answering(DNS_HOST, DNS_PORT))
+        smarthost = launch_stand_in(slapos, 'smarthost', lambda: listening(
             SMARTHOST_HOST, SMARTHOST_PORT))
+        dns()
+        return smarthost()
 
 
 def main(argv):

@@ -268,6 +268,11 @@ class EmbeddedSlapOS(object):
         from slapos.slap.standalone import StandaloneSlapOS
         from slapos.util import getPartitionIpv6Addr, rmtree
         standalone.time = PollingClock()
+        # pip (which buildout builds eggs from sdists with) keeps the
+        # wheels it built in one cache for the node, not in each software's
+        # $HOME: the second release installs the first's
+        os.environ.setdefault('PIP_CACHE_DIR', os.path.join(
+            self.root, 'download-cache', 'pip'))
         self._check_addresses()
         if not keep:
             self._kill(self.processes(), 'left over by an earlier run')
