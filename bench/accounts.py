@@ -1,14 +1,15 @@
 """Benchmark of the account and alias database (issue 3).
 
-  python bench/accounts.py [--accounts 10000] [--aliases 2000]
+  python bench/accounts.py [--accounts 100000] [--aliases 20000]
                            [--shared-instances 500]
 
 Prints:
-  1. the time to compute the database (``recipes.decisions.accounts.decide``) from 10,000
-     account and 2,000 alias shared instances: first run (every account new,
+  1. the time to compute the database (``recipes.decisions.accounts.decide``) from 100,000
+     account and 20,000 alias shared instances: first run (every account new,
      so a setup token is drawn and hashed for each) and next run (from the
      state), then the time to write the files (``recipes.stores.accounts.write``) and of a
-     whole locked ``accounts.update``. Target: under 2 s to compute.
+     whole locked ``accounts.update`` (with its CPU time). Target: the
+     whole update under 2 s at 100,000 accounts and 20,000 aliases.
      Baseline, measured in the same run: a JSON round trip of the shared
      instance list (what reading it from slapconfiguration already costs).
   2. the time of one instance run in the embedded SlapOS with 500 account
@@ -32,6 +33,9 @@ from recipes.decisions.accounts import decide  # noqa: E402
 from recipes.stores import accounts  # noqa: E402
 
 TARGET = 2.0
+# an instance run where nothing changed, against the same backend's without
+# any shared instance
+RUN_TARGET = 1.1
 
 
 def shared_instances(n_accounts, n_aliases, domains, seed=0):
@@ -79,8 +83,23 @@ def timed(function, *args):
     return time.perf_counter() - start, result
 
 
+def timed_cpu(function, *args):
+    """``(seconds, CPU seconds of this process)`` of one call: on a
+    machine shared with other work, the CPU time says what the call costs
+    when the wall time also counts the others'."""
+    start, cpu = time.perf_counter(), time.process_time()
+    function(*args)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def best_of(count, function, *args):
     return min(timed(function, *args)[0] for _ in range(count))
+
+
+def best_of_cpu(count, function, *args):
+    """The best wall time and the best CPU time of ``count`` calls."""
+    runs = [timed_cpu(function, *args) for _ in range(count)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 def database_figures(n_accounts, n_aliases):
@@ -103,8 +122,9 @@ def database_figures(n_accounts, n_aliases):
         db_directory = os.path.join(directory, 'accounts')
         mail = os.path.join(directory, 'mail')
         write = best_of(3, accounts.write, db_directory, mail, database)
-        update = best_of(3, accounts.update, db_directory, mail, domains,
-                         shared, 1024, False, url)
+        update, update_cpu = best_of_cpu(3, accounts.update, db_directory,
+                                         mail, domains, shared, 1024, False,
+                                         url)
     finally:
         shutil.rmtree(directory)
 
@@ -117,10 +137,11 @@ def database_figures(n_accounts, n_aliases):
           % (following, following / baseline))
     print('   write (%d files + state, fsync)         %7.3f s'
           % (len(accounts.FILES), write))
-    print('   update (lock, read, decide, write)     %7.3f s' % update)
-    verdict = 'met' if max(first, following) < TARGET else 'MISSED'
-    print('   target: compute under %.1f s: %s' % (TARGET, verdict))
-    return max(first, following)
+    print('   update (lock, read, decide, write)     %7.3f s  (CPU %.3f s)'
+          % (update, update_cpu))
+    verdict = 'met' if update < TARGET else 'MISSED'
+    print('   target: the whole update under %.1f s: %s' % (TARGET, verdict))
+    return update
 
 
 def instance_run(count):
@@ -163,15 +184,16 @@ def instance_run(count):
           'instances' % count)
     print('   baseline, forced run, no shared instance %7.1f s' % baseline)
     print('   run that creates them                    %7.1f s' % first)
-    print('   next run, nothing changed (forced)       %7.1f s  (%.1fx '
-          'baseline)' % (following, following / baseline))
+    print('   next run, nothing changed (forced)       %7.1f s  (%.2fx '
+          'baseline; target: at most %.1fx)' % (
+              following, following / baseline, RUN_TARGET))
     return following
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--accounts', type=int, default=10000)
-    parser.add_argument('--aliases', type=int, default=2000)
+    parser.add_argument('--accounts', type=int, default=100000)
+    parser.add_argument('--aliases', type=int, default=20000)
     parser.add_argument('--shared-instances', type=int, default=500,
                         help='account shared instances of figure 2 '
                         '(0: skip it)')

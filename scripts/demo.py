@@ -8,13 +8,17 @@ on mail1 and charlie on mail2, whose passwords are set through their setup
 links, and in.example.com, whose mail goes to a stand-in application's
 HTTPS API; then the four mail paths of ../shared/interface.md and the fifth
 (a stranger writes to the application, whose reply leaves through the
-relay), each found at its destination. The deployment keeps running until `demo.sh stop`; the next
-run keeps it (and starts what is stopped) instead of deploying again.
+relay), each found at its destination. The deployment keeps running until
+`demo.sh stop`; the next run keeps it instead of deploying again: while it
+answers, the next run only moves mail and prints (what it deployed is
+recorded); when it was stopped, it is started again, and the passwords,
+set once, are not set again.
 
     python scripts/demo.py          deploy (or keep), move mail, print
     python scripts/demo.py fresh    the same, deploying again from scratch
     python scripts/demo.py stop     stop everything the demo started
 """
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,6 +40,7 @@ from tests.deployment import (ACCOUNTS, API_DOMAIN,  # noqa: E402
                               SMARTHOST_PORT, deploy_reference_topology,
                               listening, move_mail, mx_dns)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
+from recipes.decisions.autoconfig import AUTODISCOVER_PATH  # noqa: E402
 from recipes.stores.files import read_json, write_atomically  # noqa: E402
 
 # scripts/demo.sh sets it before scripts/setup.sh runs
@@ -126,26 +132,30 @@ def answering(host, port):
         return False
 
 
-def start_stand_in(slapos, name, running):
-    """The stand-in ``name`` (``smarthost``, ``dns``: ``demo.py <name>``) as
-    a process of its own, unless ``running()``; it runs in the record
-    directory, so that `demo.sh stop` (and a clean start) stops it with
-    the embedded SlapOS. Returns that directory (the smarthost's store)."""
+def launch_stand_in(slapos, name, running):
+    """The stand-in ``name`` (``smarthost``, ``dns``: ``demo.py <name>``)
+    started as a process of its own, unless ``running()``; it runs in the
+    record directory, so that `demo.sh stop` (and a clean start) stops it
+    with the embedded SlapOS. Returns a function that waits until it
+    answers and returns that directory (the smarthost's store)."""
     directory = os.path.join(slapos.record_directory, name)
-    if running():
+    if not running():
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        with open(os.path.join(directory, name + '.log'), 'ab') as log:
+            subprocess.Popen([sys.executable, os.path.abspath(__file__),
+                              name], cwd=directory, stdout=log,
+                             stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def answering():
+        deadline = time.time() + 30
+        while not running():
+            if time.time() > deadline:
+                raise RuntimeError('the %s did not start: see %s' % (
+                    name, os.path.join(directory, name + '.log')))
+            time.sleep(0.1)
         return directory
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    with open(os.path.join(directory, name + '.log'), 'ab') as log:
-        subprocess.Popen([sys.executable, os.path.abspath(__file__), name],
-                         cwd=directory, stdout=log, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 30
-    while not running():
-        if time.time() > deadline:
-            raise RuntimeError('the %s did not start: see %s' % (
-                name, os.path.join(directory, name + '.log')))
-        time.sleep(0.2)
-    return directory
+    return answering
 
 
 def serve_until_terminated(server):
@@ -190,16 +200,18 @@ def smarthost_tls(store):
 def mail_paths(topology, passwords, store, api):
     from tests.smarthost import Smarthost
     smarthost = Smarthost(SMARTHOST_HOST, store, {})   # its store, read
-    with step('the five mail paths'):
+    with step('the five mail paths, at once'), \
+            concurrent.futures.ThreadPoolExecutor(len(PATHS)) as pool:
+        moved = {path: pool.submit(move_mail, topology, passwords, smarthost,
+                                   path, api=api) for path in PATHS}
         for path, (sender, recipient, how) in sorted(PATHS.items()):
-            where, _, seconds = move_mail(topology, passwords, smarthost,
-                                          path, api=api)
+            where, _, seconds = moved[path].result()
             print('    %d. %s -> %s (%s): found in %s after %.2f s'
                   % (path, sender, recipient, how, where, seconds),
                   flush=True)
 
 
-def endpoints(slapos, topology, passwords, secrets_path, store, api):
+def endpoints(slapos, topology, urls, passwords, secrets_path, store, api):
     print('==> [%4.0f s] ready; to use it by hand (self-signed '
           'certificates):' % (time.time() - STARTED))
     print('    relay node (%s), inbound SMTP: [%s]:%s'
@@ -221,8 +233,10 @@ def endpoints(slapos, topology, passwords, secrets_path, store, api):
             print('        webmail: none (no Snappymail archive in the '
                   'download cache, see README.md); password page: %s'
                   % b['password-url'])
-        print('        mail clients configure themselves from %s'
-              % b['autoconfig-url'])
+        print('        mail clients configure themselves from %s '
+              '(Thunderbird) and %s (Outlook)' % (
+                  b['autoconfig-url'], urllib.parse.urljoin(
+                      b['autoconfig-url'], AUTODISCOVER_PATH)))
         for address, backend in ACCOUNTS.values():
             if backend == reference:
                 print('        account %s, password %s'
@@ -239,13 +253,69 @@ def endpoints(slapos, topology, passwords, secrets_path, store, api):
     print('    the smarthost\'s store (what left for the Internet): %s'
           % store)
     print('    to order from it with %s/bin/slapos (README, "Ordering from a '
-          'SlapOS master"):' % slapos.base_directory)
-    print('        MAIL_SERVER_URL=%s RELAY_URL=%s' % (
-        slapos.software_url(MAIL_SERVER), slapos.software_url(RELAY)))
+          'SlapOS master"), in a shell with these variables:'
+          % slapos.base_directory)
+    print('        SLAPOS_MAIL_ROOT=%s MAIL_SERVER_URL=%s RELAY_URL=%s' % (
+        slapos.root, urls['mail-server'], urls['relay']))
     print('        MAIL1_PARTITION=%s MAIL1_PASSWORD_URL=%s' % (
         os.path.basename(topology['partitions']['mail1']),
         topology['backends']['mail1']['password-url']))
     print('    stop it with: bash scripts/demo.sh stop', flush=True)
+
+
+def up(kept):
+    """Whether the deployment recorded by the last run answers (each
+    backend's and the relay node's ports)."""
+    return bool(kept and kept.get('topology') and all(
+        listening(host, port) for host, port in kept['endpoints']))
+
+
+def deploy(slapos, kept, found, passwords):
+    """Deploys the reference topology, or starts again the one the last
+    run left (``kept``, its record), which was stopped. Returns the
+    smarthost's store and the deployment's record: the topology, the
+    software URLs, the endpoints that answer when it runs."""
+    keep = kept is not None
+    with step('starting the embedded SlapOS in %s (%s)' % (
+            slapos.base_directory, 'starting again the deployment of the '
+            'last run' if keep else 'deploying from scratch')):
+        slapos.start(keep=keep)
+    store, api = start_stand_ins(slapos, found)
+    with InstanceProgress(slapos):
+        topology = deploy_reference_topology(
+            slapos, found['smarthost'], passwords, step,
+            rebuild=not keep, restart=keep, api=api,
+            smarthost_tls=smarthost_tls(store),
+            passwords_set=bool(keep and kept.get('passwords-set')))
+    return store, api, {'topology': topology, 'passwords-set': True,
+            'urls': {'mail-server': slapos.software_url(MAIL_SERVER),
+                     'relay': slapos.software_url(RELAY)},
+            'endpoints': [(topology['node'], RELAY_INBOUND_PORT),
+                          (API_HOST, API_PORT)] + [
+                (b['imap-smtp-ipv6'], int(b[name]))
+                for b in topology['backends'].values()
+                for name in ('smtp-port', 'submission-port', 'imaps-port')]}
+
+
+def start_stand_ins(slapos, found):
+    """The stand-in smarthost, DNS server and application API, unless they
+    run; returns the smarthost's store and the API (its store and
+    certificate, read: the process serves)."""
+    with step('starting the stand-in smarthost on [%s]:%s, DNS server on '
+              '[%s]:%s and application API on [%s]:%s' % (
+                  SMARTHOST_HOST, SMARTHOST_PORT, DNS_HOST, DNS_PORT,
+                  API_HOST, API_PORT)):
+        # at once: each takes seconds to import what it serves with
+        dns = launch_stand_in(slapos, 'dns',
+                              lambda: answering(DNS_HOST, DNS_PORT))
+        smarthost = launch_stand_in(slapos, 'smarthost', lambda: listening(
+            SMARTHOST_HOST, SMARTHOST_PORT))
+        api = launch_stand_in(slapos, 'api',
+                              lambda: listening(API_HOST, API_PORT))
+        dns()
+        from tests.http_api import HttpApi
+        return smarthost(), HttpApi(API_HOST, api(), found['api-token'],
+                                    port=API_PORT)
 
 
 def main(argv):
@@ -267,41 +337,18 @@ def main(argv):
     passwords = found['passwords']
     record = os.path.join(slapos.record_directory, 'demo.json')
     kept = read_json(record, None) if argv[1:] != ['fresh'] else None
-    keep = kept is not None
-    with step('starting the embedded SlapOS in %s (%s)' % (
-            slapos.base_directory, 'keeping the deployment of the last run'
-            if keep else 'deploying from scratch')):
-        slapos.start(keep=keep)
     try:
-        with step('starting the stand-in smarthost on [%s]:%s, DNS '
-                  'server on [%s]:%s and application API on [%s]:%s' % (
-                      SMARTHOST_HOST, SMARTHOST_PORT, DNS_HOST, DNS_PORT,
-                      API_HOST, API_PORT)):
-            store = start_stand_in(slapos, 'smarthost', lambda: listening(
-                SMARTHOST_HOST, SMARTHOST_PORT))
-            start_stand_in(slapos, 'dns', lambda: answering(DNS_HOST,
-                                                             DNS_PORT))
-            from tests.http_api import HttpApi
-            # its store and certificate, read (the process serves)
-            api = HttpApi(API_HOST, start_stand_in(
-                slapos, 'api', lambda: listening(API_HOST, API_PORT)),
-                found['api-token'], port=API_PORT)
-        # stopped (demo.sh stop, or a reboot) if one of them does not answer
-        stopped = keep and not (kept.get('endpoints') and all(
-            listening(host, port) for host, port in kept['endpoints']))
-        with InstanceProgress(slapos):
-            topology = deploy_reference_topology(
-                slapos, found['smarthost'], passwords, step,
-                rebuild=not keep, restart=stopped, api=api,
-                smarthost_tls=smarthost_tls(store))
-        write_atomically(record, json.dumps({'endpoints': [
-            (topology['node'], RELAY_INBOUND_PORT),
-            (API_HOST, API_PORT)] + [
-            (b['imap-smtp-ipv6'], int(b[name]))
-            for b in topology['backends'].values()
-            for name in ('smtp-port', 'submission-port', 'imaps-port')]})
-            + '\n', mode=0o600)
-        mail_paths(topology, passwords, store, api)
+        if up(kept):
+            # nothing to deploy, build, instantiate nor set again
+            print('==> [%4.0f s] the deployment of the last run answers '
+                  '(`demo.sh fresh` deploys again)'
+                  % (time.time() - STARTED), flush=True)
+            store, api = start_stand_ins(slapos, found)
+        else:
+            store, api, kept = deploy(slapos, kept, found, passwords)
+            # 0600: the topology holds the webmail's admin password
+            write_atomically(record, json.dumps(kept) + '\n', mode=0o600)
+        mail_paths(kept['topology'], passwords, store, api)
     except BaseException:
         # the next run deploys again from scratch
         if os.path.exists(record):
@@ -311,7 +358,8 @@ def main(argv):
               flush=True)
         slapos.stop()
         raise
-    endpoints(slapos, topology, passwords, secrets_path, store, api)
+    endpoints(slapos, kept['topology'], kept['urls'], passwords,
+              secrets_path, store, api)
     return 0
 
 

@@ -18,8 +18,12 @@
 #
 # Idempotent; run as root (enables Debian's source index if missing). Files
 # and directories it creates belong to the owner of DOWNLOAD_CACHE_DIR (or of
-# its parent, if it has to create it) and are world-readable.
+# its parent, if it has to create it) and are world-readable. It says what
+# it did in one line on standard output; apt-get's transcript goes to
+# standard error, and apt-get waits for another apt-get or dpkg to let go
+# of apt's locks (scripts/apt.sh).
 set -eu
+. "$(dirname "$0")/apt.sh"
 
 [ $# -eq 1 ] || { echo "usage: $0 DOWNLOAD_CACHE_DIR" >&2; exit 2; }
 CACHE=$1
@@ -71,16 +75,16 @@ if ! grep -qs '^ *\(Types:.*deb-src\|deb-src \)' "$SOURCES" \
                  print s } }' "$SOURCES" > "$SOURCES.new"
     chmod 0644 "$SOURCES.new"
     mv "$SOURCES.new" "$SOURCES"
-    apt-get update -qq
+    apt_get -q update >&2
 elif ! ls /var/lib/apt/lists/*_Sources* >/dev/null 2>&1; then
-    apt-get update -qq
+    apt_get -q update >&2
 fi
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 # apt downloads as the _apt user when it can write there
 chmod 0755 "$TMP"; chown _apt "$TMP" 2>/dev/null || true
-(cd "$TMP" && apt-get source -qq --download-only postfix)
+(cd "$TMP" && apt_get -q source --download-only postfix >&2)
 ORIG=$TMP/postfix_$VERSION.orig.tar.gz
 if [ ! -f "$ORIG" ]; then
     echo "Debian's postfix source is not $VERSION:" $(ls "$TMP") >&2

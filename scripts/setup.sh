@@ -7,15 +7,22 @@
 # the node's software user and partition users are made by `slapos node
 # format` when the embedded SlapOS starts (tests/harness.py).
 #
-# Idempotent: a second run only checks, and takes a few seconds.
+# Idempotent: a second run only checks, and takes a few seconds. It says
+# one line per step; what apt-get and pip print goes to $SLAPOS_MAIL_ROOT/
+# setup.log (named in the lines of the steps that ran them).
 # Environment: SLAPOS_MAIL_ROOT (default /srv/slapos-mail),
 # SNAPPYMAIL_ARCHIVE (the Snappymail release tarball; default: the one in
 # ../shared/snappymail/ beside the checkout, when it is there).
 set -euo pipefail
 
-step() { echo "==> $*"; }
-note() { echo "    $*"; }
-die() { echo "setup.sh: error: $*" >&2; exit 1; }
+# One line per step: "==> step: what it found or did; ...", printed when
+# the step ends.
+STEP=
+NOTES=
+step() { end_step; STEP=$*; NOTES=; }
+note() { NOTES=${NOTES:+$NOTES; }$*; }
+end_step() { [ -z "$STEP" ] || echo "==> $STEP${NOTES:+: $NOTES}"; STEP=; }
+die() { end_step; echo "setup.sh: error: $*" >&2; exit 1; }
 
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 REPO=$(dirname "$(dirname "$SCRIPT")")
@@ -37,6 +44,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 cd "$REPO"
+# what apt-get and pip print, this run's only
+mkdir -p "$ROOT"
+LOG=$ROOT/setup.log
+echo "scripts/setup.sh, $(date -u '+%Y-%m-%d %H:%M:%S UTC')" > "$LOG"
+# apt-get waits for another apt-get or dpkg, and says so on the terminal
+. "$REPO/scripts/apt.sh"
+exec 3>&2
+export APT_SAY_FD=3
 
 # --- (a) Debian packages ----------------------------------------------------
 PACKAGES=(
@@ -49,16 +64,17 @@ PACKAGES=(
   opendkim opendkim-tools haproxy logrotate
   chromium chromium-driver
 )
-step "installing Debian packages"
+step "Debian packages"
+installed=" $(dpkg-query -W -f='${Package}=${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null \
+  | sed -n 's/=ii.*//p' | tr '\n' ' ')"
 missing=()
 for p in "${PACKAGES[@]}"; do
-  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-  [[ $status == ii* ]] || missing+=("$p")
+  [[ $installed == *" $p "* ]] || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  note "all ${#PACKAGES[@]} packages already installed"
+  note "all ${#PACKAGES[@]} already installed"
 else
-  note "missing: ${missing[*]}"
+  note "installed ${missing[*]} (apt-get's transcript: $LOG)"
   # Keep the packages' maintainer scripts from starting services.
   own_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -71,16 +87,17 @@ else
   # two set-ups at once (two embedded SlapOS on one machine) take turns
   exec 9>/var/lock/slapos-mail-apt.lock
   flock 9
-  apt-get update -q >/dev/null
-  apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends \
-    "${missing[@]}" </dev/null
+  apt_get -q update >>"$LOG" \
+    || die "apt-get update failed: see $LOG"
+  apt_get install -y -q --no-install-recommends "${missing[@]}" </dev/null >>"$LOG" \
+    || die "apt-get install failed: see $LOG"
   flock -u 9
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 
 # Our own instances listen on the partitions' addresses: the system's
 # daemons (which bind every address) must neither run nor start at boot.
-step "stopping system mail/web services"
+step "system mail and web services"
 stopped=()
 for svc in dovecot apache2 php8.2-fpm postfix haproxy; do
   [ -e "/etc/init.d/$svc" ] || [ -e "/lib/systemd/system/$svc.service" ] || continue
@@ -96,8 +113,7 @@ for svc in dovecot apache2 php8.2-fpm postfix haproxy; do
 done
 # Whatever still runs as root from the system binaries (our instances run as
 # the runtime user): kill those processes by pid.
-pids=$( { pgrep -u root -x dovecot; pgrep -u root -x apache2
-          pgrep -u root -x php-fpm8.2
+pids=$( { ps -u root -o pid=,comm= | awk '$2 == "dovecot" || $2 == "apache2" || $2 == "php-fpm8.2" {print $1}'
           pgrep -u root -f '^/usr/lib/postfix/sbin/master'; } || true)
 if [ -n "$pids" ]; then
   stopped+=($(ps -o comm= -p "$(echo $pids | tr ' ' ,)" | sort -u))
@@ -109,7 +125,7 @@ if [ -n "$pids" ]; then
   done
   [ -z "$alive" ] || kill -9 $alive 2>/dev/null || true
 fi
-if [ ${#stopped[@]} -gt 0 ]; then note "stopped: ${stopped[*]}"; else note "none running"; fi
+if [ ${#stopped[@]} -gt 0 ]; then note "stopped ${stopped[*]}"; else note "none running"; fi
 
 # --- (b) directories ---------------------------------------------------------
 step "directories under $ROOT"
@@ -134,7 +150,9 @@ fi
 # --- (d) Postfix source -----------------------------------------------------
 step "Postfix source in the download cache"
 if [ -f "$REPO/scripts/fetch-postfix-source.sh" ]; then
-  bash "$REPO/scripts/fetch-postfix-source.sh" "$ROOT/download-cache"
+  fetched=$(sh "$REPO/scripts/fetch-postfix-source.sh" "$ROOT/download-cache" 2>>"$LOG") \
+    || die "scripts/fetch-postfix-source.sh failed: see $LOG"
+  note "$fetched"
 else
   note "scripts/fetch-postfix-source.sh is not there yet: skipped"
 fi
@@ -171,13 +189,14 @@ else
 fi
 
 # --- (e) source copy and virtual environment -------------------------------
-step "copying the checkout to $ROOT/src"
+step "the checkout copied to $ROOT/src"
 # __pycache__ is hidden, not protected: a removed package's goes with it
 rsync -a --delete --chown=root:root \
   --exclude=.git --exclude=/bin/ --exclude=/parts/ --exclude=/eggs/ \
   --exclude=/develop-eggs/ --exclude=.installed.cfg --filter='H __pycache__' \
   --exclude=.pytest_cache --exclude='*.egg-info' --exclude=/build/ \
   "$REPO/" "$ROOT/src/"
+note "done"
 
 VENV=$ROOT/venv
 PY=$VENV/bin/python
@@ -187,7 +206,8 @@ REQUIREMENTS=(zc.buildout slapos.core slapos.cookbook slapos.recipe.template
   zc.recipe.egg aiosmtpd dkimpy pyspf dmarc publicsuffixlist selenium
   pytest-xdist)
 step "virtual environment $VENV"
-if [ -e "$PY" ] && ! "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
+# -S: without the site-packages, whose .pth files cost 0.4 s a start here
+if [ -e "$PY" ] && ! "$PY" -S -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then
   note "broken or foreign virtual environment: recreating"
   find "$VENV" -mindepth 1 -delete
 fi
@@ -207,16 +227,19 @@ for line in open(sys.argv[1]):
         if installed.get(norm(name)) != version:
             bad.append('%s==%s (have %s)' % (name, version, installed.get(norm(name))))
 if bad:
-    print('    to install: ' + (', '.join(bad) if len(bad) < 6 else '%d packages' % len(bad)))
+    print('to install: ' + (', '.join(bad) if len(bad) < 6 else '%d packages' % len(bad)))
     sys.exit(1)
 EOF
 }
-if pins_ok; then
+if pins_ok >/dev/null; then
   note "pinned packages already installed"
 else
-  "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pip setuptools wheel
-  "$VENV/bin/pip" install -q -c "$CONSTRAINTS" "${REQUIREMENTS[@]}"
-  pins_ok || die "the virtual environment does not match scripts/constraints.txt"
+  note "$(pins_ok)"
+  { "$VENV/bin/pip" install -q -c "$CONSTRAINTS" pip setuptools wheel &&
+    "$VENV/bin/pip" install -q -c "$CONSTRAINTS" "${REQUIREMENTS[@]}"; } >>"$LOG" 2>&1 \
+    || die "pip install failed: see $LOG"
+  pins_ok >/dev/null || die "the virtual environment does not match scripts/constraints.txt"
+  note "installed (pip's transcript: $LOG)"
 fi
 
 # slapos.core 1.26.1 calls importlib.resources.files() on modules, not
@@ -241,9 +264,12 @@ def files(anchor=None):
 
 
 importlib.resources.files = files'
+# the site-packages of the environment of a Python 3.11 (asked of it, it
+# would cost a start with its site-packages: 0.4 s here)
+site_packages() { echo "$(dirname "$(dirname "$1")")/lib/python3.11/site-packages"; }
 install_shim() {  # PYTHON: in its site-packages
   local site
-  site=$("$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  site=$(site_packages "$1")
   if [ "$(cat "$site/slapos_mail_compat.py" 2>/dev/null || true)" != "$SHIM" ]; then
     printf '%s\n' "$SHIM" > "$site/slapos_mail_compat.py"
     echo 'import slapos_mail_compat' > "$site/slapos_mail_compat.pth"
@@ -252,16 +278,19 @@ install_shim() {  # PYTHON: in its site-packages
 }
 install_shim "$PY"
 
-step "installing slapos.mailbundle in develop mode"
+step "slapos.mailbundle in develop mode"
 stamp="$VENV/.slapos.mailbundle.stamp"
 digest=$( { cat "$ROOT"/src/setup.py "$ROOT"/src/setup.cfg "$ROOT"/src/pyproject.toml \
   2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
+site=$(site_packages "$PY")
 if [ "$(cat "$stamp" 2>/dev/null || true)" = "$digest" ] \
-    && "$PY" -c 'from importlib import metadata; metadata.distribution("slapos.mailbundle")' 2>/dev/null; then
+    && compgen -G "$site/slapos?mailbundle-*.dist-info" >/dev/null; then
   note "already installed"
 else
-  (cd "$ROOT/src" && env PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT/src")
+  (cd "$ROOT/src" && env PYTHONWARNINGS=ignore "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT/src") >>"$LOG" 2>&1 \
+    || die "pip install -e failed: see $LOG"
   echo "$digest" > "$stamp"
+  note "installed"
 fi
 
 # --- (e2) slapgrid's watchdog ----------------------------------------------
@@ -327,10 +356,11 @@ if [ "$(cat "$node_stamp" 2>/dev/null || true)" = "$node_digest" ] && [ -x "$NOD
 else
   rm -rf "$NODE"
   mkdir -p "$NODE"
-  /usr/bin/python3 -m venv --without-pip "$NODE"
-  "$VENV/bin/pip" --python "$NODE_PY" install -q -c "$CONSTRAINTS" slapos.core slapos.libnetworkcache
-  "$VENV/bin/pip" --python "$NODE_PY" uninstall -q -y "${BUILDOUT_DISTS[@]}"
-  "$VENV/bin/pip" install -q -c "$NODE_CONSTRAINTS" --no-deps --target "$NODE_BUILDOUT" "${BUILDOUT_DISTS[@]}"
+  { /usr/bin/python3 -m venv --without-pip "$NODE" &&
+    "$VENV/bin/pip" --python "$NODE_PY" install -q -c "$CONSTRAINTS" slapos.core slapos.libnetworkcache &&
+    "$VENV/bin/pip" --python "$NODE_PY" uninstall -q -y "${BUILDOUT_DISTS[@]}" &&
+    "$VENV/bin/pip" install -q -c "$NODE_CONSTRAINTS" --no-deps --target "$NODE_BUILDOUT" "${BUILDOUT_DISTS[@]}"
+  } >>"$LOG" 2>&1 || die "making the node's environment failed: see $LOG"
   # zc is a namespace that eggs share (zc.recipe.egg): declared as in the
   # zc.buildout egg of a node, not by pip's nspkg.pth, which only a site
   # directory runs
@@ -345,7 +375,7 @@ else
     die "slapos.mailbundle must not be in the node's environment $NODE"
   fi
   echo "$node_digest" > "$node_stamp"
-
+  note "made (pip's transcript: $LOG)"
 fi
 
 # --- (f) IPv6 addresses of the partitions ----------------------------------
@@ -353,8 +383,9 @@ fi
 # (default fd6d:6169:6c00): a second embedded SlapOS on the same machine
 # uses another prefix (and root, port).
 IPV6_PREFIX=${SLAPOS_MAIL_IPV6_PREFIX:-fd6d:6169:6c00}
-step "IPv6 addresses on lo"
-bash "$REPO/scripts/addresses.sh" "$IPV6_PREFIX"
+step "the partitions' IPv6 addresses on lo"
+note "$(bash "$REPO/scripts/addresses.sh" "$IPV6_PREFIX" | sed 's/^ *//'); names in /etc/hosts"
 
 # --- (g) summary ------------------------------------------------------------
-step "done in $((SECONDS - START)) s: root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"
+end_step
+echo "==> set up in $((SECONDS - START)) s: root $ROOT, venv $VENV ($("$PY" --version)), IPv6 $IPV6_PREFIX::2-::21 on lo"

@@ -119,17 +119,14 @@ class Snappymail:
             field.send_keys(value)
         self.click('button.buttonLogin')
 
-    def login(self, email, password, name=None):
-        """Log in; wait for the folder list. At the first login Snappymail
-        asks for the name to send with: ``name`` is given (default: the
-        address's local part)."""
+    def login(self, email, password):
+        """Log in; wait for the folder list."""
         self.submit_login(email, password)
         try:
             self.visible('#rl-left .b-folders', 60)
         except TimeoutException:
             raise AssertionError('login of %s failed: %s' % (
                 email, self.login_error() or 'no folder list'))
-        self.fill_identity(name or email.split('@')[0].capitalize())
 
     def login_error(self, timeout=0):
         """The error shown on the login page ('' when none)."""
@@ -142,16 +139,15 @@ class Snappymail:
         return ' '.join(self.texts('#rl-content .alert')).replace(
             '\u00d7', '').strip()
 
-    def fill_identity(self, name):
-        popup = '#V-PopupsIdentity'
+    def identity_popup(self, timeout):
+        """Whether Snappymail opens its "Edit Identity" dialog within
+        ``timeout`` seconds (it would, a second after the login, for an
+        identity without a name)."""
         try:
-            field = self.visible(popup + ' input[type=text]', 5)
+            self.visible('#V-PopupsIdentity input[type=text]', timeout)
+            return True
         except TimeoutException:
-            return
-        field.send_keys(name)
-        self.click(popup + ' footer button')
-        self.wait(EC.invisibility_of_element_located(
-            (By.CSS_SELECTOR, popup)), TIMEOUT, 'the identity popup stays')
+            return False
 
     def logout(self):
         self.click('#top-system-dropdown-id')

@@ -90,7 +90,7 @@ def imaps_find(host, port, user, password, subject, timeout=60):
         if time.time() > deadline:
             raise AssertionError('no message %r for %s after %ss'
                                  % (subject, user, timeout))
-        time.sleep(1)
+        time.sleep(0.2)
 
 
 def imaps_subjects(host, port, user, password, folder='INBOX'):
@@ -297,15 +297,22 @@ def assert_no_secret_in_records(slapos, secrets, expected):
             secret[:3], leaks)
 
 
-def software_binary(slapos, *path):
-    """A file of a built software release: ``software_binary(slapos,
-    'postfix', 'sbin', 'postqueue')``."""
-    software = os.path.join(slapos.base_directory, 'soft')
-    for name in os.listdir(software):
-        candidate = os.path.join(software, name, 'parts', *path)
-        if os.path.exists(candidate):
-            return candidate
-    raise AssertionError('%s not built' % os.path.join(*path))
+def software_binary(slapos, component, *path):
+    """A file of a component of the built software releases, where their
+    ``components.cfg`` puts it (a shared part of the node, for Postfix):
+    ``software_binary(slapos, 'postfix', 'sbin', 'postqueue')``."""
+    import configparser
+    import glob
+    for cfg in sorted(glob.glob(os.path.join(
+            slapos.base_directory, 'soft', '*', 'components.cfg'))):
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(cfg)
+        if parser.has_option(component, 'location'):
+            candidate = os.path.join(parser.get(component, 'location'), *path)
+            if os.path.exists(candidate):
+                return candidate
+    raise AssertionError('%s of no software release built in %s' % (
+        os.path.join(component, *path), slapos.base_directory))
 
 
 def postfix(slapos, partition, command, *args, check=True):
@@ -467,7 +474,8 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
                               step=_quietly, rebuild=True, restart=False,
                               backend_parameters=None, api=None,
                               aliases=None, smarthost_tls=None, nodes=1,
-                              computers=None, relay_config=None):
+                              computers=None, relay_config=None,
+                              passwords_set=False):
     """Deploys the reference topology of ../shared/interface.md in
     ``slapos`` (started): a relay cluster of one node, whose proxy-map
     sends mail1's mail through the smarthost at ``SMARTHOST_HOST`` with
@@ -499,7 +507,8 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     reference: computer id}``, each computer started by
     ``slapos.add_computer``) places them as ``sla`` does, the cluster and
     the rest staying on the first computer; ``relay_config`` is added to
-    the cluster's ``default-relay-config``."""
+    the cluster's ``default-relay-config``. With ``passwords_set``, an
+    earlier run set the passwords: they are not set again."""
     computers = computers or {}
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
@@ -554,21 +563,9 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     relay = slapos.connection_parameters(RELAY, 'relay', 'cluster')
     node = relay['relay-hosts'][0]
     assert len(relay['relay-hosts']) == nodes, relay
-    with step('setting the passwords through the setup links'):
-        for reference, (address, backend) in ACCOUNTS.items():
-            b = backends[backend]
-            try:
-                set_password(slapos, reference, passwords[address],
-                             b['password-url'])
-            except PasswordNotSet as refused:
-                # the link was used (403) or is gone (None): by an earlier
-                # run, with this password (not tried first: Dovecot slows
-                # down the logins of an address that failed one)
-                if refused.status not in (403, None) or \
-                        not imaps_login_works(b['imap-smtp-ipv6'],
-                                              b['imaps-port'], address,
-                                              passwords[address]):
-                    raise
+    if not passwords_set:
+        with step('setting the passwords through the setup links'):
+            set_reference_passwords(slapos, backends, passwords)
     return {'relay': relay, 'node': node, 'backends': backends,
             'api-domain': slapos.connection_parameters(
                 RELAY, 'domain-' + API_DOMAIN, 'cluster', shared=True)
@@ -586,6 +583,25 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
 def relay_fqdn(i):
     """The fqdn of node ``i`` of the reference topology's cluster."""
     return 'relay%d.example.com' % i
+
+
+def set_reference_passwords(slapos, backends, passwords):
+    """The ``ACCOUNTS``' passwords set through their setup links (when a
+    link was used already, by an earlier run, the password must log in)."""
+    for reference, (address, backend) in ACCOUNTS.items():
+        b = backends[backend]
+        try:
+            set_password(slapos, reference, passwords[address],
+                         b['password-url'])
+        except PasswordNotSet as refused:
+            # the link was used (403) or is gone (None): by an earlier
+            # run, with this password (not tried first: Dovecot slows
+            # down the logins of an address that failed one)
+            if refused.status not in (403, None) or \
+                    not imaps_login_works(b['imap-smtp-ipv6'],
+                                          b['imaps-port'], address,
+                                          passwords[address]):
+                raise
 
 
 def backend_of(address):

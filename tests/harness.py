@@ -158,6 +158,20 @@ def node_configuration(products, software_user, partition_users,
          standalone.SupervisorConfigWriter) = originals
 
 
+class PollingClock(object):
+    """The ``time`` of slapos.slap.standalone, whose ``waitFor...`` poll
+    their command with a delay that grows by a fifth up to 300 s: a build
+    of 6 minutes was seen finished 67 s before it returned. Here it polls
+    every second at most."""
+
+    @staticmethod
+    def sleep(delay):
+        time.sleep(min(delay, 1.0))
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
 # where slapgrid runs its watchdog from (WATCHDOG_PATH of
 # slapos/grid/slapgrid.py): scripts/setup.sh provides it
 WATCHDOG = '/opt/slapos/bin/slapos-watchdog'
@@ -344,8 +358,15 @@ class EmbeddedSlapOS(object):
         earlier run (``record_directory``) are removed first (built software
         releases are kept). With ``keep``, what an earlier run left, running
         or stopped, is kept as it is and started again."""
+        from slapos.slap import standalone
         from slapos.slap.standalone import StandaloneSlapOS
         from slapos.util import getPartitionIpv6Addr, rmtree
+        standalone.time = PollingClock()
+        # pip (which buildout builds eggs from sdists with) keeps the
+        # wheels it built in one cache for the node, not in each software's
+        # $HOME: the second release installs the first's
+        os.environ.setdefault('PIP_CACHE_DIR', os.path.join(
+            self.root, 'download-cache', 'pip'))
         self._check_addresses()
         if not keep:
             kill(self.processes(), 'left over by an earlier run')
@@ -799,7 +820,11 @@ class EmbeddedSlapOS(object):
         start = time.time()
         log('building the software releases')
         for url in self.software_list:
-            self._forget_changed_content(url)
+            # without force, a release built already is not built again:
+            # its copies (our egg) must stay
+            if force or not os.path.exists(os.path.join(
+                    self._software_path(url), '.completed')):
+                self._forget_changed_content(url)
         self._run(lambda **kw: self.standalone.waitForSoftware(
                       install_all=force, **kw),
                   'slapos-node-software', max_retry, error_lines)

@@ -30,6 +30,7 @@ included: that is how the operator reads it. ``postmaster@<domain>`` of
 every hosted domain whose address nobody claims is an alias to it.
 """
 import dataclasses
+import re
 import urllib.parse
 
 from . import passwords
@@ -264,21 +265,29 @@ def refresh_tokens(entry, address, reset_token, now, needs_setup):
     """Drop expired tokens; give an account without a password a setup token
     (a new one when the previous one expired unused); turn a reset-token
     value never seen for this account into a valid one-time token."""
-    tokens = [t for t in entry.get('tokens', []) if t['expires'] > now]
-    if 'setup' not in {t['kind'] for t in tokens}:
+    tokens = entry.get('tokens', [])
+    # loops rather than any(): at 100,000 accounts, a third of a second
+    for t in tokens:
+        if t['expires'] <= now:
+            tokens = [t for t in tokens if t['expires'] > now]
+            break
+    for t in tokens:
+        if t['kind'] == 'setup':
+            break
+    else:
         entry.pop('setup-token', None)
         if needs_setup and not entry['password']:
             token = passwords.new_token()
             entry['setup-token'] = token
-            tokens.append({'kind': 'setup',
-                           'hash': passwords.token_hash(address, token),
-                           'expires': now + passwords.TOKEN_LIFETIME})
+            tokens = tokens + [{'kind': 'setup',
+                                'hash': passwords.token_hash(address, token),
+                                'expires': now + passwords.TOKEN_LIFETIME}]
     if reset_token:
         digest = passwords.token_hash(address, reset_token)
         if digest not in entry.get('reset-seen', []):
             entry['reset-seen'] = entry.get('reset-seen', []) + [digest]
-            tokens.append({'kind': 'reset', 'hash': digest,
-                           'expires': now + passwords.TOKEN_LIFETIME})
+            tokens = tokens + [{'kind': 'reset', 'hash': digest,
+                                'expires': now + passwords.TOKEN_LIFETIME}]
     entry['tokens'] = tokens
 
 
@@ -405,10 +414,7 @@ def publish(accounts, accounts_state, aliases, errors, shared_instances,
             or accounts_state[address].get('setup-token')
         if token:
             parameters['token'] = token
-            parameters['setup-url'] = '%s?%s' % (password_url,
-                                                 urllib.parse.urlencode(
-                                                     {'user': address,
-                                                      'token': token}))
+            parameters['setup-url'] = setup_url(password_url, address, token)
     for key, (reference, destinations) in aliases.items():
         if reference is None:       # the postmaster's, nobody's to see
             continue
@@ -419,6 +425,25 @@ def publish(accounts, accounts_state, aliases, errors, shared_instances,
             if name in asked.get(reference, {}):
                 published[reference][name] = asked[reference][name]
     return published
+
+
+def setup_url(password_url, address, token):
+    """The password page with ``user`` and ``token`` in its query, as
+    ``urllib.parse.urlencode`` writes them."""
+    return '%s?user=%s&token=%s' % (password_url, query_value(address),
+                                    query_value(token))
+
+
+# what urllib.parse.quote_plus leaves as it is, and '@'
+_PLAIN_QUERY_VALUE = re.compile(r'[A-Za-z0-9_.~@-]*\Z')
+
+
+def query_value(text):
+    """``urllib.parse.quote_plus(text)``, at once for the usual address or
+    token (a setup link per account: 100,000 at a run)."""
+    if _PLAIN_QUERY_VALUE.match(text):
+        return text.replace('@', '%40')
+    return urllib.parse.quote_plus(text)
 
 
 def usable_reset_token(address, entry, reset_token):

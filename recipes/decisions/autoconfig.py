@@ -17,6 +17,8 @@ from .dns import record
 
 THUNDERBIRD_PATHS = ('/mail/config-v1.1.xml',
                      '/.well-known/autoconfig/mail/config-v1.1.xml')
+# where Outlook POSTs its request (any case: httpd.conf.in)
+AUTODISCOVER_PATH = '/autodiscover/autodiscover.xml'
 REQUEST_SCHEMA = ('http://schemas.microsoft.com/exchange/autodiscover/'
                   'outlook/requestschema/2006')
 RESPONSE_SCHEMA = ('http://schemas.microsoft.com/exchange/autodiscover/'

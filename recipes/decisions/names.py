@@ -28,6 +28,13 @@ _LABEL = re.compile(r'[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z')
 # RFC 5321 atext less '/' and '%'
 _ATOM = r"[a-z0-9!#$&'*+=?^_`{|}~-]+"
 _LOCAL_PART = re.compile(r'%s(\.%s)*\Z' % (_ATOM, _ATOM))
+# The common address in one match, a subset of what the rules below accept
+# (fewer local-part characters, no '#'; the lengths are checked beside):
+# a backend with 100,000 accounts normalises each one at every run.
+_COMMON_ADDRESS = re.compile(
+    r'[a-z0-9_+=-]+(\.[a-z0-9_+=-]+)*@'
+    r'([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+'
+    r'(?![0-9]+\Z)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z')
 
 
 def normalise_domain(text):
@@ -58,24 +65,32 @@ def is_domain(text):
 def normalise_address(text):
     """``(address in lowercase, None)`` or ``(None, why it is invalid)``."""
     address = text.strip().lower()
+    if len(address) <= MAX_ADDRESS and _COMMON_ADDRESS.match(address) \
+            and address.index('@') <= MAX_LOCAL_PART:
+        return address, None
+    why = address_error(address)
+    return (None, why) if why else (address, None)
+
+
+def address_error(address):
+    """Why ``address`` (lower-case) is not an address, or None."""
     local, at, domain = address.rpartition('@')
     if not at or not local:
-        return None, 'it must be local-part@domain'
+        return 'it must be local-part@domain'
     if len(address) > MAX_ADDRESS:
-        return None, 'it is longer than %d characters' % MAX_ADDRESS
+        return 'it is longer than %d characters' % MAX_ADDRESS
     if len(local) > MAX_LOCAL_PART:
-        return None, ('its local part is longer than %d characters'
-                      % MAX_LOCAL_PART)
+        return 'its local part is longer than %d characters' % MAX_LOCAL_PART
     if not _LOCAL_PART.match(local):
-        return None, ("its local part must be letters, digits and "
-                      "!#$&'*+=?^_`{|}~- in dot-separated atoms (no / nor %, "
-                      "no leading, trailing or double dot)")
+        return ("its local part must be letters, digits and "
+                "!#$&'*+=?^_`{|}~- in dot-separated atoms (no / nor %, "
+                "no leading, trailing or double dot)")
     if local.startswith('#'):
-        return None, 'its local part must not start with #'
+        return 'its local part must not start with #'
     why = domain_error(domain)
     if why:
-        return None, 'its domain %s: %s' % (domain, why)
-    return address, None
+        return 'its domain %s: %s' % (domain, why)
+    return None
 
 
 def normalise_catch_all(text):

@@ -117,6 +117,43 @@ def test_the_partitions_programs_run_the_software_s_python(
     assert os.path.join(slapos.root, 'node', 'lib') not in script
 
 
+def test_postfix_is_compiled_once_for_both_releases_and_shared(
+        slapos, urls, deployment):
+    """Both releases (and a third, below, from a local path) use one
+    Postfix: a shared part of the node (its shared-part-list), compiled by
+    whichever release was built first, read-only; the other releases'
+    builds found it built. The partitions of both run their master from
+    it."""
+    locations = {}
+    for name, url in urls.items():
+        software = software_path(slapos, url)
+        components = configparser.ConfigParser(interpolation=None)
+        components.read(os.path.join(software, 'components.cfg'))
+        locations[name] = components.get('postfix', 'location')
+        assert not os.path.exists(os.path.join(software, 'parts', 'postfix'))
+    location, = set(locations.values())
+    assert location.startswith(os.path.join(
+        slapos.base_directory, 'shared', 'postfix') + os.sep), location
+    assert os.path.exists(os.path.join(location, '.buildout-shared.json'))
+    master = os.path.join(location, 'libexec', 'postfix', 'master')
+    assert not os.stat(master).st_mode & 0o222, oct(os.stat(master).st_mode)
+    with open(os.path.join(slapos.base_directory, 'var', 'log',
+                           'slapos-node-software.log')) as f:
+        log = f.read()
+    # this module's builds: compiled at most once (none when an earlier
+    # module built it), found built by every other build
+    assert log.count('will be shared at %s (needs to build)' % location) <= 1
+    assert 'shared at %s (already built)' % location in log
+    running = {slapos.partition_of_address(address) for address in (
+        deployment['node'], deployment['backend']['imap-smtp-ipv6'])}
+    masters = {p.info['exe'] for p in psutil.process_iter(['exe', 'cwd'])
+               if p.info['exe'] and p.info['exe'].endswith(
+                   os.path.join('postfix', 'master'))
+               and any((p.info['cwd'] or '').startswith(partition + os.sep)
+                       or p.info['cwd'] == partition for partition in running)}
+    assert masters == {master}, masters
+
+
 def bom(slapos, url, tmp_path):
     """nxdbom's description of a built software release, run as
     slapos.testing runs it. The zc.buildout from PyPI, which builds here,

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from tests.deployment import MAIL_SERVER, RELAY, mx_dns
+from tests.deployment import MAIL_SERVER, RELAY, mx_dns, software_binary
 
 
 DOMAINS = ['render1.example.com', 'render2.example.org']
@@ -51,16 +51,10 @@ def rendered(slapos, dns):
     slapos.wait_instance(max_retry=4)
     relay = slapos.connection_parameters(RELAY, 'render-relay', 'cluster')
     node = relay['relay-hosts'][0]
-    components = {}
-    software = os.path.join(slapos.base_directory, 'soft')
-    for name in os.listdir(software):
-        path = os.path.join(software, name, 'parts', 'postfix')
-        if os.path.isdir(path):
-            components['postfix'] = path
     return {'backend': slapos.partition_of_address(backend['imap-smtp-ipv6']),
             'backend-ipv6': backend['imap-smtp-ipv6'],
             'node': slapos.partition_of_address(node), 'node-ipv6': node,
-            'postfix': components['postfix'], 'slapos': slapos}
+            'postfix': software_binary(slapos, 'postfix'), 'slapos': slapos}
 
 
 def run(rendered, partition, *command):

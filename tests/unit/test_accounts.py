@@ -368,6 +368,15 @@ def with_password_set():
     return db.state
 
 
+@pytest.mark.parametrize('address, token', [
+    ('alice@example.com', 'Ab_9-x'), ("o'brien+tag@example.com", 'a b/c?d=e&f'),
+    ('x~y.z@example.com', 'caf\u00e9 %20'), ('a@b.example', '')])
+def test_a_setup_link_carries_the_address_and_token_as_urlencode_does(
+        address, token):
+    assert accounts.setup_url(URL, address, token) == '%s?%s' % (
+        URL, urllib.parse.urlencode({'user': address, 'token': token}))
+
+
 def test_a_reset_token_is_published_back_until_it_is_used():
     reset = [account('_a', 'alice@example.com', **{'reset-token': 'r' * 12})]
     db = decide(reset, with_password_set())

@@ -98,6 +98,24 @@ def test_rerun_changes_nothing(db):
     assert {n: db.read(n) for n in files} == files
 
 
+def test_a_run_that_changes_nothing_writes_nothing(db):
+    """The daemons that read the files (Postfix's maps, Dovecot's
+    passwd-file) see no change, and a big database costs no write."""
+    shared = [account('_a', 'alice@example.com'),
+              alias('_t', 'team@example.com', 'alice@example.com')]
+    db.update(shared)
+    written = {n: os.stat(os.path.join(db.directory, n)).st_ino
+               for n in os.listdir(db.directory)}
+    db.update(shared)
+    assert {n: os.stat(os.path.join(db.directory, n)).st_ino
+            for n in os.listdir(db.directory)} == written
+    db.update(shared + [account('_b', 'bob@example.com')])
+    assert os.stat(os.path.join(db.directory, 'passwd')).st_ino \
+        != written['passwd']
+    assert os.stat(os.path.join(db.directory, 'domains')).st_ino \
+        == written['domains']
+
+
 @pytest.mark.skipif(not shutil.which('doveadm'), reason='no doveadm')
 def test_dovecot_verifies_the_hashes_and_no_password_matches_none(db):
     db.update([account('_a', 'alice@example.com')], test_account=True)

@@ -12,6 +12,7 @@ def test_strings_stay_and_the_rest_becomes_json():
 # -- what the cookbook's validator leaves out: defaults, formats, ignored keys
 import copy
 import logging
+import os
 import pathlib
 
 import pytest
@@ -74,3 +75,75 @@ def test_a_wrong_nameserver_fails_naming_the_parameter():
         "(for example 192.0.2.53, 2001:db8::53 or [2001:db8::53]:5353)")
     # reported to the master, as the validator's errors are
     assert recipe.reported == [str(error.value)]
+
+
+# -- the shared instances: validated once for the same parameters ------------
+import json
+
+from recipes.instance import slapconfiguration
+
+BACKEND_SCHEMA = str(pathlib.Path(__file__).resolve().parents[2] /
+                     'software' / 'mail-server' / 'software.cfg.json')
+
+
+class SharedValidatedBy(ValidatedBy):
+
+    def error(self, message, logger=None, slave_reference=None):
+        self.reported.append((slave_reference, message))
+
+
+def backend_values(*shared):
+    """What the cookbook's recipe leaves with validate-parameters main and
+    unwrap-shared false: the shared instances as the master sent them."""
+    return {'jsonschema': BACKEND_SCHEMA, 'slap-software-type': 'default',
+            'slave-instance-list': [
+                {'slave_reference': reference, 'slap_software_type': 'default',
+                 '_': json.dumps(parameters)}
+                for reference, parameters in shared]}
+
+
+def test_shared_instances_are_validated_once_for_the_same_parameters(
+        tmp_path, monkeypatch):
+    cache = str(tmp_path / 'validation.json')
+    recipe = SharedValidatedBy()
+    shared = [('alice', {'address': 'alice@example.com'}),
+              ('wrong', {'address': 'bob@example.com', 'quota': 'big'})]
+    values = backend_values(*shared)
+    slapconfiguration.validate_shared(recipe, values, cache,
+                                      logging.getLogger('test'))
+    assert 'slave-instance-list' not in values     # never recorded
+    # (apply_defaults completes them after)
+    assert values['valid-shared-instance-list'] == [{
+        'reference': 'alice', 'parameters': {'address': 'alice@example.com'}}]
+    (invalid,) = values['invalid-shared-instance-list']
+    assert invalid['reference'] == 'wrong' and "'big'" in invalid['errors']
+    assert recipe.reported == [('wrong', invalid['errors'])]
+    assert oct(os.stat(cache).st_mode & 0o777) == '0o600'
+    # the next run: the same lists and reports, nothing validated again
+    validated = []
+    from slapos.recipe import slapconfiguration as cookbook
+    real = cookbook.DefaultValidator
+
+    class Counting(real):
+        def validate(self, schema, instance):
+            validated.append(instance)
+            return super().validate(schema, instance)
+    monkeypatch.setattr(cookbook, 'DefaultValidator', Counting)
+    again = backend_values(*shared)
+    recipe.reported = []
+    slapconfiguration.validate_shared(recipe, again, cache,
+                                      logging.getLogger('test'))
+    assert validated == []
+    assert again['valid-shared-instance-list'] == values[
+        'valid-shared-instance-list']
+    assert again['invalid-shared-instance-list'] == values[
+        'invalid-shared-instance-list']
+    assert recipe.reported == [('wrong', invalid['errors'])]
+    # a changed shared instance is validated again, and only it
+    changed = backend_values(shared[0], ('wrong', {'address': 'bob@example.com',
+                                                   'quota': 10}))
+    slapconfiguration.validate_shared(recipe, changed, cache,
+                                      logging.getLogger('test'))
+    assert validated == [{'address': 'bob@example.com', 'quota': 10}]
+    assert changed['invalid-shared-instance-list'] == []
+    assert len(json.load(open(cache))) == 2

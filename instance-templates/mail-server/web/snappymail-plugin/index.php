@@ -19,6 +19,11 @@
  * from login_trusted_networks, the backend's own address), so that
  * Dovecot's penalty slows down a guesser by the guesser's address, not
  * every user of the webmail at once, and its log names the browser.
+ *
+ * It also names an account's identity after the account at its first
+ * login (the address's local part), where Snappymail would open its "Edit
+ * Identity" dialog over the inbox after every login until one is saved
+ * (webmail.popup_identity, RainLoop/Providers/Identities.php).
  */
 
 use RainLoop\Exceptions\ClientException;
@@ -29,8 +34,8 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 	const
 		NAME = 'Mail bundle password',
 		AUTHOR = 'SlapOS mail bundle',
-		VERSION = '1.1',
-		RELEASE = '2026-12-01',
+		VERSION = '1.2',
+		RELEASE = '2026-12-07',
 		REQUIRED = '2.36.1',
 		CATEGORY = 'Security',
 		LICENSE = 'MIT',
@@ -48,6 +53,7 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 		$this->addTemplate('templates/MailbundleChangePasswordSettings.html');
 		$this->addJsonHook('MailbundleChangePassword', 'DoChangePassword');
 		$this->addHook('imap.after-connect', 'SendClientAddress');
+		$this->addHook('login.success', 'NameTheIdentity');
 	}
 
 	/** Before the login: ID ("x-originating-ip" "<the browser's address>"). */
@@ -59,6 +65,20 @@ class MailbundleChangePasswordPlugin extends \RainLoop\Plugins\AbstractPlugin
 				$oImapClient->EscapeString('x-originating-ip'),
 				$oImapClient->EscapeString($sAddress),
 			]]);
+		}
+	}
+
+	/** The identity Snappymail made up for a new account, named and kept. */
+	public function NameTheIdentity(\RainLoop\Model\Account $oAccount) : void
+	{
+		$oProvider = $this->Manager()->Actions()->IdentitiesProvider();
+		foreach ($oProvider->GetIdentities($oAccount, false) as $oIdentity) {
+			if (!$oIdentity->exists) {
+				$sEmail = $oAccount->Email();
+				$oIdentity->SetName(\substr($sEmail, 0, \strrpos($sEmail, '@') ?: \strlen($sEmail)));
+				$oIdentity->exists = true;
+				$oProvider->UpdateIdentity($oAccount, $oIdentity);
+			}
 		}
 	}
 
