@@ -23,7 +23,6 @@ Run as root, the embedded node's administrator (what scripts/run.sh does):
 It deploys in the embedded SlapOS the tests use (started clean, stopped at
 the end): do not run it beside the demo or the tests.
 """
-import glob
 import grp
 import os
 import pwd

@@ -7,9 +7,7 @@ the test's output directory (pytest's tmp_path, named in the failure)."""
 import contextlib
 import email
 import imaplib
-import os
 import re
-import subprocess
 import sys
 import time
 import uuid

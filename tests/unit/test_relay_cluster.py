@@ -4,7 +4,6 @@ import os
 import stat
 
 import pytest
-from zc.buildout import UserError
 
 from recipes.decisions.passwords import verify_password
 from recipes.instance.relay_cluster import Domains, Publications
