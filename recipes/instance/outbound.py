@@ -23,8 +23,8 @@ class Recipe:
     (JSON list of every domain's records) and ``relay-fingerprints`` (space
     separated: the certificates of every relay node that answered)."""
 
-    KEYS = ('outbound-host', 'outbound-smtp-port', 'tls-fingerprints',
-            'dns-records')
+    KEYS = ('outbound-host', 'outbound-hosts', 'outbound-smtp-port',
+            'tls-fingerprints', 'dns-records')
 
     def __init__(self, buildout, name, options):
         answers = [dict({'domain': domain}, **{

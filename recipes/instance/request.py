@@ -8,7 +8,9 @@ to pass structured parameters: each ``config-<name>`` option is a JSON value
 
 Options as the cookbook's: server-url, key-file, cert-file, computer-id,
 partition-id, software-url, software-type, name, shared, state, sla-<key>,
-config-<name>, return; ``waiting-for`` (what the answer is, for the
+config-<name>, return; ``return-if-published`` (keys exported as
+``return``'s when the answer has them, empty otherwise, never waited for);
+``waiting-for`` (what the answer is, for the
 messages: ``the relay's answer to the order of domain example.com``),
 ``waiting-file`` (below); and ``secret-config-<name> = PATH [PATH...]``: the
 parameter ``<name>`` is the value found at the first of these dotted paths
@@ -142,12 +144,16 @@ class Recipe:
         values['software-url'] = software_release_url(values,
                                                       values['software-url'])
         true = ('true', 'yes', '1')
+        returned = values.get('return', '').split()
+        # exported when published, never waited for (a key an older release
+        # of the requested software does not publish)
+        extra = values.pop('return-if-published', '').split()
+        values['return'] = ' '.join(returned + extra)
         self.optional = values.get('optional', 'false').lower() in true
         self.waiting_file = values.get('waiting-file')
         self.logger = logging.getLogger(name)
         self._request = (_OptionalRequest if self.optional or self.waiting_file
                          else _Request)(buildout, name, values)
-        returned = values.get('return', '').split()
         answer = self._request.answer or {}
         error = self._request._raise_request_exception
         self.reason = request_wait(

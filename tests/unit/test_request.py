@@ -209,6 +209,26 @@ def test_install_fails_until_everything_is_published(tmp_path, monkeypatch):
     assert options['waiting'] == str(e.value)
 
 
+def test_a_key_returned_if_published_is_exported_never_waited_for(
+        tmp_path, monkeypatch):
+    # an older relay (upstream's) publishes no outbound-hosts: the backend
+    # does not wait for it; a relay that does gets it exported
+    FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': ['AA']}).install(
+        monkeypatch)
+    buildout, options = request_section(
+        tmp_path, **{'return-if-published': 'outbound-hosts'})
+    recipe = Recipe(buildout, 'request-node1', options)
+    assert options['connection-outbound-hosts'] == ''
+    assert options['waiting'] == ''
+    assert recipe.install() == []
+    FakeMaster({'smtp-ipv6': 'fd00::9', 'tls-fingerprints': ['AA'],
+                'outbound-hosts': ['fd00::9', 'fd00::a']}).install(monkeypatch)
+    buildout, options = request_section(
+        tmp_path, **{'return-if-published': 'outbound-hosts'})
+    Recipe(buildout, 'request-node1', options)
+    assert options['connection-outbound-hosts'] == '["fd00::9", "fd00::a"]'
+
+
 def test_without_waiting_for_the_request_is_named(tmp_path, monkeypatch):
     FakeMaster(None).install(monkeypatch)
     buildout, options = request_section(tmp_path)
