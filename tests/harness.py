@@ -403,6 +403,9 @@ class EmbeddedSlapOS(object):
                 {'addr': address, 'prefixlen': int(prefixlen)}, i)['addr']
             assert given == self.partition_ipv6(i), (i, given)
         self._give_to_software_user(self.shared_part_root)
+        # the software user's buildouts write the pip cache
+        os.makedirs(os.environ['PIP_CACHE_DIR'], exist_ok=True)
+        self._give_to_software_user(os.environ['PIP_CACHE_DIR'])
         log('%d partitions formatted' % self.partition_count)
         if self.master is None:
             self._start_software_server()
@@ -728,6 +731,8 @@ class EmbeddedSlapOS(object):
         self._give_to_software_user(self.develop_checkout)
         return os.path.join(self.develop_checkout,
                             os.path.relpath(path, checkout_root(path)))
+
+    @property
     def software_directory(self):
         """Where the node builds its software releases (StandaloneSlapOS's
         ``soft``), known before it starts."""
