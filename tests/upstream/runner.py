@@ -4,10 +4,12 @@ of their own, and prints what passed and failed, suite by suite.
 
   python -m tests.upstream.runner CHECKOUT [SUITE [unittest names...]]
 
-Run as the runtime user from ``$SLAPOS_MAIL_ROOT/src`` (the copy of the
-checkout that ``scripts/setup.sh`` makes), through
-``scripts/upstream-suites.sh``, which prepares the machine (the embedded
-SlapOS's root, its addresses, the stand-in DNS). ``CHECKOUT`` is a checkout
+Run as the unprivileged user of the suites (slapos.testing starts its own
+StandaloneSlapOS as the user who runs it, and slapgrid refuses partitions
+owned by root) from ``$SLAPOS_MAIL_ROOT/src`` (the copy of the checkout
+that ``scripts/setup.sh`` makes), through ``scripts/upstream-suites.sh``,
+which prepares the machine as root (the embedded SlapOS's root, its
+addresses, the user, the stand-in DNS). ``CHECKOUT`` is a checkout
 of the SlapOS/slapos repository (a directory with
 ``software/mail-server/test/test.py``); ``SUITE`` is ``mail-server``,
 ``relay``, ``relay-e2e`` or ``all`` (the default); unittest names select
@@ -27,7 +29,8 @@ For each suite:
    set-up failed cannot destroy its instances, and slapos.testing then
    refuses to format busy partitions.
 3. The node gets the settings of the project's own embedded SlapOS
-   (``tests.harness``): the download cache (the Postfix source, the
+   (``tests.harness``, as ``SuitesNode`` has them for a node of one
+   unprivileged user): the download cache (the Postfix source, the
    Snappymail archive), the index with this bundle's sdist, and, in
    ``url`` mode, the scratch copy served over http as slapos-sr-testing's
    software server serves a checkout (``SLAPOS_TEST_SOFTWARE_ROOT_URL``).
@@ -97,11 +100,60 @@ def prepare_scratch(project, checkout, scratch):
         shutil.copytree(source, target)
 
 
+class SuitesNode(harness.EmbeddedSlapOS):
+    """The node of the suites as slapos.testing runs it: one unprivileged
+    user (the runner's) owns it, builds the software and runs the
+    partitions, as every embedded SlapOS of the project did before the
+    harness ran its nodes as root with a software user and a user per
+    partition. slapos.testing starts it (its own StandaloneSlapOS); this
+    gives it the harness's settings (the served checkout, the index of the
+    sdist, the software's buildout.cfg, the download cache) and ends what
+    it leaves running. Never started: ``start`` and what needs root stay
+    the harness's."""
+
+    def __init__(self, root):
+        # what the harness's settings use, without its check that root runs
+        # it (the node's users are slapos.testing's: the runner's own)
+        self.root = root
+        self.base_directory = os.path.join(root, 'slapos')
+        self.port = int(os.environ.get('SLAPOS_MAIL_PROXY_PORT', 40000))
+        self.bin_directory = os.path.join(root, 'node', 'bin')
+
+    @property
+    def shared_part_root(self):
+        """slapos.testing's node builds its shared parts in its own
+        ``shared`` (StandaloneSlapOS's default), not in the harness's
+        ``$SLAPOS_MAIL_ROOT/shared-parts`` (root's nodes')."""
+        return os.path.join(self.base_directory, 'shared')
+
+    def processes(self):
+        """The runner's user's processes that run from or in the node's
+        directory (slapproxy, supervisord, slapgrid, the partitions'
+        services), but the runner and its parents."""
+        import psutil
+        me = {os.getpid()} | {p.pid for p in psutil.Process().parents()}
+        base = self.base_directory + os.sep
+        found = []
+        for p in psutil.process_iter(['pid', 'uids', 'cmdline', 'cwd']):
+            info = p.info
+            if info['pid'] in me or not info['uids'] \
+                    or info['uids'].real != os.getuid():
+                continue
+            if base in ' '.join(info['cmdline'] or ()) + ' ' \
+                    or (info['cwd'] or '').startswith(base):
+                found.append(p)
+        return found
+
+    def stop_all(self, why):
+        """Ends what runs from or in the node's directory."""
+        harness.kill(self.processes(), why)
+
+
 def fresh_node(node):
     """Stops what runs under the node's directory, removes its partitions
     and the master's database; the software built is kept."""
     from slapos.util import rmtree
-    node._kill(node.processes(), 'left over by an earlier suite')
+    node.stop_all('left over by an earlier suite')
     for name in ('inst', os.path.join('var', 'proxy.db')):
         path = os.path.join(node.base_directory, name)
         if os.path.isdir(path):
@@ -216,7 +268,7 @@ def main(argv):
     if names and suite == 'all':
         raise SystemExit('unittest names select tests of one suite')
     root = os.environ['SLAPOS_MAIL_ROOT']
-    node = harness.EmbeddedSlapOS(root=root)
+    node = SuitesNode(root)
     scratch = os.path.join(root, 'scratch')
     results_directory = os.path.join(root, 'upstream-results')
     os.makedirs(results_directory, exist_ok=True)
