@@ -879,13 +879,28 @@ class EmbeddedSlapOS(object):
         partitions whose parameters did not change."""
         start = time.time()
         log('instantiating the partitions')
-        for done in range(1, max_passes + 1):
-            # each computer in turn, as each machine's node runs on its own
-            processed = [computer._instance_pass(force and done == 1,
-                                                 max_retry, error_lines)
-                         for computer in [self] + self.computers]
-            if not any(processed):
-                break
+        if not self.computers:
+            for done in range(1, max_passes + 1):
+                if not self._instance_pass(force and done == 1, max_retry,
+                                           error_lines):
+                    break
+        else:
+            # each computer in turn, as each machine's node runs on its own:
+            # a partition that waits for another computer's (a cluster for
+            # its node) fails its run until that computer's run, so a
+            # failure is final only when the last pass still has it
+            for done in range(1, max_passes + max_retry + 1):
+                processed, failures = [], []
+                for computer in [self] + self.computers:
+                    try:
+                        processed.append(computer._instance_pass(
+                            force and done == 1, 0, error_lines))
+                    except SlapOSCommandFailed as failed:
+                        failures.append(failed)
+                if not failures and not any(processed):
+                    break
+            if failures:
+                raise failures[0]
         log('partitions instantiated in %.1f s (%d passes)'
             % (time.time() - start, done))
 
