@@ -14,6 +14,7 @@ import os
 import pathlib
 import pwd
 import random
+import re
 import smtplib
 import socket
 import subprocess
@@ -50,6 +51,30 @@ def send(host, port, sender, recipients, subject, body='Hello.\n',
         if starttls:
             smtp.starttls(context=insecure_tls())
         smtp.sendmail(sender, recipients, message)
+
+
+def send_retrying(host, port, sender, recipients, message, helo=None,
+                  timeout=180):
+    """Sends ``message`` as an Internet MTA does: a recipient greylisted
+    (450 "retry in N seconds") is tried again after the delay, in a new
+    session, until ``timeout``. Returns how many tries it took."""
+    deadline = time.time() + timeout
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            with smtplib.SMTP(host, int(port), timeout=60) as smtp:
+                smtp.ehlo(helo or 'mta.example.net')
+                smtp.sendmail(sender, recipients, message)
+            return tries
+        except smtplib.SMTPRecipientsRefused as refused:
+            codes = {code for code, _ in refused.recipients.values()}
+            texts = b' '.join(text for _, text in refused.recipients.values())
+            if codes != {450} or b'Greylisted' not in texts or \
+                    time.time() > deadline:
+                raise
+            found = re.search(rb'retry in (\d+) seconds', texts)
+            time.sleep(int(found.group(1)) + 1 if found else 5)
 
 
 def wait_for(predicate, what, timeout=60):

@@ -124,7 +124,8 @@ class InboundChecks:
         self.trusted = config.get('trusted-clients', ())
         self.size_limits = config.get('size-limits', {})
         self.log_file = config.get('log-file')
-        self.lock = threading.Lock()
+        # reentrant: opening the greylist opens the peers' addresses
+        self.lock = threading.RLock()
         self.opened = {}
 
     def _once(self, name, open_it):
@@ -325,7 +326,7 @@ class ConfigFile:
         self.path = path
         self.make = make
         self._read = read
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.stamp = None
         stamp = self.current_stamp()
         self.value = self.make(self.read())   # the daemon fails at start
@@ -411,7 +412,7 @@ class Identities:
     KEPT = 4096
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.found = collections.OrderedDict()
 
     def record(self, request, domains):

@@ -133,7 +133,7 @@ def test_postfix_is_compiled_once_for_both_releases_and_shared(
         assert not os.path.exists(os.path.join(software, 'parts', 'postfix'))
     location, = set(locations.values())
     assert location.startswith(os.path.join(
-        slapos.base_directory, 'shared', 'postfix') + os.sep), location
+        slapos.shared_part_root, 'postfix') + os.sep), location
     assert os.path.exists(os.path.join(location, '.buildout-shared.json'))
     master = os.path.join(location, 'libexec', 'postfix', 'master')
     assert not os.stat(master).st_mode & 0o222, oct(os.stat(master).st_mode)

@@ -658,7 +658,8 @@ def test_no_secret_sits_in_buildout_records(backend, slapos):
     assert backend.shared('carol')['address'] == 'carol@' + DOMAIN
     # the SRS secret (mail that leaves again), private to the partition,
     # in no record and no log (the external alias forwarded with it)
-    srs_secret = os.path.join(backend.postfix_config, 'srs-secret')
+    srs_secret = os.path.join(backend.partition, 'etc', 'postfix',
+                              'srs-secret')
     assert os.stat(srs_secret).st_mode & 0o777 == 0o600
     srs_secret = slapos.run(backend.partition, ['cat', srs_secret],
                             capture_output=True, text=True,

@@ -993,7 +993,8 @@ def test_guessing_is_slow_on_every_door(deployment):
     once: the password page (dave's token, on mail1: its own count), the
     webmail (alice, on mail1), IMAP (charlie, on mail2) and SMTP AUTH
     (the MX backend's submission port): each Dovecot its own penalty. Each
-    door gives under 60 answers, the 20th guess waits longer than the 2nd,
+    door gives under 60 answers, the 20th guess waits longer than the
+    quickest of the first ones,
     and the right password (token) after the delay works. Meanwhile the
     relay's SASL takes 200 logins of a backend mixing right and wrong
     passwords: never a 454, a wrong one waiting past Postfix's old 10 s
@@ -1055,8 +1056,10 @@ def test_guessing_is_slow_on_every_door(deployment):
         assert not found['errors'], (door, found)
         assert RIGHT not in [a for _, _, a in results[door]], door
         assert found['answers in the window'] < 60, (door, found)
+        # the first guesses leave at once, from every client: the
+        # quickest of them against the 20th, which the penalty delays
         waits = found['waits of the first 20']
-        assert waits[19] > waits[1] + 5, (door, found)
+        assert waits[19] > min(waits[:GUESSING_CLIENTS]) + 5, (door, found)
     # the relay's SASL: never a temporary failure
     codes = [reply_code for _, reply_code, _ in relay]
     assert codes.count(454) == 0, codes

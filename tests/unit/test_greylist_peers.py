@@ -146,3 +146,22 @@ def test_the_peers_are_the_addresses_of_the_other_nodes_names():
     # DNS gone: what was found is kept
     clock.now += greylist_peers.REFRESH
     assert '2001:db8::33' in peers()
+
+
+def test_the_inbound_checks_open_their_greylist_with_peers(tmp_path):
+    # the greylist of a node with peers opens the peers' addresses too: at
+    # the first client that is not trusted, within the SMTP dialogue (it
+    # once waited for itself there, and every session hung at RCPT)
+    from recipes.programs.relay_policy import InboundChecks
+    checks = InboundChecks({
+        'greylisting': {'enable': True, 'greylisting-delay': 60},
+        'spf': {'enable': False, 'timeout': 1}, 'nameservers': [],
+        'database': str(tmp_path / 'triplets.sqlite'),
+        'greylisting-peers': {'port': 10026, 'names': ['fd00::9']}})
+    opened = []
+    thread = threading.Thread(target=lambda: opened.append(checks.greylist),
+                              daemon=True)
+    thread.start()
+    thread.join(5)
+    assert opened and opened[0] is not None
+    assert checks.peer_addresses() == ['fd00::9']
