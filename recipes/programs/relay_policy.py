@@ -610,13 +610,15 @@ class AuthenticationCheck(HeaderCheck):
                        'DMARC %s of %s, refused' % (verdict.disposition,
                                                    verdict.domain))
             return [], refusal
+        # with HEADER_LEADING_SPACE, the values it adds carry their space
+        # too (Postfix writes "name:" then the value as it is)
         changes.append(('insert', 'Authentication-Results',
-                        dmarc.authentication_results(
+                        ' ' + dmarc.authentication_results(
                             authserv_id, spf and (spf[0], spf_domain), dkim,
                             verdict)))
         if verdict is not None and verdict.disposition == 'quarantine':
             changes.append(('insert', dmarc.QUARANTINE_HEADER,
-                            '%s (p=%s)' % (verdict.domain, verdict.policy)))
+                            ' %s (p=%s)' % (verdict.domain, verdict.policy)))
         return changes, None
 
     def removals(self, authserv_id):

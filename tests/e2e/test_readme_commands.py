@@ -25,7 +25,13 @@ def run(block, slapos, cwd, **variables):
     """Runs a block with bash, ``slapos`` being the embedded SlapOS's
     client; fails with its output, else returns it (the client logs what
     it was answered)."""
-    env = dict(os.environ, SLAPOS_MAIL_ROOT=slapos.root, **variables)
+    # the README's $SLAPOS_MAIL_ROOT/slapos is the demo's node; a test
+    # worker's node is elsewhere (slapos-gwK): a root that leads to it
+    root = os.path.join(str(cwd), 'root')
+    if not os.path.exists(root):
+        os.makedirs(root)
+        os.symlink(slapos.base_directory, os.path.join(root, 'slapos'))
+    env = dict(os.environ, SLAPOS_MAIL_ROOT=root, **variables)
     env['PATH'] = os.pathsep.join([os.path.join(slapos.base_directory,
                                                 'bin'), env['PATH']])
     result = subprocess.run(['bash', '-euo', 'pipefail', '-c', block],

@@ -500,6 +500,7 @@ def test_a_message_reaches_the_api_byte_for_byte(deployment, outside):
     assert stored.endswith(data)
     trace = stored[:-len(data)].decode().split('\r\n')[:-1]
     assert trace and all(line.startswith(('Received: ', 'Received-SPF: ',
+                                          'Authentication-Results: ',
                                           '\t', ' ')) for line in trace), trace
 
 
@@ -566,10 +567,10 @@ def test_the_api_down_for_a_while_loses_nothing(deployment, outside, slapos):
             # the agent asks again once the last failure's rest is over:
             # the first message of the batch meets the API in this mode
             time.sleep(PAUSE + 1)
-            # from the node's own address: no rate limit (100 messages in
-            # a minute), no greylisting
+            # from loopback, which the node trusts: no rate limit (100
+            # messages in a minute), no greylisting
             with smtplib.SMTP(deployment['node'], 10025, timeout=60,
-                              source_address=(deployment['node'], 0)) as smtp:
+                              source_address=('::1', 0)) as smtp:
                 smtp.ehlo('mx.outside.example')
                 for subject in batches[mode]:
                     smtp.sendmail(sender, ['bob@' + API_DOMAIN],
@@ -640,10 +641,12 @@ def test_the_api_token_is_in_no_record_log_nor_readable_file(
             partition = os.path.join(inst, name)
             holders += slapos.run(partition, ['grep', '-rlF', TOKEN, partition],
                                   capture_output=True, text=True).stdout.split()
-    # the parameters files (the cluster's, the nodes') and the delivery
-    # agents' configuration, each its partition's alone
+    # the parameters files (the cluster's, the nodes'), the cluster's
+    # record of the shared instances it validated and the delivery agents'
+    # configuration, each its partition's alone
     assert {os.path.basename(path) for path in holders} == {
-        '.slap-parameters.json', 'http-delivery.json'}, holders
+        '.slap-parameters.json', '.slap-shared-validation.json',
+        'http-delivery.json'}, holders
     for path in holders:
         assert os.stat(path).st_mode & 0o077 == 0, path
     # the partitions' services' logs, and the node's instance runs

@@ -207,7 +207,7 @@ def test_a_signed_message_passes_and_says_so(dns_records, signer):
                 and c[1][:4] == struct.pack('!I', 2)]
     added = [c[1] for c in changes if c[0] == milter.INSERT_HEADER]
     assert added == [struct.pack('!I', 0) + b'Authentication-Results\0'
-                     b'relay1.example.net; spf=none smtp.mailfrom='
+                     b' relay1.example.net; spf=none smtp.mailfrom='
                      b'lists.example; dkim=pass header.d=mail1.example '
                      b'header.s=mail; dmarc=pass (p=reject dis=none) '
                      b'header.from=mail1.example\0']
@@ -235,7 +235,7 @@ def test_quarantine_marks_the_message_and_trusted_clients_are_skipped(
     got = replies(run_milter(dns_records, message))
     assert got[-1] == (milter.ACCEPT, b'')
     assert (milter.INSERT_HEADER, struct.pack('!I', 0) +
-            b'X-DMARC-Quarantine\0quarantine.example (p=quarantine)\0') in got
+            b'X-DMARC-Quarantine\0 quarantine.example (p=quarantine)\0') in got
     assert run_milter(dns_records, message, client=('fd00::1', 25)) == \
         'accepted at connect'
     # an SPF pass of the envelope domain, aligned: delivered unmarked
