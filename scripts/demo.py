@@ -231,7 +231,7 @@ def endpoints(slapos, topology, urls, passwords, secrets_path, store, api):
                   % (b['webmail-admin-url'], b['webmail-admin-password']))
         else:
             print('        webmail: none (no Snappymail archive in the '
-                  'download cache, see README.md); password page: %s'
+                  'download cache, see docs/building.md); password page: %s'
                   % b['password-url'])
         print('        mail clients configure themselves from %s '
               '(Thunderbird) and %s (Outlook)' % (

@@ -41,7 +41,7 @@ from tests import harness
 from tests.deployment import RELAY_INBOUND_PORT, send_retrying
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'README.md')
+    os.path.abspath(__file__)))), 'docs', 'install-node.md')
 SECTION = '## Installing on a SlapOS node'
 PREFIX = os.environ.get('SLAPOS_MAIL_IPV6_PREFIX', 'fd6d:6169:6c00')
 TAG = PREFIX.rstrip(':').split(':')[-1]

@@ -199,7 +199,7 @@ def run_suite(node, scratch, results_directory, suite, names):
         'SLAPOS_TEST_LOG_DIRECTORY': snapshots,
         # the check that the software links no library from outside it
         # (ldd) cannot pass by design: Dovecot, Apache, PHP... are the
-        # host's Debian packages (README, "How it is built")
+        # host's Debian packages (docs/building.md)
         'SLAPOS_TEST_SKIP_SOFTWARE_CHECK': '1',
         # the node's slapos and supervisord, as tests.harness has them
         'PATH': os.pathsep.join([node.bin_directory,
