@@ -33,7 +33,6 @@ import os
 import signal
 import smtplib
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -44,19 +43,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.throughput import (RECIPIENT, SENDER, maildir_count,  # noqa: E402
                               smtp_source, start_bundle, wait_for)
 from tests.deployment import (MACHINE_CLIENTS, listening,  # noqa: E402
-                              software_binary)
+                              postfix_queue, software_binary)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
 
 INBOUND = 10025
 ALICE, CHARLIE = 'alice@mail1.example.com', 'charlie@mail2.example.com'
 
 
-def queued(postfix, partition):
-    """Messages in the partition's Postfix queue."""
-    out = subprocess.run([os.path.join(postfix, 'sbin', 'postqueue'), '-c',
-                          os.path.join(partition, 'etc', 'postfix'), '-j'],
-                         capture_output=True, text=True, check=True).stdout
-    return len(out.splitlines())
+def queued(slapos, partition):
+    """Messages in the partition's Postfix queue (asked as its user)."""
+    return len(postfix_queue(slapos, partition))
 
 
 def bounces(partition):
@@ -75,7 +71,7 @@ def backend_down(slapos, deployment, messages):
     wait_for(lambda: maildir_count(home), before + 1, 120)
     slapos.service(deployment['backend'], 'postfix', 'stop')
     smtp_source(postfix, (node, INBOUND), messages)
-    held = queued(postfix, deployment['node'])
+    held = queued(slapos, deployment['node'])
     slapos.service(deployment['backend'], 'postfix', 'start')
     drain = wait_for(lambda: maildir_count(home), before + 1 + messages, 900)
     return {'held': held, 'delivered': maildir_count(home) - before - 1,

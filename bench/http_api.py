@@ -30,7 +30,6 @@ It deploys in the embedded SlapOS the tests use (started clean, stopped at
 the end): do not run it beside the demo or the tests.
 """
 import os
-import pwd
 import shutil
 
 import psutil
@@ -41,8 +40,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.throughput import (BARE_RELAY, PORT, SESSIONS, SIZE,  # noqa: E402
-                              bare_postfix, postfix_binaries, smtp_source,
-                              wait_for)
+                              bare_postfix, give, owner, postfix_binaries,
+                              smtp_source, wait_for)
 from tests.deployment import RELAY, mx_dns  # noqa: E402
 from tests.harness import EmbeddedSlapOS, partition_ipv6  # noqa: E402
 from tests.http_api import HttpApi  # noqa: E402
@@ -67,10 +66,15 @@ curl --silent --show-error --fail --max-time 30 --cacert %(ca)s \\
 SYSTEM_CAS = '/etc/ssl/certs/ca-certificates.crt'
 
 
-def start_baseline(postfix, api, single_ca=False):
+def start_baseline(postfix, api, user, single_ca=False):
+    """The bare Postfix whose pipe runs curl, run by ``user`` (Postfix's
+    unprivileged build runs as the user who starts it, never root)."""
     root = tempfile.mkdtemp(prefix='bare-api-', dir=os.path.join(
         os.environ.get('SLAPOS_MAIL_ROOT', '/srv/slapos-mail')))
-    cas = api.cert
+    os.chmod(root, 0o755)
+    who = owner(user)
+    # (a copy the pipe's user reads)
+    cas = shutil.copy(api.cert, os.path.join(root, 'api-ca.pem'))
     if not single_ca:
         # curl's default: the system's CAs; the stand-in's own added
         cas = os.path.join(root, 'cas.pem')
@@ -84,12 +88,12 @@ def start_baseline(postfix, api, single_ca=False):
     os.makedirs(relay)
     with open(os.path.join(relay, 'transport'), 'w') as f:
         f.write('%s curlpipe:\n' % DOMAIN)
-    user = pwd.getpwuid(os.getuid()).pw_name
+    give(root, who)
     process = bare_postfix(
         postfix, relay, 'relay', BARE_RELAY,
         'relay_domains = %s\ntransport_maps = texthash:%s/transport\n'
-        'curlpipe_destination_recipient_limit = 1\n' % (DOMAIN, relay),
-        services=PIPE_SERVICE % {'user': user, 'script': script})
+        'curlpipe_destination_recipient_limit = 1\n' % (DOMAIN, relay), who,
+        services=PIPE_SERVICE % {'user': who['user'], 'script': script})
     time.sleep(2)
     return {'root': root, 'process': process}
 
@@ -166,7 +170,9 @@ def main(argv):
             postfix = postfix_binaries(slapos)
             # the recipient verified once, as any recipient that gets mail
             rate(postfix, api, node, 1, partition)
-            bare = start_baseline(postfix, api, single_ca)
+            # a partition user the deployment does not use: the baseline's
+            bare = start_baseline(postfix, api, slapos.partition_users[-1],
+                                  single_ca)
             results, cpu = [], {'pipe': [], 'bundle': [], 'api': []}
             try:
                 before = rate(postfix, api, BARE_RELAY, messages,

@@ -183,46 +183,70 @@ service director {
 '''
 
 
-def bare_postfix(postfix, directory, name, address, extra, services=''):
+def owner(user):
+    """What runs a bare daemon as ``user`` (its name, its group's): the
+    keyword arguments of subprocess, and the values of the templates."""
+    entry = pwd.getpwnam(user)
+    group = grp.getgrgid(entry.pw_gid).gr_name
+    return {'user': user, 'group': group,
+            'popen': dict(user=entry.pw_uid, group=entry.pw_gid,
+                          extra_groups=[], env=dict(
+                              os.environ, HOME=entry.pw_dir, USER=user))}
+
+
+def give(path, who):
+    """``path`` and what is in it made ``who``'s."""
+    subprocess.run(['chown', '-R', '%s:%s' % (who['user'], who['group']),
+                    path], check=True)
+
+
+def bare_postfix(postfix, directory, name, address, extra, who, services=''):
     os.makedirs(os.path.join(directory, 'queue'))
     os.makedirs(os.path.join(directory, 'data'))
-    values = dict(user=pwd.getpwuid(os.getuid()).pw_name,
-                  group=grp.getgrgid(os.getgid()).gr_name,
+    values = dict(user=who['user'], group=who['group'],
                   directory=directory, name=name, address=address, port=PORT)
     with open(os.path.join(directory, 'main.cf'), 'w') as f:
         f.write(MAIN_CF % values + extra)
     with open(os.path.join(directory, 'master.cf'), 'w') as f:
         f.write(MASTER_CF % values + services)
+    give(directory, who)
     subprocess.run([os.path.join(postfix, 'sbin', 'postfix'), '-c',
-                    directory, 'check'], check=True)
+                    directory, 'check'], check=True, **who['popen'])
     return subprocess.Popen([os.path.join(postfix, 'libexec', 'postfix',
-                                          'master'), '-c', directory, '-d'])
+                                          'master'), '-c', directory, '-d'],
+                            **who['popen'])
 
 
-def start_baseline(postfix):
-    """The bare relay, backend and Dovecot, started once and kept across
+def start_baseline(postfix, user):
+    """The bare relay, backend and Dovecot, run by ``user`` (Postfix's
+    unprivileged build runs as the user who starts it, never root), started
+    once and kept across
     rounds as the bundle is: both then run in directories with a history
     (this machine's ext4, without a journal, makes a new file skip the
     inodes deleted in the last minutes, a cost fresh directories would not
     pay). Returns what ``baseline`` and ``stop_baseline`` need."""
     root = tempfile.mkdtemp(prefix='bare-', dir=os.path.join(
         os.environ.get('SLAPOS_MAIL_ROOT', '/srv/slapos-mail')))
-    bare = {'root': root, 'processes': [],
+    who = owner(user)
+    os.chmod(root, 0o755)
+    bare = {'root': root, 'processes': [], 'owner': who,
             'home': os.path.join(root, 'mail', 'testmail'),
             'dovecot': os.path.join(root, 'dovecot', 'dovecot.conf')}
     try:
         dovecot = os.path.dirname(bare['dovecot'])
         os.makedirs(os.path.join(dovecot, 'run'))
         os.makedirs(os.path.join(dovecot, 'state'))
-        values = dict(user=pwd.getpwuid(os.getuid()).pw_name,
-                      group=grp.getgrgid(os.getgid()).gr_name,
+        values = dict(user=who['user'], group=who['group'],
                       directory=dovecot)
         with open(bare['dovecot'], 'w') as f:
             f.write(DOVECOT_CONF % values)
         with open(os.path.join(dovecot, 'passwd'), 'w') as f:
             f.write('%s:{PLAIN}unused::::%s::\n' % (RECIPIENT, bare['home']))
+        os.makedirs(os.path.dirname(bare['home']))
+        give(root, who)
         bare['processes'].append(subprocess.Popen(
-            ['/usr/sbin/dovecot', '-F', '-c', bare['dovecot']]))
+            ['/usr/sbin/dovecot', '-F', '-c', bare['dovecot']],
+            **who['popen']))
         backend = os.path.join(root, 'backend')
         os.makedirs(backend)
         with open(os.path.join(backend, 'mailboxes'), 'w') as f:
@@ -232,7 +256,7 @@ def start_baseline(postfix):
                 'virtual_mailbox_domains = %s\n'
                 'virtual_mailbox_maps = texthash:%s/mailboxes\n'
                 'virtual_transport = lmtp:unix:%s/lmtp\n'
-                % (DOMAIN, backend, dovecot))))
+                % (DOMAIN, backend, dovecot)), who))
         relay = os.path.join(root, 'relay')
         os.makedirs(relay)
         with open(os.path.join(relay, 'transport'), 'w') as f:
@@ -240,7 +264,7 @@ def start_baseline(postfix):
         bare['processes'].append(bare_postfix(
             postfix, relay, 'relay', BARE_RELAY, (
                 'relay_domains = %s\ntransport_maps = texthash:%s/transport\n'
-                % (DOMAIN, relay))))
+                % (DOMAIN, relay)), who))
         time.sleep(2)
     except BaseException:
         stop_baseline(bare)
@@ -258,7 +282,8 @@ def stop_baseline(bare):
 
 def baseline(postfix, bare, messages):
     if os.path.isdir(bare['home']):
-        empty_mailbox(bare['dovecot'])
+        empty_mailbox(bare['dovecot'], lambda argv: subprocess.run(
+            argv, check=True, **bare['owner']['popen']))
     start = time.time()
     smtp_source(postfix, (BARE_RELAY, PORT), messages)
     wait_for(lambda: maildir_count(bare['home']), messages, 600)
@@ -297,31 +322,31 @@ def start_bundle(slapos, relay_config=None, backend_parameters=None):
                                  'testmail')}
 
 
-def train_spam_filter(home, messages=50):
+def train_spam_filter(home, run, messages=50):
     """Give the recipient a word list, as a user who has moved some spam
     into Junk and some mail out of it: bogofilter then classifies every
-    message with it (a user without one gets no verdict, at less cost)."""
+    message with it (a user without one gets no verdict, at less cost).
+    ``run(argv, input=...)`` runs a command as the mailbox's owner."""
     word_list = os.path.join(home, '.bogofilter')
-    os.makedirs(word_list, exist_ok=True)
+    run(['mkdir', '-p', word_list])
     words = ['%s%d' % (w, i) for i in range(200)
              for w in ('offer', 'meeting', 'pills', 'report', 'casino')]
     for i in range(messages):
         spam = i % 2
         body = ' '.join(words[(i * 7 + j * (3 if spam else 5)) % len(words)]
                         for j in range(300))
-        subprocess.run(['bogofilter', '-s' if spam else '-n'],
-                       input=('Subject: training %d\n\n%s\n' % (i, body)).encode(),
-                       env=dict(os.environ, BOGOFILTER_DIR=word_list),
-                       check=True)
+        run(['env', 'BOGOFILTER_DIR=' + word_list, 'bogofilter',
+             '-s' if spam else '-n'],
+            input=('Subject: training %d\n\n%s\n' % (i, body)).encode())
 
 
-def empty_mailbox(configuration):
+def empty_mailbox(configuration, run):
     """Back to an empty mailbox between rounds, as its user would (Dovecot
     expunges and keeps its indexes right), so that every round starts as
-    the first one: the bundle's and the baseline's alike."""
-    subprocess.run([shutil.which('doveadm') or '/usr/bin/doveadm', '-c',
-                    configuration, 'expunge', '-u', RECIPIENT, 'mailbox', '*',
-                    'all'], check=True)
+    the first one: the bundle's and the baseline's alike. ``run(argv)``
+    runs a command as the mailbox's owner."""
+    run([shutil.which('doveadm') or '/usr/bin/doveadm', '-c', configuration,
+         'expunge', '-u', RECIPIENT, 'mailbox', '*', 'all'])
 
 
 def not_classified(home):
@@ -337,9 +362,11 @@ def not_classified(home):
     return count
 
 
-def bundle(deployment, messages):
+def bundle(slapos, deployment, messages):
     empty_mailbox(os.path.join(deployment['backend'], 'etc', 'dovecot',
-                               'dovecot.conf'))
+                               'dovecot.conf'),
+                  lambda argv: slapos.run(deployment['backend'], argv,
+                                          check=True))
     start = time.time()
     smtp_source(deployment['postfix'], (deployment['node-ipv6'], 10025),
                 messages)
@@ -362,18 +389,20 @@ def main(argv):
         deployment = start_bundle(slapos, relay_config={
             'greylisting': MACHINE_CLIENTS})
         postfix = deployment['postfix']
-        train_spam_filter(deployment['home'])
+        train_spam_filter(deployment['home'], lambda argv, **kw: slapos.run(
+            deployment['backend'], argv, check=True, **kw))
         limit_rate = limit(postfix, messages)
         # the machine's speed drifts by 20% and more within a minute:
         # baselines and bundles alternate, each bundle round between two
         # baselines, and is compared with their mean (a drift in between
         # cancels out); the median of the rounds' ratios is the result
         results = []
-        bare = start_baseline(postfix)
+        # a partition user the deployment does not use: the baseline's
+        bare = start_baseline(postfix, slapos.partition_users[-1])
         try:
             before = baseline(postfix, bare, messages)
             for i in range(rounds):
-                rate = bundle(deployment, messages)
+                rate = bundle(slapos, deployment, messages)
                 unclassified = not_classified(deployment['home'])
                 after = baseline(postfix, bare, messages)
                 base = (before + after) / 2
