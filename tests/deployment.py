@@ -664,8 +664,11 @@ def move_mail(topology, passwords, smarthost, path, timeout=60, api=None):
         return answer_through_the_api(topology, smarthost, api, subject,
                                       timeout)
     if sender == OUTSIDE_SENDER:
-        send(topology['node'], RELAY_INBOUND_PORT, sender, [recipient],
-             subject)
+        # as the Internet's MTA does: again after greylisting's delay (a
+        # deployment that whitelists the machine's clients has none)
+        send_retrying(topology['node'], RELAY_INBOUND_PORT, sender,
+                      [recipient], 'From: %s\r\nTo: %s\r\nSubject: %s\r\n'
+                      '\r\nHello.\r\n' % (sender, recipient, subject))
     else:
         b = topology['backends'][backend_of(sender)]
         smtp_submit(b['imap-smtp-ipv6'], b['submission-port'], sender,
