@@ -561,7 +561,8 @@ class EmbeddedSlapOS(object):
             text = ' '.join(p.info['cmdline'] or ()) + ' '
             if configuration + ' ' in text or any(
                     partition + os.sep in text
-                    or (p.info['cwd'] or '').startswith(partition)
+                    or ((p.info['cwd'] or '') + os.sep).startswith(
+                        partition + os.sep)
                     for partition in partitions):
                 victims.append(p)
         for p in victims:

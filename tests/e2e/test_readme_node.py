@@ -84,7 +84,8 @@ def readme_blocks():
     with open(README) as f:
         text = f.read()
     section = text[text.index(SECTION):]
-    section = section[:section.index('\n## ', 1)]
+    end = section.find('\n## ', 1)      # the next section, if any
+    section = section if end < 0 else section[:end]
     return re.findall(r'```sh\n(.*?)```', section, re.S)
 
 

@@ -87,7 +87,7 @@ def test_daemons_run_as_their_partitions_users(deployment, slapos):
     masters = {'postfix': [], 'dovecot': []}
     for process in psutil.process_iter(['cmdline']):
         cmdline = ' '.join(process.info['cmdline'] or [])
-        if slapos.base_directory not in cmdline:
+        if slapos.base_directory + os.sep not in cmdline:  # not slapos-gwK's
             continue
         if 'libexec/postfix/master' in cmdline:
             masters['postfix'].append(process)

@@ -159,7 +159,8 @@ def test_dovecot_accepts_the_configuration(rendered):
     assert 'quota_full_tempfail = yes' in output
     limiter = os.path.join(rendered['backend'], 'etc', 'haproxy.cfg')
     assert 'Configuration file is valid' in run(
-        '/usr/sbin/haproxy', '-c', '-f', limiter)
+        rendered, rendered['backend'], '/usr/sbin/haproxy', '-c', '-f',
+        limiter)
     with open(limiter) as f:
         text = f.read()
     for port, internal in ((11143, 31143), (11993, 31993), (14191, 34191)):
@@ -183,7 +184,7 @@ def test_what_a_backend_sends_on_goes_through_its_own_postfix(rendered):
         'socketmap:unix:%s:forward' % os.path.join(p, 'var', 'run',
                                                    'srs.sock') in services
     assert ' -C %s -G -i -f ${sender} -- ${recipient}' % config in services
-    output = run('/usr/bin/doveconf', '-c', os.path.join(
+    output = run(rendered, p, '/usr/bin/doveconf', '-c', os.path.join(
         p, 'etc', 'dovecot', 'dovecot.conf'), '-n')
     [sendmail] = [line for line in output.splitlines()
                   if line.startswith('sendmail_path = ')]
