@@ -13,8 +13,9 @@ cluster). A name that is an address is that address.
 
 Protocol: TCP, on the node's address and ``greylisting-peer-port``; one
 line a first attempt, ``<its time, seconds since the epoch> <triplet
-key>`` (``recipes.decisions.greylisting.triplet``), from the node to each
-peer. A node takes lines from its peers' addresses alone, and closes any
+key>`` (``recipes.decisions.greylisting.triplet``), from the node's own
+address (the one its name resolves to) to each peer. A node takes lines
+from its peers' addresses alone, and closes any
 other client at once. Best effort: a notice that cannot be sent within
 ``TIMEOUT`` is dropped, and a peer that does not answer is left alone for
 ``REST`` seconds (its notices dropped meanwhile): a retry through it is
@@ -34,6 +35,7 @@ from ..decisions.network import ip_address
 
 TIMEOUT = 2          # seconds to connect to a peer, or to send it a notice
 REFRESH = 300        # seconds the peers' addresses are kept
+MISSING = 10         # seconds before a name without address is asked again
 REST = 10            # seconds a peer that failed is left alone
 PENDING = 10000      # notices waiting to leave, at most (then dropped)
 LINE = 4096          # the longest notice line taken
@@ -56,22 +58,26 @@ def parse(line):
 class PeerAddresses:
     """``()`` gives the addresses of the peers ``names``, looked up with
     ``lookup(name, qtype)`` (``recipes.clients.resolver.lookup_with``) at
-    most every ``REFRESH`` seconds; a failed lookup keeps what was found
-    before."""
+    most every ``REFRESH`` seconds, or ``MISSING`` seconds for a name that
+    had no address yet (a node whose record is published after the daemon
+    first asked); a failed lookup keeps what was found before."""
 
     def __init__(self, names, lookup, now=time.monotonic):
         self.names = list(names)
         self.lookup = lookup
         self.now = now
         self.found = {}
-        self.checked = None
+        self.checked = {}
         self.lock = threading.Lock()
 
     def __call__(self):
         with self.lock:
-            if self.checked is None or self.now() - self.checked >= REFRESH:
-                self.checked = self.now()
-                for name in self.names:
+            now = self.now()
+            for name in self.names:
+                wait = REFRESH if self.found.get(name) else MISSING
+                if name not in self.checked or \
+                        now - self.checked[name] >= wait:
+                    self.checked[name] = now
                     self.found[name] = self._addresses(name)
             return sorted({a for found in self.found.values() for a in found})
 
@@ -91,10 +97,13 @@ class Notices:
     """Tells each of ``peers()`` (their addresses, on ``port``) of the
     first attempts ``send`` is given, from a thread of its own."""
 
-    def __init__(self, peers, port, log=lambda text: None):
+    def __init__(self, peers, port, log=lambda text: None, source=None):
         self.peers = peers
         self.port = port
         self.log = log
+        # the node's own address, which its peers know it by (else the
+        # system chooses: another address of the machine)
+        self.source = (source, 0) if source else None
         self.pending = queue.Queue(PENDING)
         self.connections = {}
         self.resting = {}          # peer -> until when it is left alone
@@ -118,8 +127,8 @@ class Notices:
         try:
             connection = self.connections.get(peer)
             if connection is None:
-                connection = socket.create_connection((peer, self.port),
-                                                      TIMEOUT)
+                connection = socket.create_connection(
+                    (peer, self.port), TIMEOUT, source_address=self.source)
                 self.connections[peer] = connection
             connection.sendall(line)
         except OSError as e:

@@ -148,7 +148,8 @@ class InboundChecks:
         if not self.grey['enable']:
             return None
         peers = self.config.get('greylisting-peers') or {}
-        notices = Notices(self.peer_addresses, peers['port'], self.log_text) \
+        notices = Notices(self.peer_addresses, peers['port'], self.log_text,
+                          source=peers.get('address')) \
             if peers.get('names') else None
         return Greylist(self.config['database'],
                         int(self.grey['greylisting-delay']),

@@ -189,8 +189,8 @@ def test_what_a_backend_sends_on_goes_through_its_own_postfix(rendered):
     [sendmail] = [line for line in output.splitlines()
                   if line.startswith('sendmail_path = ')]
     # the software's Postfix, with the partition's configuration
-    assert sendmail.endswith('/parts/postfix/sbin/sendmail -C %s' % config), \
-        sendmail
+    assert sendmail == 'sendmail_path = %s -C %s' % (os.path.join(
+        rendered['postfix'], 'sbin', 'sendmail'), config), sendmail
     assert 'sieve_extensions = +editheader' in output
     assert 'sieve_global_extensions = +vnd.dovecot.pipe ' \
         '+vnd.dovecot.execute\n' in output

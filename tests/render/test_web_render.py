@@ -20,7 +20,9 @@ def rendered(slapos):
     slapos.wait_software()
     slapos.request(MAIL_SERVER, 'web-render', 'default', {
         'mail-domains': DOMAINS, 'http-port': 9080, 'https-port': 9443,
-        'imaps-port': 11993, 'smtps-port': 11465, 'email-size-limit': 20})
+        'imaps-port': 11993, 'smtps-port': 11465, 'email-size-limit': 20,
+        # a backend alone (with a relay, it waits for the relay's answer)
+        'inbound-relay': {'enable': False}})
     slapos.wait_instance(max_retry=2)
     backend = slapos.connection_parameters(MAIL_SERVER, 'web-render')
     partition = slapos.partition_of_address(backend['imap-smtp-ipv6'])

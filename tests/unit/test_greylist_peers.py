@@ -35,13 +35,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def node(tmp_path, name, clock, peers, port, peer_port):
-    """A node's Greylist whose first attempts go to ``peers`` (on
-    ``peer_port``), and its peer server on ``port``."""
-    notices = greylist_peers.Notices(lambda: peers, peer_port)
+def node(tmp_path, name, clock, address, peer, port):
+    """A node on ``address`` whose Greylist's first attempts go to its
+    ``peer`` (an address, on ``port``), with its peer server on
+    ``port``: each node hears its peer alone, known by its address."""
+    notices = greylist_peers.Notices(lambda: [peer], port, source=address)
     grey = Greylist(str(tmp_path / name / 'greylist.sqlite'), DELAY,
                     now=clock, on_first=notices.send)
-    server = greylist_peers.PeerServer('127.0.0.1', port, lambda: peers,
+    server = greylist_peers.PeerServer(address, port, lambda: [peer],
                                        grey.learn)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return grey, server
@@ -56,10 +57,11 @@ def wait_until(predicate, timeout=10):
 
 def test_a_retry_through_another_node_passes_after_the_delay(tmp_path,
                                                             clock):
-    port_a, port_b = free_port(), free_port()
-    # both nodes on 127.0.0.1 here: each other's peer, on the other port
-    a, server_a = node(tmp_path, 'a', clock, ['127.0.0.1'], port_a, port_b)
-    b, server_b = node(tmp_path, 'b', clock, ['127.0.0.1'], port_b, port_a)
+    port = free_port()
+    # two addresses of the machine, as two nodes: each other's peer (the
+    # notices leave from the node's own address, which its peer knows)
+    a, server_a = node(tmp_path, 'a', clock, '127.0.0.2', '127.0.0.3', port)
+    b, server_b = node(tmp_path, 'b', clock, '127.0.0.3', '127.0.0.2', port)
     try:
         assert a.check(CLIENT, SENDER, RECIPIENT) == DELAY
         key = '192.0.2.0/24/a@x.example/b@y.example'
@@ -146,6 +148,24 @@ def test_the_peers_are_the_addresses_of_the_other_nodes_names():
     # DNS gone: what was found is kept
     clock.now += greylist_peers.REFRESH
     assert '2001:db8::33' in peers()
+
+
+def test_a_name_without_address_is_asked_again_soon():
+    """A node whose record is published after the daemon first asked (the
+    daemon answers its promise before the cluster's records exist) is a
+    peer within MISSING seconds, not REFRESH."""
+    records = {}
+    clock = Clock()
+    with DNSServer('127.0.0.1', records) as dns:
+        peers = greylist_peers.PeerAddresses(
+            ['relay2.example.com'], lookup_with(resolver([dns.address], 2)),
+            now=clock)
+        assert peers() == []
+        dns.records[('relay2.example.com', 'AAAA')] = ['2001:db8::2']
+        assert peers() == []
+        clock.now += greylist_peers.MISSING
+        assert peers() == ['2001:db8::2']
+        assert greylist_peers.MISSING < greylist_peers.REFRESH
 
 
 def test_the_inbound_checks_open_their_greylist_with_peers(tmp_path):
