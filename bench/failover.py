@@ -111,6 +111,8 @@ def delivered(home):
     found = {}
     for sub in ('new', 'cur'):
         directory = os.path.join(home, 'Maildir', sub)
+        if not os.path.isdir(directory):
+            continue          # no mail yet
         for name in os.listdir(directory):
             path = os.path.join(directory, name)
             try:
