@@ -51,10 +51,16 @@ def rendered(slapos, dns):
     slapos.wait_instance(max_retry=4)
     relay = slapos.connection_parameters(RELAY, 'render-relay', 'cluster')
     node = relay['relay-hosts'][0]
-    return {'backend': slapos.partition_of_address(backend['imap-smtp-ipv6']),
-            'backend-ipv6': backend['imap-smtp-ipv6'],
-            'node': slapos.partition_of_address(node), 'node-ipv6': node,
-            'postfix': software_binary(slapos, 'postfix'), 'slapos': slapos}
+    # the checkers read what the node's periodic runs may write again
+    # meanwhile (a partition whose promise fails is processed at each):
+    # those runs wait until the module is done
+    with slapos.node_loop_paused():
+        yield {'backend': slapos.partition_of_address(
+                   backend['imap-smtp-ipv6']),
+               'backend-ipv6': backend['imap-smtp-ipv6'],
+               'node': slapos.partition_of_address(node), 'node-ipv6': node,
+               'postfix': software_binary(slapos, 'postfix'),
+               'slapos': slapos}
 
 
 def run(rendered, partition, *command):
