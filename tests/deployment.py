@@ -43,10 +43,15 @@ insecure_tls = unverified_tls
 MACHINE_CLIENTS = {'whitelist-clients': [IPV6_RANGE]}
 
 
+def text_message(sender, recipients, subject, body='Hello.\n', headers=''):
+    """A plain message from ``sender`` to ``recipients``."""
+    return ('From: %s\r\nTo: %s\r\nSubject: %s\r\n%s\r\n%s'
+            % (sender, ', '.join(recipients), subject, headers, body))
+
+
 def send(host, port, sender, recipients, subject, body='Hello.\n',
          starttls=False, headers=''):
-    message = ('From: %s\r\nTo: %s\r\nSubject: %s\r\n%s\r\n%s'
-               % (sender, ', '.join(recipients), subject, headers, body))
+    message = text_message(sender, recipients, subject, body, headers)
     with smtplib.SMTP(host, int(port), timeout=30) as smtp:
         if starttls:
             smtp.starttls(context=insecure_tls())
@@ -667,8 +672,7 @@ def move_mail(topology, passwords, smarthost, path, timeout=60, api=None):
         # as the Internet's MTA does: again after greylisting's delay (a
         # deployment that whitelists the machine's clients has none)
         send_retrying(topology['node'], RELAY_INBOUND_PORT, sender,
-                      [recipient], 'From: %s\r\nTo: %s\r\nSubject: %s\r\n'
-                      '\r\nHello.\r\n' % (sender, recipient, subject))
+                      [recipient], text_message(sender, [recipient], subject))
     else:
         b = topology['backends'][backend_of(sender)]
         smtp_submit(b['imap-smtp-ipv6'], b['submission-port'], sender,

@@ -20,7 +20,7 @@ from tests.deployment import (DNS_PORT, MAIL1, MAIL2, OUTSIDE_SENDER, PATHS,
                               deploy_reference_topology, imaps_subjects,
                               insecure_tls, move_mail, mx_dns, postfix,
                               postfix_queue, reference_smarthost, relay_fqdn,
-                              send_retrying, wait_for)
+                              send_retrying, text_message, wait_for)
 from tests.e2e.test_paths import dkim_records, hops, verify_dkim
 from tests.harness import partition_ipv6
 
@@ -109,7 +109,7 @@ def test_the_internets_mail_enters_through_either_node(topology, node):
     # again after the delay, as an MTA does
     send_retrying(topology['nodes'][node], RELAY_INBOUND_PORT,
                   OUTSIDE_SENDER, ['alice@' + MAIL1],
-                  'Subject: %s\r\n\r\nHi.\r\n' % subject)
+                  text_message(OUTSIDE_SENDER, ['alice@' + MAIL1], subject))
     b = topology['backends']['mail1']
     wait_for(lambda: subject in imaps_subjects(
         b['imap-smtp-ipv6'], b['imaps-port'], 'alice@' + MAIL1,
@@ -179,7 +179,8 @@ def node1_held(slapos, topology):
     try:
         send_retrying(topology['nodes'][0], RELAY_INBOUND_PORT,
                       OUTSIDE_SENDER, ['charlie@' + MAIL2],
-                      'Subject: %s\r\n\r\nHi.\r\n' % subject)
+                      text_message(OUTSIDE_SENDER, ['charlie@' + MAIL2],
+                                   subject))
         wait_for(lambda: postfix_queue(slapos, topology['node-partitions'][0]),
                  'the message queued on node1')
     finally:

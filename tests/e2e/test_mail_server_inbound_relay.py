@@ -56,10 +56,6 @@ def deployment(slapos, dns):
                 backend['imap-smtp-ipv6'])}
 
 
-def queue(slapos, deployment, partition):
-    return postfix_queue(slapos, partition)
-
-
 def postfix_log(slapos, partition, *words):
     """The lines of the partition's Postfix log that have every word."""
     out = slapos.run(partition, ['cat', os.path.join(
@@ -74,9 +70,9 @@ def left_for(slapos, deployment, partition, recipient, status):
     more; the last log line of its delivery, which had ``status``."""
     deadline = time.time() + 60
     while any(r['address'] == recipient
-              for m in queue(slapos, deployment, partition)
+              for m in postfix_queue(slapos, partition)
               for r in m['recipients']):
-        assert time.time() < deadline, queue(slapos, deployment, partition)
+        assert time.time() < deadline, postfix_queue(slapos, partition)
         time.sleep(1)
     found = postfix_log(slapos, partition, 'to=<%s>' % recipient,
                         'status=' + status)
@@ -147,12 +143,12 @@ def test_without_a_relay_answer_outbound_mail_waits_in_the_queue(
                 'password123', user, [USER], subject)
     deadline = time.time() + 60
     while True:
-        waiting = [r for m in queue(slapos, deployment, partition)
+        waiting = [r for m in postfix_queue(slapos, partition)
                    if m['queue_name'] == 'deferred'
                    for r in m['recipients'] if r['address'] == USER]
         if waiting:
             break
-        assert time.time() < deadline, queue(slapos, deployment, partition)
+        assert time.time() < deadline, postfix_queue(slapos, partition)
         time.sleep(1)
     assert 'deferred transport' in waiting[0]['delay_reason']
     # nothing came back to the sender

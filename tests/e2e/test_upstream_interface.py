@@ -28,7 +28,8 @@ import uuid
 import pytest
 
 from tests.deployment import (MAIL_SERVER, RELAY, http_request, imaps_find,
-                              post_form, send_retrying)
+                              post_form, send_retrying,
+                              text_message)
 from tests.dns_server import DNSServer
 from tests.deployment import ManageSieve
 from tests.harness import partition_ipv6
@@ -341,7 +342,6 @@ def test_managesieve_on_4190_and_bogofilter_by_default(deployment, slapos):
     # the delay, as a sender's MTA does)
     send_retrying(cluster(slapos)['relay-hosts'][0], 10025,
                   'etienne@hotmail.example', [ALICE],
-                  'From: etienne@hotmail.example\r\nTo: %s\r\nSubject: %s'
-                  '\r\n\r\nHello.\r\n' % (ALICE, subject))
+                  text_message('etienne@hotmail.example', [ALICE], subject))
     message = imaps_find(host, 10993, ALICE, PASSWORD, subject)
     assert 'X-Bogosity: ' in message
