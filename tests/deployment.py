@@ -495,6 +495,26 @@ def reference_smarthost(directory, login):
         yield server
 
 
+def reference_fixtures(login):
+    """The module fixtures ``smarthost`` (``reference_smarthost`` accepting
+    ``login``) and ``dns`` (``mx_dns`` of ``REFERENCE_MX``) of a module that
+    deploys the reference topology: ``smarthost, dns =
+    reference_fixtures(LOGIN)``."""
+    import pytest
+
+    @pytest.fixture(scope='module')
+    def smarthost(tmp_path_factory):
+        with reference_smarthost(str(tmp_path_factory.mktemp('smarthost')),
+                                 login) as server:
+            yield server
+
+    @pytest.fixture(scope='module')
+    def dns():
+        with mx_dns(REFERENCE_MX, DNS_PORT) as server:
+            yield server
+    return smarthost, dns
+
+
 @contextlib.contextmanager
 def _quietly(what):
     yield

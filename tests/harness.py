@@ -978,6 +978,9 @@ class EmbeddedSlapOS(object):
         owner = self.partition_user(partition)
         if owner != pwd.getpwuid(os.geteuid()).pw_name:
             argv = ['runuser', '-u', owner, '--'] + list(argv)
+            # in the partition, as the operator is: the test's own directory
+            # may be one the partition's user cannot enter
+            kw.setdefault('cwd', partition)
         return subprocess.run(argv, **kw)
 
     # slapgrid's promise launcher, as it runs a partition's promises

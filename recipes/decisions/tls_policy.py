@@ -13,7 +13,16 @@ attacker on the path cannot stand in for one with a certificate of its own:
   CAs given, instead of the system's), ``fingerprints`` (only the
   certificates given, whoever signed them), ``name`` (the name the
   certificate must show, when ``host`` is an address or another name).
+  A smarthost named by an address of a private network (loopback, RFC 1918,
+  IPv6 unique local, link-local) and given no ``tls`` gets Postfix's
+  ``encrypt``: TLS required, its certificate not verified
+  (``unverified``). No public CA certifies such an address, the server
+  is on the operator's own network, and upstream's relay sends to it so,
+  as its requests and tests expect; the cluster publishes a warning for
+  each (``warnings``). A public address or a name is always verified.
 """
+import ipaddress
+
 from .relay_policy import normalise_fingerprint
 from .smarthosts import nexthop
 
@@ -45,9 +54,34 @@ def backend_policies(domains):
             for hop, found in fingerprints.items()}
 
 
+def unverified(smarthost):
+    """Whether a smarthost of ``proxy-map`` is sent to without verifying
+    its certificate: named by a private address, without ``tls``."""
+    if smarthost.get('tls'):
+        return False
+    try:
+        address = ipaddress.ip_address(smarthost['host'])
+    except ValueError:
+        return False
+    return address.is_private or address.is_link_local
+
+
+def warnings(proxy_map):
+    """What the cluster publishes about the smarthosts of ``proxy-map``
+    whose certificate is not verified, one string each."""
+    return ["proxy-map entry '%s' is reached by the private address %s "
+            "without tls: its certificate is not verified (TLS is required); "
+            "give it tls.ca or tls.fingerprints to verify it" % (
+                name, smarthost['host'])
+            for name, smarthost in sorted(proxy_map.items())
+            if unverified(smarthost)]
+
+
 def smarthost_policy(smarthost, ca_file=None):
     """The policy of one smarthost of ``proxy-map``; ``ca_file``: where its
     ``tls.ca`` is written."""
+    if unverified(smarthost):
+        return 'encrypt'
     tls = smarthost.get('tls', {})
     if tls.get('fingerprints'):
         return 'fingerprint match=%s' % fingerprint_match(tls['fingerprints'])

@@ -17,7 +17,8 @@ accepted domains, one a line), ``node-domains`` (JSON: what each node gets
 as ``mail-domains``, with password hashes only), ``errors`` (JSON:
 reference -> {domain, error}), ``unverified`` (JSON: reference -> {domain,
 why}), ``proxy-errors`` (JSON list: the proxy-map's, upstream's
-``errors``) and ``credentials-file``. The claims and the passwords are
+``errors``), ``warnings`` (JSON list: the smarthosts whose certificate is
+not verified, ``recipes.decisions.tls_policy``) and ``credentials-file``. The claims and the passwords are
 written on install.
 
   [relay-publications]
@@ -56,7 +57,8 @@ import json
 import os
 
 from ..clients.resolver import domain_lookup
-from ..decisions import domain_verification, relay_domains, smarthosts
+from ..decisions import (domain_verification, relay_domains, smarthosts,
+                         tls_policy)
 from ..decisions.dns import resolvers
 from ..decisions.passwords import hash_password, verify_password
 from ..stores import relay_domains as state
@@ -105,6 +107,9 @@ class Domains:
         options['errors'] = json.dumps(errors, sort_keys=True)
         options['unverified'] = json.dumps(unverified, sort_keys=True)
         options['proxy-errors'] = json.dumps([e for _, e in proxy_errors])
+        options['warnings'] = json.dumps(sorted({
+            warning for _, config in sorted(configs.items())
+            for warning in tls_policy.warnings(config.get('proxy-map', {}))}))
         options['credentials-file'] = state.credentials_path(self.directory)
 
     def install(self):

@@ -15,12 +15,12 @@ import uuid
 
 import pytest
 
-from tests.deployment import (DNS_PORT, MAIL1, MAIL2, OUTSIDE_SENDER, PATHS,
-                              REFERENCE_MX, RELAY, RELAY_INBOUND_PORT,
-                              deploy_reference_topology, imaps_subjects,
-                              insecure_tls, move_mail, mx_dns, postfix,
-                              postfix_queue, reference_smarthost, relay_fqdn,
-                              send_retrying, text_message, wait_for)
+from tests.deployment import (MAIL1, MAIL2, OUTSIDE_SENDER, PATHS, RELAY,
+                              RELAY_INBOUND_PORT, deploy_reference_topology,
+                              imaps_subjects, insecure_tls, move_mail,
+                              postfix, postfix_queue, reference_fixtures,
+                              relay_fqdn, send_retrying, text_message,
+                              wait_for)
 from tests.e2e.test_paths import dkim_records, hops, verify_dkim
 from tests.harness import partition_ipv6
 
@@ -32,17 +32,7 @@ STRANGER = partition_ipv6(27)      # an Internet server, neither node nor backen
 GREYLISTING_DELAY = 3
 
 
-@pytest.fixture(scope='module')
-def smarthost(tmp_path_factory):
-    with reference_smarthost(str(tmp_path_factory.mktemp('smarthost')),
-                             SMARTHOST_LOGIN) as server:
-        yield server
-
-
-@pytest.fixture(scope='module')
-def dns():
-    with mx_dns(REFERENCE_MX, DNS_PORT) as server:
-        yield server
+smarthost, dns = reference_fixtures(SMARTHOST_LOGIN)
 
 
 @pytest.fixture(scope='module')

@@ -20,13 +20,12 @@ import psutil
 import pytest
 
 from recipes.decisions import srs
-from tests.deployment import (API_DOMAIN, API_HOST, API_PORT, DNS_PORT,
-                              MAIL1, MAIL2, OUTSIDE_RECIPIENT,
-                              OUTSIDE_SENDER, PATHS, REFERENCE_MX, RELAY_FQDN,
-                              SMARTHOST_HOST, deploy_reference_topology,
-                              insecure_tls, move_mail, mx_dns, rcpt_code,
-                              reference_smarthost, send, sieve_activate,
-                              spf_result, wait_for)
+from tests.deployment import (API_DOMAIN, API_HOST, API_PORT, MAIL1, MAIL2,
+                              OUTSIDE_RECIPIENT, OUTSIDE_SENDER, PATHS,
+                              RELAY_FQDN, SMARTHOST_HOST,
+                              deploy_reference_topology, insecure_tls,
+                              move_mail, rcpt_code, reference_fixtures, send,
+                              sieve_activate, spf_result, wait_for)
 from tests.harness import partition_ipv6
 from tests.http_api import HttpApi
 
@@ -43,17 +42,7 @@ BACKEND_SMTP_PORTS = ('smtp-port', 'submission-port', 'smtps-port')
 RELAY_SMTP_PORTS = (10025, 10587)    # inbound, submission
 
 
-@pytest.fixture(scope='module')
-def smarthost(tmp_path_factory):
-    with reference_smarthost(str(tmp_path_factory.mktemp('smarthost')),
-                             SMARTHOST_LOGIN) as server:
-        yield server
-
-
-@pytest.fixture(scope='module')
-def dns():
-    with mx_dns(REFERENCE_MX, DNS_PORT) as server:
-        yield server
+smarthost, dns = reference_fixtures(SMARTHOST_LOGIN)
 
 
 @pytest.fixture(scope='module')

@@ -59,10 +59,12 @@ def deployment(slapos, smarthost, dns):
     slapos.request(RELAY, 'relay', 'cluster', {
         'topology': {'node1': {'fqdn': 'relay1.example.net'}},
         'default-relay-config': {'nameservers': [dns.address], 'proxy-map': {
-            # STARTTLS for mail1, implicit TLS for mail2
+            # STARTTLS for mail1, implicit TLS for mail2; mail1's as
+            # upstream's requests give it: a private address and no tls
+            # (encrypted, not verified, a warning); mail2's verified
             'provider': {'host': SMARTHOST, 'port': smarthost.starttls_port,
                          'user': 'relay-mail1', 'password': 'secret-1',
-                         'domains': [MAIL1], 'tls': smarthost.tls},
+                         'domains': [MAIL1]},
             'provider-tls': {'host': SMARTHOST,
                              'port': smarthost.implicit_tls_port,
                              'user': 'relay-mail2', 'password': 'secret-2',
@@ -145,6 +147,11 @@ def test_cluster_publishes_nodes_domains_and_errors(deployment):
     assert sorted(relay['backend-domains'].splitlines()) == [MAIL1, MAIL2,
                                                               MAIL3]
     assert relay['errors'] == []
+    # ours: the smarthost whose certificate is not verified, by name
+    assert relay['warnings'] == [
+        "proxy-map entry 'provider' is reached by the private address %s "
+        "without tls: its certificate is not verified (TLS is required); "
+        "give it tls.ca or tls.fingerprints to verify it" % SMARTHOST]
 
 
 def test_accepted_domains_get_where_to_send_and_their_dns_records(deployment):
@@ -235,6 +242,8 @@ def send_out(deployment, smarthost, domain, source=None, cert=None):
 
 
 def test_outbound_by_ip_through_the_smarthost_dkim_signed(deployment, smarthost):
+    # through 'provider', whose certificate is taken unverified (the stand-in
+    # logs in only over TLS)
     metadata = send_out(deployment, smarthost, MAIL1,
                         source=deployment['backend1']['imap-smtp-ipv6'])
     assert metadata['login'] == 'relay-mail1'

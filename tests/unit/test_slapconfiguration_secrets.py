@@ -131,6 +131,9 @@ def test_the_default_without_a_slap_configuration_section(tmp_path,
                                                           monkeypatch):
     # a real buildout raises its own KeyErrors (MissingSection, MissingOption)
     monkeypatch.setenv('BUILDOUT_HOME', str(tmp_path / 'home'))
+    # Buildout() changes into its directory: the worker's next tests (run as
+    # a partition user, who cannot enter tmp_path) must not start there
+    monkeypatch.chdir(tmp_path)
     for text in ('[buildout]\nparts =\n',
                  '[buildout]\nparts =\n[slap-configuration]\nx = 1\n'):
         cfg = tmp_path / 'instance.cfg'
