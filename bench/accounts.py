@@ -168,6 +168,8 @@ def instance_run(count):
         slapos.wait_software()
         slapos.request(MAIL_SERVER, 'backend', 'default', {
             'mail-domains': ['bench.example.com', 'bench.example.org'],
+            # a backend alone: no relay to wait for
+            'inbound-relay': {'enable': False},
             'outbound-relay': {'enable': False}})
         slapos.wait_instance(max_retry=2)
         baseline = best_of(2, forced_run, slapos)
