@@ -18,8 +18,8 @@ as ``mail-domains``, with password hashes only), ``errors`` (JSON:
 reference -> {domain, error}), ``unverified`` (JSON: reference -> {domain,
 why}), ``proxy-errors`` (JSON list: the proxy-map's, upstream's
 ``errors``), ``warnings`` (JSON list: the smarthosts whose certificate is
-not verified, ``recipes.decisions.tls_policy``) and ``credentials-file``. The claims and the passwords are
-written on install.
+not verified, ``recipes.decisions.tls_policy``) and ``credentials-file``.
+The claims and the passwords are written on install.
 
   [relay-publications]
   recipe = slapos.mailbundle:relay-publications
