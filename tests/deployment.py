@@ -2,7 +2,6 @@
 software releases are, and small clients that talk to the deployed daemons
 as a user would."""
 import base64
-import concurrent.futures
 import contextlib
 import email
 import functools
@@ -544,9 +543,7 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     log in). Requests are the same each time, so on a deployment left by
     an earlier run it only starts what is stopped.
     ``step(what)`` is a context manager around each long step; with
-    ``rebuild``, buildout runs again on built software releases (the first
-    build of the backends' release goes on while the relay's partitions
-    are instantiated); with
+    ``rebuild``, buildout runs again on built software releases; with
     ``restart``, every partition is processed again, which starts the
     services of a deployment that was stopped. ``backend_parameters`` are
     added to both backends' parameters. With ``api`` (a
@@ -563,15 +560,10 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
     the cluster's ``default-relay-config``. With ``passwords_set``, an
     earlier run set the passwords: they are not set again."""
     computers = computers or {}
-    # the first time, the relay's partitions are instantiated while the
-    # backends' release builds, as a node's software and instance runs go
-    # on side by side; later, both releases are built (again) first
-    overlap = not slapos.built(MAIL_SERVER)
     with step('building the software releases (Postfix is compiled the '
               'first time)' if rebuild else 'checking the software releases'):
+        slapos.supply(MAIL_SERVER)
         slapos.supply(RELAY)
-        if not overlap:
-            slapos.supply(MAIL_SERVER)
         slapos.wait_software(force=rebuild)
     user, password = smarthost_login
     slapos.request(RELAY, 'relay', 'cluster', {
@@ -593,14 +585,6 @@ def deploy_reference_topology(slapos, smarthost_login, passwords,
             'name': API_DOMAIN, 'http-endpoint': api.url,
             'http-token': api.token, 'http-ca-certificate': api.ca_certificate,
             'authentication': 'password'}, shared=True)
-    if overlap:
-        with step('building the backends\' release while the relay cluster '
-                  'is instantiated'):
-            slapos.supply(MAIL_SERVER)
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                build = pool.submit(slapos.wait_software, force=False)
-                slapos.wait_instance(max_retry=8, max_passes=8)
-                build.result()
     partitions = {}
     for reference, domain in BACKENDS.items():
         partitions[reference] = slapos.request(

@@ -648,16 +648,6 @@ class EmbeddedSlapOS(object):
         self.standalone.supply(url, state=state)
         return url
 
-    def built(self, software_release):
-        """Whether this node built ``software_release`` (a URL, or a path of
-        the checkout by the URL ``supply`` serves it at), supplied already or
-        not."""
-        url = self.software_url(software_release)
-        if '://' not in url:
-            url = self.served_url(url)
-        return os.path.exists(os.path.join(self._software_path(url),
-                                           '.completed'))
-
     def software_url(self, software_release):
         """The URL a software release was supplied by (``supply``)."""
         if '://' in software_release:
@@ -843,7 +833,8 @@ class EmbeddedSlapOS(object):
         for url in self.software_list:
             # without force, a release built already is not built again:
             # its copies (our egg) must stay
-            if force or not self.built(url):
+            if force or not os.path.exists(os.path.join(
+                    self._software_path(url), '.completed')):
                 self._forget_changed_content(url)
         self._run(lambda **kw: self.standalone.waitForSoftware(
                       install_all=force, **kw),
