@@ -809,13 +809,10 @@ class EmbeddedSlapOS(object):
         stamp = os.path.join(software, '.slapos.mailbundle-sdist')
         sdist = read(os.path.join(index, DIGEST_FILE))
         if read(stamp) != sdist:
-            # a build from a local path links the checkout itself (never
-            # stale: buildout, seeing its develop section unchanged, would
-            # not link it again)
-            patterns = [('eggs', 'slapos.mailbundle-*')]
-            if '://' in url:
-                patterns.append(('develop-eggs', 'slapos.mailbundle.egg-link'))
-            for pattern in patterns:
+            # (a build from a local path links the checkout again:
+            # [mailbundle-develop] of software/stack/mail.cfg)
+            for pattern in (('eggs', 'slapos.mailbundle-*'),
+                            ('develop-eggs', 'slapos.mailbundle.egg-link')):
                 for path in glob.glob(os.path.join(software, *pattern)):
                     (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
             for path in glob.glob(os.path.join(shared, 'dist',

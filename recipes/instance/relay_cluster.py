@@ -108,7 +108,7 @@ class Domains:
         options['unverified'] = json.dumps(unverified, sort_keys=True)
         options['proxy-errors'] = json.dumps([e for _, e in proxy_errors])
         options['warnings'] = json.dumps(sorted({
-            warning for _, config in sorted(configs.items())
+            warning for config in configs.values()
             for warning in tls_policy.warnings(config.get('proxy-map', {}))}))
         options['credentials-file'] = state.credentials_path(self.directory)
 
