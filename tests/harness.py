@@ -47,6 +47,7 @@ after the run of the same kind in progress, if any (slapgrid lets one of
 each kind run at a time).
 """
 import contextlib
+import fnmatch
 import glob
 import hashlib
 import ipaddress
@@ -194,6 +195,7 @@ def partition_ipv6(i, ipv6_range=IPV6_RANGE):
 NOT_IN_CHECKOUT = ('.git', '__pycache__', '.pytest_cache', 'bin', 'parts',
                    'eggs', 'develop-eggs', '.installed.cfg', 'build', 'dist')
 DIGEST_FILE = 'sdist.digest'
+MAILBUNDLE_DIST = 'slapos?mailbundle-*'   # our sdist's file names
 
 
 def read(path):
@@ -779,8 +781,9 @@ class EmbeddedSlapOS(object):
         """A node takes a software URL, and an egg version, for immutable;
         here the checkout changes under the same ones. So before each build
         the node forgets its copies of them: the cached profiles, the cached
-        downloads of files next to them, and our egg when the sdist
-        changed. The archives of the shared download cache are kept."""
+        downloads of files next to them, and our egg and sdist when the
+        sdist changed. The archives and dists of the shared download cache
+        are kept, for all the root's nodes."""
         software = self._software_path(url)
         shutil.rmtree(os.path.join(software, 'extends-cache'),
                       ignore_errors=True)
@@ -790,11 +793,18 @@ class EmbeddedSlapOS(object):
         os.makedirs(cache, exist_ok=True)
         shared = os.path.join(self.root, 'download-cache')
         os.makedirs(os.path.join(shared, 'dist'), exist_ok=True)
+        index = os.path.join(self.served_directory, 'index')
+        stamp = os.path.join(software, '.slapos.mailbundle-sdist')
+        sdist = read(os.path.join(index, DIGEST_FILE))
+        changed = read(stamp) != sdist
+        self._share_dists(os.path.join(cache, 'dist'),
+                          os.path.join(shared, 'dist'), changed)
         # the software user's buildout writes what it downloads there
         self._give_to_software_user(cache)
-        self._give_to_software_user(os.path.join(shared, 'dist'))
         for name in os.listdir(cache):
             path = os.path.join(cache, name)
+            if name == 'dist':
+                continue
             if not os.path.islink(path):
                 (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
             elif not os.path.exists(path):
@@ -803,23 +813,45 @@ class EmbeddedSlapOS(object):
             link = os.path.join(cache, name)
             if not os.path.lexists(link):
                 os.symlink(os.path.join(shared, name), link)
-        # (a build from a local path takes the checkout in develop mode,
-        # but an egg of the index's sdist may be in its eggs too: seen)
-        index = os.path.join(self.served_directory, 'index')
-        stamp = os.path.join(software, '.slapos.mailbundle-sdist')
-        sdist = read(os.path.join(index, DIGEST_FILE))
-        if read(stamp) != sdist:
+        if changed:
             # (a build from a local path links the checkout again:
-            # [mailbundle-develop] of software/stack/mail.cfg)
+            # [mailbundle-develop] of software/stack/mail.cfg; but an egg
+            # of the index's sdist may be in its eggs too: seen)
             for pattern in (('eggs', 'slapos.mailbundle-*'),
                             ('develop-eggs', 'slapos.mailbundle.egg-link')):
                 for path in glob.glob(os.path.join(software, *pattern)):
                     (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
-            for path in glob.glob(os.path.join(shared, 'dist',
-                                               'slapos?mailbundle-*')):
-                os.unlink(path)
             with open(stamp, 'w') as f:
                 f.write(sdist or '')
+
+    @staticmethod
+    def _share_dists(own, shared, changed):
+        """The dists buildout downloaded into the node's ``own`` directory
+        go to the ``shared`` one, linked from every node's, all but our
+        sdist: its content changes under the same name, and another node
+        of the root (an xdist worker's) may be installing its own at the
+        time; it is forgotten when ``changed``."""
+        if os.path.islink(own):
+            os.unlink(own)      # (the shared one itself, until now)
+        os.makedirs(own, exist_ok=True)
+        for name in os.listdir(own):
+            path = os.path.join(own, name)
+            if fnmatch.fnmatch(name, MAILBUNDLE_DIST):
+                if changed:
+                    os.unlink(path)
+            elif os.path.islink(path):
+                if not os.path.exists(path):
+                    os.unlink(path)
+            else:
+                # (a rename: the others see the whole file or none)
+                os.replace(path, os.path.join(shared, name))
+                os.symlink(os.path.join(shared, name), path)
+        for name in os.listdir(shared):
+            if fnmatch.fnmatch(name, MAILBUNDLE_DIST):
+                continue     # (left by the harness's older versions)
+            link = os.path.join(own, name)
+            if not os.path.lexists(link):
+                os.symlink(os.path.join(shared, name), link)
 
     def wait_software(self, max_retry=0, error_lines=100, force=True):
         """Builds the supplied software releases. With ``force``, buildout
