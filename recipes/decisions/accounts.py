@@ -402,16 +402,19 @@ def publish(accounts, accounts_state, aliases, errors, shared_instances,
     destinations; or the error with the address asked for."""
     published = {}
     asked = {s['reference']: s['parameters'] for s in shared_instances}
+    warnings = warnings or {}
     for address, account in accounts.items():
-        if account['reference'] is None:
+        reference = account['reference']
+        if reference is None:
             continue
-        published[account['reference']] = parameters = {'address': address}
-        if account['reference'] in (warnings or {}):
-            parameters['warning'] = warnings[account['reference']]
-        token = usable_reset_token(
-            address, accounts_state[address],
-            asked.get(account['reference'], {}).get('reset-token')) \
-            or accounts_state[address].get('setup-token')
+        published[reference] = parameters = {'address': address}
+        if reference in warnings:
+            parameters['warning'] = warnings[reference]
+        entry = accounts_state[address]
+        reset_token = asked.get(reference, {}).get('reset-token')
+        token = (reset_token and usable_reset_token(address, entry,
+                                                    reset_token)) \
+            or entry.get('setup-token')
         if token:
             parameters['token'] = token
             parameters['setup-url'] = setup_url(password_url, address, token)
