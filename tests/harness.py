@@ -282,12 +282,23 @@ def build_sdist(checkout, index):
         f.write(digest)
 
 
+def command_line(process):
+    """The first 80 characters of a process's command line, or what it is
+    when it has none to give (ended, a zombie)."""
+    try:
+        return ' '.join(process.cmdline())[:80]
+    except psutil.ZombieProcess:
+        return 'a zombie'
+    except psutil.Error as e:
+        return type(e).__name__
+
+
 def kill(processes, why):
     """Ends ``processes`` (psutil's): TERM, then KILL after 10 s."""
     if not processes:
         return
     log('killing processes %s: %s' % (why, ', '.join(
-        '%s (%s)' % (p.pid, ' '.join(p.cmdline())[:80]) for p in processes)))
+        '%s (%s)' % (p.pid, command_line(p)) for p in processes)))
     for p in processes:
         # a parent may have taken its children with it (php-fpm)
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -797,10 +808,23 @@ class EmbeddedSlapOS(object):
         stamp = os.path.join(software, '.slapos.mailbundle-sdist')
         sdist = read(os.path.join(index, DIGEST_FILE))
         changed = read(stamp) != sdist
-        self._share_dists(os.path.join(cache, 'dist'),
-                          os.path.join(shared, 'dist'), changed)
+        # the dists: the node's own directory, which its releases share (a
+        # release builds after another in one run, and finds what the
+        # other downloaded), linked from each release's download cache
+        dist, node_dist = (os.path.join(cache, 'dist'),
+                           os.path.join(self.base_directory, 'dist'))
+        if os.path.isdir(dist) and not os.path.islink(dist):
+            # (a release's own, of an earlier version of the harness)
+            self._share_dists(dist, os.path.join(shared, 'dist'), True)
+            shutil.rmtree(dist)
+        self._share_dists(node_dist, os.path.join(shared, 'dist'), changed)
+        if os.path.islink(dist) and os.readlink(dist) != node_dist:
+            os.unlink(dist)     # (the root's, of an earlier harness)
+        if not os.path.lexists(dist):
+            os.symlink(node_dist, dist)
         # the software user's buildout writes what it downloads there
         self._give_to_software_user(cache)
+        self._give_to_software_user(node_dist)
         for name in os.listdir(cache):
             path = os.path.join(cache, name)
             if name == 'dist':
@@ -831,8 +855,6 @@ class EmbeddedSlapOS(object):
         sdist: its content changes under the same name, and another node
         of the root (an xdist worker's) may be installing its own at the
         time; it is forgotten when ``changed``."""
-        if os.path.islink(own):
-            os.unlink(own)      # (the shared one itself, until now)
         os.makedirs(own, exist_ok=True)
         for name in os.listdir(own):
             path = os.path.join(own, name)
