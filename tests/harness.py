@@ -808,15 +808,17 @@ class EmbeddedSlapOS(object):
         stamp = os.path.join(software, '.slapos.mailbundle-sdist')
         sdist = read(os.path.join(index, DIGEST_FILE))
         changed = read(stamp) != sdist
+        for name in os.listdir(cache):
+            path = os.path.join(cache, name)
+            if not os.path.islink(path):
+                (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            elif not os.path.exists(path):
+                os.unlink(path)  # an archive removed from the shared cache
         # the dists: the node's own directory, which its releases share (a
         # release builds after another in one run, and finds what the
         # other downloaded), linked from each release's download cache
         dist, node_dist = (os.path.join(cache, 'dist'),
                            os.path.join(self.base_directory, 'dist'))
-        if os.path.isdir(dist) and not os.path.islink(dist):
-            # (a release's own, of an earlier version of the harness)
-            self._share_dists(dist, os.path.join(shared, 'dist'), True)
-            shutil.rmtree(dist)
         self._share_dists(node_dist, os.path.join(shared, 'dist'), changed)
         if os.path.islink(dist) and os.readlink(dist) != node_dist:
             os.unlink(dist)     # (the root's, of an earlier harness)
@@ -825,14 +827,6 @@ class EmbeddedSlapOS(object):
         # the software user's buildout writes what it downloads there
         self._give_to_software_user(cache)
         self._give_to_software_user(node_dist)
-        for name in os.listdir(cache):
-            path = os.path.join(cache, name)
-            if name == 'dist':
-                continue
-            if not os.path.islink(path):
-                (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
-            elif not os.path.exists(path):
-                os.unlink(path)  # an archive removed from the shared cache
         for name in os.listdir(shared):
             link = os.path.join(cache, name)
             if not os.path.lexists(link):
