@@ -61,6 +61,9 @@ class Database:
     # [{address, home}] of the accounts whose claim was released this time:
     # the store moves their homes aside
     removed: list
+    # when the same shared instances and state would be decided otherwise:
+    # the first token to expire (a Unix time), None when no token is out
+    valid_until: int = None
 
 
 @dataclasses.dataclass
@@ -109,7 +112,8 @@ def decide(domains, shared_instances, state, default_quota, test_account,
                           shared_instances, password_url, warnings),
         state={'version': STATE_VERSION, 'claims': claims,
                'accounts': accounts_state},
-        removed=removed)
+        removed=removed,
+        valid_until=first_expiry(accounts_state))
 
 
 # --- 1. what each shared instance asks for --------------------------------------
@@ -289,6 +293,13 @@ def refresh_tokens(entry, address, reset_token, now, needs_setup):
             tokens = tokens + [{'kind': 'reset', 'hash': digest,
                                 'expires': now + passwords.TOKEN_LIFETIME}]
     entry['tokens'] = tokens
+
+
+def first_expiry(accounts_state):
+    """The first expiry of the accounts' tokens, None when they have
+    none: until then, time changes nothing that ``decide`` decides."""
+    return min((t['expires'] for entry in accounts_state.values()
+                for t in entry.get('tokens', ())), default=None)
 
 
 # --- 4. the aliases ------------------------------------------------------------------

@@ -43,6 +43,13 @@ def db(tmp_path):
         def passwd(self):
             return {line.split(':')[0]: line.split(':')
                     for line in self.lines('passwd')}
+
+        def published(self):
+            return json.loads(self.read('published.json'))
+
+        def identities(self):
+            return {n: os.stat(os.path.join(self.directory, n)).st_ino
+                    for n in os.listdir(self.directory)}
     return Db()
 
 
@@ -85,16 +92,21 @@ def test_files_and_their_format(db):
     assert stat.S_IMODE(os.stat(db.directory).st_mode) == 0o700
     # no temporary file left behind
     assert sorted(os.listdir(db.directory)) == sorted(
-        ['.lock', 'state.json'] + [f for f in accounts.FILES.values()])
+        ['.lock', 'state.json', 'decided.json']
+        + [f for f in accounts.FILES.values()])
 
 
 def test_rerun_changes_nothing(db):
     shared = [account('_a', 'alice@example.com'),
               alias('_t', 'team@example.com', 'alice@example.com')]
-    first = db.update(shared, test_account=True)
+    db.update(shared, test_account=True)
     files = {n: db.read(n) for n in os.listdir(db.directory) if n != '.lock'}
-    second = db.update(shared, test_account=True)
-    assert second.published == first.published
+    # the same inputs, state and files: nothing to decide
+    assert db.update(shared, test_account=True) is None
+    assert {n: db.read(n) for n in files} == files
+    # decided again, the same files
+    os.unlink(os.path.join(db.directory, 'decided.json'))
+    assert db.update(shared, test_account=True) is not None
     assert {n: db.read(n) for n in files} == files
 
 
@@ -104,11 +116,15 @@ def test_a_run_that_changes_nothing_writes_nothing(db):
     shared = [account('_a', 'alice@example.com'),
               alias('_t', 'team@example.com', 'alice@example.com')]
     db.update(shared)
-    written = {n: os.stat(os.path.join(db.directory, n)).st_ino
-               for n in os.listdir(db.directory)}
+    written = db.identities()
     db.update(shared)
-    assert {n: os.stat(os.path.join(db.directory, n)).st_ino
-            for n in os.listdir(db.directory)} == written
+    assert db.identities() == written
+    # decided again: what did not change is not written either
+    os.unlink(os.path.join(db.directory, 'decided.json'))
+    db.update(shared)
+    del written['decided.json']
+    assert {n: i for n, i in db.identities().items()
+            if n != 'decided.json'} == written
     db.update(shared + [account('_b', 'bob@example.com')])
     assert os.stat(os.path.join(db.directory, 'passwd')).st_ino \
         != written['passwd']
@@ -305,7 +321,57 @@ def test_write_syncs_before_renaming(db, monkeypatch):
         'rename ' + os.path.basename(b)) or real_rename(a, b))
     db.update([account('_a', 'alice@example.com')])
     assert events[:2] == ['fsync', 'rename passwd']
-    assert events[-1] == 'rename state.json'
+    assert events[-3:] == ['rename state.json', 'fsync',
+                           'rename decided.json']
+
+
+def test_what_makes_a_run_decide_again(db):
+    """A run given what the last one was, with the state and the files as
+    it left them, decides nothing (None) and writes nothing; any of these
+    changed, it decides and writes again."""
+    now = 1_800_000_000
+    shared = [account('_a', 'alice@example.com')]
+    first = db.update(shared, now=now)
+    token = first.published['_a']['token']
+    written = db.identities()
+    assert db.update(shared, now=now + 60) is None
+    assert db.identities() == written
+    # another input
+    assert db.update(shared, now=now + 60, domains=DOMAINS[:1]) is not None
+    assert db.update(shared, now=now + 60) is not None
+    assert db.update(shared, now=now + 60) is None
+    assert db.published()['_a']['token'] == token
+    # a file removed or changed by hand is written again
+    os.unlink(os.path.join(db.directory, 'passwd'))
+    assert db.update(shared, now=now + 60) is not None
+    assert 'alice@example.com' in db.passwd()
+    with open(os.path.join(db.directory, 'aliases'), 'a') as f:
+        f.write('x@example.com alice@example.com\n')
+    assert db.update(shared, now=now + 60) is not None
+    assert 'x@example.com' not in db.read('aliases')
+    # a damaged record of the last run: decided again
+    with open(os.path.join(db.directory, 'decided.json'), 'w') as f:
+        f.write('{')
+    assert db.update(shared, now=now + 60) is not None
+    # the setup token expires: a new one is drawn and published
+    later = now + passwords.TOKEN_LIFETIME
+    assert db.update(shared, now=later - 1) is None
+    again = db.update(shared, now=later)
+    assert again.published['_a']['token'] != token
+    assert db.published()['_a']['token'] == again.published['_a']['token']
+    # a password set between two runs (the state changed)
+    accounts.set_password(db.directory, 'alice@example.com',
+                          again.published['_a']['token'], PASSWORD, now=later)
+    assert db.update(shared, now=later) is not None
+    assert db.update(shared, now=later + passwords.TOKEN_LIFETIME) is None
+
+
+def test_a_new_version_of_the_code_decides_again(db, monkeypatch):
+    shared = [account('_a', 'alice@example.com')]
+    db.update(shared)
+    assert db.update(shared) is None
+    monkeypatch.setattr(accounts, '_code_digest', lambda: 'another version')
+    assert db.update(shared) is not None
 
 
 def test_damaged_state_fails_loudly(db):
@@ -366,7 +432,8 @@ def test_concurrent_updates_never_lose_a_password(db):
     assert updater.exitcode == 0
     assert passwords.verify_password(db.passwd()['alice@example.com'][1],
                                     PASSWORD)
-    assert 'token' not in db.update(shared).published['_a']
+    db.update(shared)
+    assert 'token' not in db.published()['_a']
 
 
 def test_recipe(db, tmp_path):
