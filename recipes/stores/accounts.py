@@ -388,8 +388,10 @@ def unchanged(directory, inputs, now):
     (``inputs_digest``), no token has expired since and the state and
     the files are as it left them: then deciding again would write the
     same files. At 100,000 accounts, what every periodic run of the
-    instance costs falls from 2 s to a tenth of that."""
+    instance costs here falls from over 2 s to 0.04 s."""
     decided = read_json(os.path.join(directory, DECIDED_FILE), {})
+    if not isinstance(decided, dict):
+        return False
     until = decided.get('valid-until')
     return (inputs is not None and decided.get('inputs') == inputs
             and (until is None or now < until)

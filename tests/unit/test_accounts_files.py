@@ -350,9 +350,10 @@ def test_what_makes_a_run_decide_again(db):
     assert db.update(shared, now=now + 60) is not None
     assert 'x@example.com' not in db.read('aliases')
     # a damaged record of the last run: decided again
-    with open(os.path.join(db.directory, 'decided.json'), 'w') as f:
-        f.write('{')
-    assert db.update(shared, now=now + 60) is not None
+    for damaged in ('{', '[]'):
+        with open(os.path.join(db.directory, 'decided.json'), 'w') as f:
+            f.write(damaged)
+        assert db.update(shared, now=now + 60) is not None
     # the setup token expires: a new one is drawn and published
     later = now + passwords.TOKEN_LIFETIME
     assert db.update(shared, now=later - 1) is None
