@@ -40,8 +40,9 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.throughput import (RECIPIENT, SENDER, maildir_count,  # noqa: E402
-                              smtp_source, start_bundle, wait_for)
+from bench.throughput import (RECIPIENT, SENDER, bench_dns,  # noqa: E402
+                              maildir_count, smtp_source, start_bundle,
+                              wait_for)
 from tests.deployment import (MACHINE_CLIENTS, listening,  # noqa: E402
                               postfix_queue, software_binary)
 from tests.harness import EmbeddedSlapOS  # noqa: E402
@@ -278,15 +279,17 @@ def main(argv):
         slapos = EmbeddedSlapOS()
         slapos.start()
         try:
-            # the load comes from the node's own address: greylisted as any
-            # outside client's unless whitelisted
-            deployment = start_bundle(slapos, relay_config={
-                'greylisting': MACHINE_CLIENTS})
-            if 'backend' in scenarios:
-                print_backend_down(messages, backend_down(
-                    slapos, deployment, messages))
-            if 'master' in scenarios:
-                print_master_killed(relay_master_killed(slapos, deployment))
+            with bench_dns() as dns:
+                # the load comes from the node's own address: greylisted
+                # as any outside client's unless whitelisted
+                deployment = start_bundle(slapos, dns, relay_config={
+                    'greylisting': MACHINE_CLIENTS})
+                if 'backend' in scenarios:
+                    print_backend_down(messages, backend_down(
+                        slapos, deployment, messages))
+                if 'master' in scenarios:
+                    print_master_killed(relay_master_killed(slapos,
+                                                            deployment))
         finally:
             slapos.stop()
     if 'cluster' in scenarios:

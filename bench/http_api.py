@@ -39,10 +39,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.throughput import (BARE_RELAY, PORT, SESSIONS, SIZE,  # noqa: E402
-                              bare_postfix, give, owner, postfix_binaries,
-                              smtp_source, wait_for)
-from tests.deployment import RELAY, mx_dns  # noqa: E402
+from bench.throughput import (BARE_RELAY, PORT, RELAY_FQDN,  # noqa: E402
+                              SESSIONS, SIZE, bare_postfix, bench_dns, give,
+                              owner, postfix_binaries, smtp_source, wait_for)
+from tests.deployment import RELAY  # noqa: E402
 from tests.harness import EmbeddedSlapOS, partition_ipv6  # noqa: E402
 from tests.http_api import HttpApi  # noqa: E402
 
@@ -104,18 +104,20 @@ def stop_baseline(bare):
     shutil.rmtree(bare['root'], ignore_errors=True)
 
 
-def start_bundle(slapos, api):
+def start_bundle(slapos, api, dns):
+    """The relay cluster of one node, the domain ordered with
+    ``http-endpoint`` (``api``), its nameserver ``dns`` (a running
+    ``bench_dns``); the node's address and partition."""
     slapos.supply(RELAY)
     slapos.wait_software()
-    with mx_dns({DOMAIN: 'relay1.bench.example.net'}) as dns:
-        slapos.request(RELAY, 'relay', 'cluster', {
-            'topology': {'node1': {'fqdn': 'relay1.bench.example.net'}},
-            'default-relay-config': {'nameservers': [dns.address]}})
-        slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster', {
-            'name': DOMAIN, 'http-endpoint': api.url, 'http-token': TOKEN,
-            'http-ca-certificate': api.ca_certificate,
-            'authentication': 'password'}, shared=True)
-        slapos.wait_instance(max_retry=6)
+    slapos.request(RELAY, 'relay', 'cluster', {
+        'topology': {'node1': {'fqdn': RELAY_FQDN}},
+        'default-relay-config': {'nameservers': [dns.address]}})
+    slapos.request(RELAY, 'domain-' + DOMAIN, 'cluster', {
+        'name': DOMAIN, 'http-endpoint': api.url, 'http-token': TOKEN,
+        'http-ca-certificate': api.ca_certificate,
+        'authentication': 'password'}, shared=True)
+    slapos.wait_instance(max_retry=6)
     node = slapos.connection_parameters(RELAY, 'relay', 'cluster')[
         'relay-hosts'][0]
     return node, slapos.partition_of_address(node)
@@ -165,8 +167,8 @@ def main(argv):
     slapos.start()
     store = tempfile.mkdtemp(prefix='api-store-')
     try:
-        with HttpApi(API, store, TOKEN) as api:
-            node, partition = start_bundle(slapos, api)
+        with HttpApi(API, store, TOKEN) as api, bench_dns(DOMAIN) as dns:
+            node, partition = start_bundle(slapos, api, dns)
             postfix = postfix_binaries(slapos)
             # the recipient verified once, as any recipient that gets mail
             rate(postfix, api, node, 1, partition)

@@ -23,6 +23,7 @@ Run as root, the embedded node's administrator (what scripts/run.sh does):
 It deploys in the embedded SlapOS the tests use (started clean, stopped at
 the end): do not run it beside the demo or the tests.
 """
+import contextlib
 import grp
 import os
 import pwd
@@ -36,12 +37,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.deployment import (MACHINE_CLIENTS, MAIL_SERVER, RELAY,  # noqa: E402
                               mx_dns, software_binary)
-from tests.harness import EmbeddedSlapOS, partition_ipv6  # noqa: E402
+from tests.harness import (IPV6_RANGE, EmbeddedSlapOS,  # noqa: E402
+                           partition_ipv6)
 
 SESSIONS = 20
 SIZE = 5 * 1024
 DOMAIN = 'bench.example.com'
 RECIPIENT = 'testmail@' + DOMAIN
+RELAY_FQDN = 'relay1.bench.example.net'
 SENDER = 'load@generator.example.net'
 # addresses of the IPv6 prefix that no partition of a 10-partition
 # embedded SlapOS uses (scripts/setup.sh makes ::2 to ::21 local)
@@ -84,10 +87,12 @@ def maildir_count(home):
                if os.path.isdir(os.path.join(home, 'Maildir', d)))
 
 
-def limit(postfix, messages):
+def limit(postfix, messages, user):
+    """smtp-source into smtp-sink, which runs as ``user`` (it refuses root
+    without -u)."""
     sink = subprocess.Popen([os.path.join(postfix, 'bin', 'smtp-sink'),
                              '-c', '[%s]:%s' % (SINK, PORT), '256'],
-                            stdout=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, **owner(user)['popen'])
     try:
         time.sleep(0.5)
         return messages / smtp_source(postfix, (SINK, PORT), messages)
@@ -185,12 +190,16 @@ service director {
 
 def owner(user):
     """What runs a bare daemon as ``user`` (its name, its group's): the
-    keyword arguments of subprocess, and the values of the templates."""
+    keyword arguments of subprocess, and the values of the templates. With
+    the user's other groups, as a login gives them: a partition user reads
+    the node's shared parts (Postfix's binaries) through the software
+    user's group."""
     entry = pwd.getpwnam(user)
     group = grp.getgrgid(entry.pw_gid).gr_name
     return {'user': user, 'group': group,
             'popen': dict(user=entry.pw_uid, group=entry.pw_gid,
-                          extra_groups=[], env=dict(
+                          extra_groups=os.getgrouplist(user, entry.pw_gid),
+                          env=dict(
                               os.environ, HOME=entry.pw_dir, USER=user))}
 
 
@@ -291,26 +300,42 @@ def baseline(postfix, bare, messages):
 
 
 # --- the bundle -------------------------------------------------------------
-def start_bundle(slapos, relay_config=None, backend_parameters=None):
+def bench_dns(domain=DOMAIN):
+    """The stand-in for the Internet's DNS that the relay asks (its
+    ``nameservers``): the MX of ``domain`` at the relay's node, and the
+    sender's domain as a domain that sends mail publishes it: an SPF
+    record that lets the generator's addresses send (the node's own, the
+    partitions') and a DMARC record (``p=none``); no other name. It must
+    answer as long as the deployment runs: the policy checks SPF and the
+    milter DMARC on every message, and a name server that does not answer
+    holds each one for the resolver's timeouts (10 s). A context
+    manager."""
+    server = mx_dns({domain: RELAY_FQDN})
+    sender_domain = SENDER.split('@')[1]
+    server.add(sender_domain, 'TXT', ['v=spf1 ip6:%s -all' % IPV6_RANGE])
+    server.add('_dmarc.' + sender_domain, 'TXT', ['v=DMARC1; p=none'])
+    return server
+
+
+def start_bundle(slapos, dns, relay_config=None, backend_parameters=None):
     """Supply both releases and deploy a relay cluster of one node and a
     backend for DOMAIN (its test account), which orders its domain from
     the relay (found as urn:slapos:mail-relay; the relay verifies it by its
-    MX, asking a stand-in DNS server meanwhile; inbound-relay: the relay's
+    MX, asking ``dns``, a running ``bench_dns``; inbound-relay: the relay's
     node alone delivers to it, known by its certificate). Returns the
     Postfix build, the backend's and the node's partitions, the node's
     address and testmail's home."""
     slapos.supply(MAIL_SERVER)
     slapos.supply(RELAY)
     slapos.wait_software()
-    with mx_dns({DOMAIN: 'relay1.bench.example.net'}) as dns:
-        slapos.request(RELAY, 'relay', 'cluster', {
-            'topology': {'node1': {'fqdn': 'relay1.bench.example.net'}},
-            'default-relay-config': dict(relay_config or {},
-                                         nameservers=[dns.address])})
-        slapos.request(MAIL_SERVER, 'backend', 'default', dict(
-            {'mail-domains': [DOMAIN], 'test-account': True},
-            **(backend_parameters or {})))
-        slapos.wait_instance(max_retry=6)
+    slapos.request(RELAY, 'relay', 'cluster', {
+        'topology': {'node1': {'fqdn': RELAY_FQDN}},
+        'default-relay-config': dict(relay_config or {},
+                                     nameservers=[dns.address])})
+    slapos.request(MAIL_SERVER, 'backend', 'default', dict(
+        {'mail-domains': [DOMAIN], 'test-account': True},
+        **(backend_parameters or {})))
+    slapos.wait_instance(max_retry=6)
     backend = slapos.connection_parameters(MAIL_SERVER, 'backend')
     node = slapos.connection_parameters(RELAY, 'relay', 'cluster')[
         'relay-hosts'][0]
@@ -379,26 +404,30 @@ def main(argv):
     rounds = int(argv[2]) if len(argv) > 2 else 5
     # no node loop: its periodic runs would take CPU from the rounds
     slapos = EmbeddedSlapOS(node_loop=False)
+    stack = contextlib.ExitStack()
     slapos.start()
     try:
+        dns = stack.enter_context(bench_dns())
         # production defaults (greylisting and SPF on, the spam filter on).
         # smtp-source runs on the node and connects from the node's own
         # address, which the relay treats as any outside client's (SPF is
         # checked for every message); greylisting whitelists it, and the
         # inbound policy service is still asked about every recipient.
-        deployment = start_bundle(slapos, relay_config={
+        deployment = start_bundle(slapos, dns, relay_config={
             'greylisting': MACHINE_CLIENTS})
         postfix = deployment['postfix']
         train_spam_filter(deployment['home'], lambda argv, **kw: slapos.run(
             deployment['backend'], argv, check=True, **kw))
-        limit_rate = limit(postfix, messages)
+        # a partition user the deployment does not use: the baseline's and
+        # the sink's
+        user = slapos.partition_users[-1]
+        limit_rate = limit(postfix, messages, user)
         # the machine's speed drifts by 20% and more within a minute:
         # baselines and bundles alternate, each bundle round between two
         # baselines, and is compared with their mean (a drift in between
         # cancels out); the median of the rounds' ratios is the result
         results = []
-        # a partition user the deployment does not use: the baseline's
-        bare = start_baseline(postfix, slapos.partition_users[-1])
+        bare = start_baseline(postfix, user)
         try:
             before = baseline(postfix, bare, messages)
             for i in range(rounds):
@@ -415,6 +444,7 @@ def main(argv):
         finally:
             stop_baseline(bare)
     finally:
+        stack.close()
         slapos.stop()
     ratio, base, rate = sorted(results)[len(results) // 2]
     print('throughput, %d messages of %d bytes over %d sessions, median of '

@@ -11,10 +11,18 @@ seconds in all.
 from ..decisions.dns import LookupFailed, parse_nameserver
 
 
-def resolver(nameservers, timeout):
+# answers kept by a cached resolver (each for its TTL, as a caching
+# resolver keeps them)
+CACHED_ANSWERS = 4096
+
+
+def resolver(nameservers, timeout, cached=False):
     """A dnspython resolver: the system's, or the given nameservers. None
     when there is no usable resolver at all (no /etc/resolv.conf): every
-    check is then a ``temperror``."""
+    check is then a ``temperror``. ``cached``: it keeps each answer for its
+    TTL (a thread-safe LRU cache), for the checks of every message of a
+    process: mail comes in bursts from the same domains, and each lookup
+    it saves is a socket and a round trip to the name server."""
     import dns.nameserver
     import dns.resolver
     try:
@@ -28,6 +36,8 @@ def resolver(nameservers, timeout):
         return None
     r.lifetime = timeout
     r.timeout = min(timeout, 3)
+    if cached:
+        r.cache = dns.resolver.LRUCache(CACHED_ANSWERS)
     return r
 
 
@@ -65,15 +75,16 @@ def lookup_with(r):
 
 
 class SPFChecker:
-    """SPF checks over one resolver, reused for every request of a
-    process."""
+    """SPF checks over one cached resolver, reused for every request of a
+    process (safe across threads: each lookup is a query of its own)."""
 
     def __init__(self, nameservers, timeout, receiver=''):
         import spf
         self.spf = spf
         self.timeout = timeout
         self.receiver = receiver or 'unknown'
-        spf.DNSLookup = lookup_with(resolver(nameservers, timeout))
+        spf.DNSLookup = lookup_with(resolver(nameservers, timeout,
+                                             cached=True))
 
     def check(self, client_address, sender, helo):
         """``(result, explanation, Received-SPF header value)``."""
@@ -141,11 +152,8 @@ class MessageAuthenticator:
     MAX_SIGNATURES = 5     # a message with more gets only these verified
 
     def __init__(self, nameservers, timeout):
-        import dns.resolver
         self.timeout = timeout
-        self.resolver = resolver(nameservers, timeout)
-        if self.resolver is not None:
-            self.resolver.cache = dns.resolver.LRUCache(4096)
+        self.resolver = resolver(nameservers, timeout, cached=True)
 
     def txt(self, name):
         """The TXT records of ``name`` (each its strings joined), [] when
@@ -184,6 +192,10 @@ class MessageAuthenticator:
         (bytes): ``pass``, ``fail`` (the signature does not match),
         ``permerror`` (a signature or key that cannot be used) or
         ``temperror`` (DNS failed)."""
+        if b'dkim-signature' not in message.lower():
+            # no signature to verify: not worth dkimpy's parsing of the
+            # message (most mail of a relay that is not signed)
+            return []
         import dkim
         try:
             verifier = dkim.DKIM(message, timeout=self.timeout)

@@ -353,6 +353,19 @@ def test_spf_is_looked_up_once_per_message(tmp_path, dns_server):
     assert len(dns_server.queries) - before == 1
 
 
+def test_spf_answers_are_kept_for_their_ttl(tmp_path, dns_server):
+    """Messages from one domain in a burst (other transactions, other
+    clients) ask DNS once while its answer's TTL runs, as a caching resolver
+    would; the records are evaluated for each message all the same."""
+    from recipes.clients.resolver import SPFChecker as Checker
+    checker = Checker([dns_server.address], 5, 'relay.test')
+    before = len(dns_server.queries)
+    assert [checker.check(client, 'a@strict.example', 'mx.out.example')[0]
+            for client in ('192.0.2.9', '198.51.100.9', '192.0.2.10')] == [
+                'pass', 'fail', 'pass']
+    assert dns_server.queries[before:] == [('strict.example', 'TXT')]
+
+
 # -- the daemon: a thread per connection, configuration read again -----------------
 import json
 import socket
