@@ -13,6 +13,7 @@ real mail server retries; most spam engines do not.
 - sender and recipient: the envelope addresses, lower-cased (the null
   sender of a bounce counts as the empty address).
 """
+import functools
 import ipaddress
 
 from .network import ip_address, network_of
@@ -46,27 +47,36 @@ def whitelisted_client(entries, client_address, client_name=''):
     name = (client_name or '').lower().rstrip('.')
     if name == 'unknown':
         name = ''
+    networks, addresses, names = client_entries(tuple(entries))
+    if address is not None and (address in addresses or any(
+            address.version == n.version and address in n for n in networks)):
+        return True
+    return bool(name) and any(name == entry or name.endswith('.' + entry)
+                              for entry in names)
+
+
+@functools.lru_cache(maxsize=64)
+def client_entries(entries):
+    """``(networks, addresses, host names)`` of the ``whitelist-clients``
+    entries (a tuple), parsed once for every request that asks (the policy
+    asks at each message); an entry that is neither is a name."""
+    networks, addresses, names = [], set(), []
     for entry in entries:
         entry = entry.strip().lower()
         if not entry:
             continue
-        ip = None if '/' in entry else ip_address(entry)
         if '/' in entry:
             try:
-                network = ipaddress.ip_network(entry, strict=False)
+                networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
-                continue
-            if address is not None and address.version == network.version \
-                    and address in network:
-                return True
-        elif ip is not None:
-            if ip == address:
-                return True
-        elif name:
-            entry = entry.lstrip('.').rstrip('.')
-            if name == entry or name.endswith('.' + entry):
-                return True
-    return False
+                pass
+            continue
+        ip = ip_address(entry)
+        if ip is not None:
+            addresses.add(ip)
+        else:
+            names.append(entry.lstrip('.').rstrip('.'))
+    return networks, frozenset(addresses), names
 
 
 def whitelisted_recipient(entries, recipient):
