@@ -98,12 +98,6 @@ def best_of(count, function, *args):
     return min(timed(function, *args)[0] for _ in range(count))
 
 
-def best_of_cpu(count, function, *args):
-    """The best wall time and the best CPU time of ``count`` calls."""
-    runs = [timed_cpu(function, *args) for _ in range(count)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
-
-
 def database_figures(n_accounts, n_aliases):
     domains = ['domain%d.example.com' % i for i in range(10)]
     shared = shared_instances(n_accounts, n_aliases, domains)
@@ -125,17 +119,17 @@ def database_figures(n_accounts, n_aliases):
         mail = os.path.join(directory, 'mail')
         write = best_of(3, accounts.write, db_directory, mail, database)
 
-        def update(shared):
+        def run_update(shared):
             return accounts.update(db_directory, mail, domains, shared, 1024,
                                    False, url)
         # each run one more account: every run decides and writes
         added = [shared + [{'reference': 'added-%d' % i, 'parameters': {
             'address': 'added%d@%s' % (i, domains[0])}} for i in range(n)]
             for n in range(1, 4)]
-        update(shared)
-        runs = [timed_cpu(update, more) for more in added]
-        assert update(added[-1]) is None
-        unchanged = best_of(3, update, added[-1])
+        run_update(shared)
+        runs = [timed_cpu(run_update, more) for more in added]
+        assert run_update(added[-1]) is None
+        unchanged = best_of(3, run_update, added[-1])
     finally:
         shutil.rmtree(directory)
     update, update_cpu = min(r[0] for r in runs), min(r[1] for r in runs)
