@@ -23,7 +23,6 @@ Run as root, the embedded node's administrator (what scripts/run.sh does):
 It deploys in the embedded SlapOS the tests use (started clean, stopped at
 the end): do not run it beside the demo or the tests.
 """
-import contextlib
 import grp
 import os
 import pwd
@@ -404,47 +403,49 @@ def main(argv):
     rounds = int(argv[2]) if len(argv) > 2 else 5
     # no node loop: its periodic runs would take CPU from the rounds
     slapos = EmbeddedSlapOS(node_loop=False)
-    stack = contextlib.ExitStack()
     slapos.start()
     try:
-        dns = stack.enter_context(bench_dns())
-        # production defaults (greylisting and SPF on, the spam filter on).
-        # smtp-source runs on the node and connects from the node's own
-        # address, which the relay treats as any outside client's (SPF is
-        # checked for every message); greylisting whitelists it, and the
-        # inbound policy service is still asked about every recipient.
-        deployment = start_bundle(slapos, dns, relay_config={
-            'greylisting': MACHINE_CLIENTS})
-        postfix = deployment['postfix']
-        train_spam_filter(deployment['home'], lambda argv, **kw: slapos.run(
-            deployment['backend'], argv, check=True, **kw))
-        # a partition user the deployment does not use: the baseline's and
-        # the sink's
-        user = slapos.partition_users[-1]
-        limit_rate = limit(postfix, messages, user)
-        # the machine's speed drifts by 20% and more within a minute:
-        # baselines and bundles alternate, each bundle round between two
-        # baselines, and is compared with their mean (a drift in between
-        # cancels out); the median of the rounds' ratios is the result
-        results = []
-        bare = start_baseline(postfix, user)
-        try:
-            before = baseline(postfix, bare, messages)
-            for i in range(rounds):
-                rate = bundle(slapos, deployment, messages)
-                unclassified = not_classified(deployment['home'])
-                after = baseline(postfix, bare, messages)
-                base = (before + after) / 2
-                results.append((rate / base, base, rate))
-                print('round %d: baseline %.1f and %.1f msgs/s, bundle %.1f '
-                      'msgs/s, ratio %.2f, not classified by the spam '
-                      'filter: %d' % (i + 1, before, after, rate, rate / base,
-                                      unclassified), flush=True)
-                before = after
-        finally:
-            stop_baseline(bare)
+        with bench_dns() as dns:
+            # production defaults (greylisting and SPF on, the spam filter
+            # on). smtp-source runs on the node and connects from the
+            # node's own address, which the relay treats as any outside
+            # client's (SPF is checked for every message); greylisting
+            # whitelists it, and the inbound policy service is still asked
+            # about every recipient.
+            deployment = start_bundle(slapos, dns, relay_config={
+                'greylisting': MACHINE_CLIENTS})
+            postfix = deployment['postfix']
+            train_spam_filter(deployment['home'],
+                              lambda argv, **kw: slapos.run(
+                                  deployment['backend'], argv, check=True,
+                                  **kw))
+            # a partition user the deployment does not use: the baseline's
+            # and the sink's
+            user = slapos.partition_users[-1]
+            limit_rate = limit(postfix, messages, user)
+            # the machine's speed drifts by 20% and more within a minute:
+            # baselines and bundles alternate, each bundle round between two
+            # baselines, and is compared with their mean (a drift in between
+            # cancels out); the median of the rounds' ratios is the result
+            results = []
+            bare = start_baseline(postfix, user)
+            try:
+                before = baseline(postfix, bare, messages)
+                for i in range(rounds):
+                    rate = bundle(slapos, deployment, messages)
+                    unclassified = not_classified(deployment['home'])
+                    after = baseline(postfix, bare, messages)
+                    base = (before + after) / 2
+                    results.append((rate / base, base, rate))
+                    print('round %d: baseline %.1f and %.1f msgs/s, bundle '
+                          '%.1f msgs/s, ratio %.2f, not classified by the '
+                          'spam filter: %d' % (i + 1, before, after, rate,
+                                               rate / base, unclassified),
+                          flush=True)
+                    before = after
+            finally:
+                stop_baseline(bare)
     finally:
-        stack.close()
         slapos.stop()
     ratio, base, rate = sorted(results)[len(results) // 2]
     print('throughput, %d messages of %d bytes over %d sessions, median of '

@@ -76,7 +76,7 @@ def client_entries(entries):
             addresses.add(ip)
         else:
             names.append(entry.lstrip('.').rstrip('.'))
-    return networks, frozenset(addresses), names
+    return tuple(networks), frozenset(addresses), tuple(names)
 
 
 def whitelisted_recipient(entries, recipient):
