@@ -369,13 +369,26 @@ else
   node_site=$("$NODE_PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "$NODE_BUILDOUT" > "$node_site/zc_buildout.pth"
   install_shim "$NODE_PY"
-  "$NODE_PY" -c 'import slapos.slap, zc.buildout.buildout' \
+  PYTHONWARNINGS=ignore "$NODE_PY" -c 'import slapos.slap, zc.buildout.buildout' \
     || die "the node's environment $NODE is broken"
   if (cd / && "$NODE_PY" -c "import recipes" 2>/dev/null); then
     die "slapos.mailbundle must not be in the node's environment $NODE"
   fi
   echo "$node_digest" > "$node_stamp"
   note "made (pip's transcript: $LOG)"
+fi
+# The sdists a software release's buildout builds (slapos.cookbook,
+# slapos.core, dkimpy... 13 of them) are built with the node's own
+# setuptools, as SlapOS's buildout builds eggs, not each in a new isolated
+# environment fetched from the index (2 s an sdist, twice: once per
+# release). This is pip's site configuration of the node's environment
+# (sys.prefix), read by the pip that zc.buildout runs; pip spells "do not
+# isolate" as no-build-isolation = false.
+NODE_PIP_CONF="[install]
+no-build-isolation = false"
+if [ "$(cat "$NODE/pip.conf" 2>/dev/null || true)" != "$NODE_PIP_CONF" ]; then
+  printf '%s\n' "$NODE_PIP_CONF" > "$NODE/pip.conf"
+  note "builds sdists with its own setuptools ($NODE/pip.conf)"
 fi
 
 # --- (f) IPv6 addresses of the partitions ----------------------------------
